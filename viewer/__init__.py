@@ -1,0 +1,3 @@
+"""radview: a desktop radiology viewer with an AI second reader."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,104 @@
+"""Voxel <-> patient coordinates (LPS, millimetres) of a slice stack.
+
+DICOM PS3.3 C.7.6.2.1.1: the patient position P of the pixel in row ``r`` and column ``c`` of a slice is
+
+    P = ImagePositionPatient + c * PixelSpacing[1] * X + r * PixelSpacing[0] * Y
+
+where X (the first triplet of ImageOrientationPatient) points along a row, that is towards increasing
+column index, and Y (the second triplet) along a column. PixelSpacing is (row spacing, column spacing):
+the distance between rows first. Patient axes are LPS: +x to the patient's left, +y posterior,
++z superior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+#: Two slice positions closer than this (mm) along the normal count as the same position.
+POSITION_TOLERANCE_MM = 0.01
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Geometry of an ordered stack of parallel slices.
+
+    Attributes
+    ----------
+    positions:
+        (N, 3) ImagePositionPatient of each slice in display order (LPS mm).
+    row_dir, col_dir:
+        Unit vectors X and Y of ImageOrientationPatient.
+    pixel_spacing:
+        (row spacing, column spacing) in mm, as in the PixelSpacing tag.
+    known:
+        False when the files carry no position/orientation (single X-ray, cine): coordinates are then
+        in pixel units on an identity frame and must not be reported as patient millimetres.
+    """
+
+    positions: np.ndarray
+    row_dir: np.ndarray
+    col_dir: np.ndarray
+    pixel_spacing: tuple[float, float]
+    known: bool = True
+
+    @property
+    def normal(self) -> np.ndarray:
+        """Slice normal X × Y (the direction in which the stack is sorted)."""
+        return np.cross(self.row_dir, self.col_dir)
+
+    @property
+    def slice_spacing(self) -> float | None:
+        """Median distance between neighbouring slices along the normal (mm); None for one slice."""
+        if len(self.positions) < 2:
+            return None
+        along = self.positions @ self.normal
+        return float(np.median(np.abs(np.diff(along))))
+
+    def slice_location(self, index: int) -> float:
+        """Signed position of slice ``index`` along the normal (mm), as shown in the corner text."""
+        return float(self.positions[index] @ self.normal)
+
+    def voxel_to_patient(self, index: float, row: float, col: float) -> np.ndarray:
+        """Patient LPS position (mm) of (slice, row, column); fractional indices interpolate."""
+        k0 = int(np.clip(np.floor(index), 0, len(self.positions) - 1))
+        k1 = min(k0 + 1, len(self.positions) - 1)
+        t = float(index) - k0
+        origin = (1 - t) * self.positions[k0] + t * self.positions[k1]
+        return origin + col * self.pixel_spacing[1] * self.row_dir + row * self.pixel_spacing[0] * self.col_dir
+
+    def patient_to_voxel(self, point: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`voxel_to_patient`: (slice, row, column) of an LPS point (mm)."""
+        point = np.asarray(point, dtype=float)
+        normal = self.normal
+        along = self.positions @ normal
+        index = float(np.interp(point @ normal, along, np.arange(len(along)))) if len(along) > 1 else 0.0
+        k = int(round(index))
+        delta = point - self.positions[k]
+        return np.array(
+            [index, delta @ self.col_dir / self.pixel_spacing[0], delta @ self.row_dir / self.pixel_spacing[1]]
+        )
+
+    def direction_matrix(self) -> np.ndarray:
+        """3×3 matrix whose columns are the directions of increasing column, row and slice index."""
+        if len(self.positions) > 1:
+            step = self.positions[-1] - self.positions[0]
+            slice_dir = step / np.linalg.norm(step)
+        else:
+            slice_dir = self.normal
+        return np.column_stack([self.row_dir, self.col_dir, slice_dir])
+
+
+def identity_geometry(n_slices: int, pixel_spacing: tuple[float, float] | None = None) -> Geometry:
+    """Geometry for images without patient position (projection X-ray, ultrasound cine)."""
+    spacing = pixel_spacing or (1.0, 1.0)
+    positions = np.zeros((n_slices, 3))
+    positions[:, 2] = np.arange(n_slices)
+    return Geometry(
+        positions=positions,
+        row_dir=np.array([1.0, 0.0, 0.0]),
+        col_dir=np.array([0.0, 1.0, 0.0]),
+        pixel_spacing=spacing,
+        known=False,
+    )

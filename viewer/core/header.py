@@ -1,0 +1,372 @@
+"""Read what the viewer needs from one DICOM file's header, without decoding its pixels.
+
+The header is parsed up to the Pixel Data element; the element's byte offset and length are kept so that
+native (uncompressed) pixels can later be read straight into the volume with one ``readinto`` and no
+second parse.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pydicom
+from pydicom.dataset import Dataset
+from pydicom.errors import InvalidDicomError
+from pydicom.uid import UID
+
+from .errors import DicomFileError
+
+#: Refuse images whose decoded pixels would need more than this many bytes (checked before allocating).
+MAX_PIXEL_BYTES = 8 * 1024**3
+
+#: Transfer syntaxes whose pixels can be read straight from the file (little endian, not encapsulated).
+NATIVE_LITTLE_ENDIAN = {
+    pydicom.uid.ImplicitVRLittleEndian,
+    pydicom.uid.ExplicitVRLittleEndian,
+}
+
+_PIXEL_DATA_TAG = 0x7FE00010
+_MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
+
+
+@dataclass(frozen=True)
+class PixelLayout:
+    """How the pixels of one file are stored (PS3.3 C.7.6.3 Image Pixel Module)."""
+
+    rows: int
+    cols: int
+    frames: int
+    samples_per_pixel: int
+    bits_allocated: int
+    bits_stored: int
+    pixel_representation: int
+    photometric: str
+    planar_configuration: int
+    transfer_syntax: str
+
+    @property
+    def nbytes(self) -> int:
+        """Bytes of the decoded pixels (at least one byte per sample)."""
+        per_sample = max(1, self.bits_allocated // 8)
+        return self.rows * self.cols * self.frames * self.samples_per_pixel * per_sample
+
+    @property
+    def is_native(self) -> bool:
+        return self.transfer_syntax in NATIVE_LITTLE_ENDIAN and self.bits_allocated in (8, 16, 32)
+
+    @property
+    def is_color(self) -> bool:
+        return self.samples_per_pixel > 1 or self.photometric == "PALETTE COLOR"
+
+
+@dataclass(frozen=True)
+class FileHeader:
+    """The header fields of one DICOM image file that scanning, sorting and display use."""
+
+    path: Path
+    series_uid: str
+    study_uid: str
+    sop_uid: str
+    sop_class: str
+    modality: str
+    description: str
+    series_number: int | None
+    instance_number: int | None
+    layout: PixelLayout
+    position: tuple[float, float, float] | None
+    orientation: tuple[float, ...] | None
+    pixel_spacing: tuple[float, float] | None
+    slice_thickness: float | None
+    rescale_slope: float
+    rescale_intercept: float
+    rescale_type: str
+    window_center: float | None
+    window_width: float | None
+    frame_positions: tuple[tuple[float, float, float], ...] | None = None
+    pixel_offset: int | None = None
+    pixel_length: int | None = None
+    patient: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def n_frames(self) -> int:
+        return self.layout.frames
+
+
+def _first(value: Any) -> Any:
+    """First item of a multi-valued element (WindowCenter may hold several windows)."""
+    if isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue":
+        return value[0] if len(value) else None
+    return value
+
+
+def _float(ds: Dataset, keyword: str, default: float | None = None) -> float | None:
+    value = _first(ds.get(keyword, None))
+    try:
+        return float(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _int(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
+    value = _first(ds.get(keyword, None))
+    try:
+        return int(value) if value not in (None, "") else default
+    except (TypeError, ValueError):
+        return default
+
+
+def _floats(value: Any, n: int) -> tuple[float, ...] | None:
+    try:
+        out = tuple(float(v) for v in value)
+    except (TypeError, ValueError):
+        return None
+    return out if len(out) == n else None
+
+
+def _functional_group(ds: Dataset, frame: int | None, sequence: str) -> Dataset | None:
+    """Item of an enhanced multi-frame functional group, per-frame first, then shared (PS3.3 C.7.6.16)."""
+    if frame is not None:
+        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
+        if per_frame is not None and frame < len(per_frame):
+            seq = per_frame[frame].get(sequence)
+            if seq:
+                return seq[0]
+    shared = ds.get("SharedFunctionalGroupsSequence")
+    if shared:
+        seq = shared[0].get(sequence)
+        if seq:
+            return seq[0]
+    return None
+
+
+def _pixel_element_extent(fp: Any, ds: Dataset) -> tuple[bool, int | None, int | None]:
+    """Whether the file has Pixel Data and, for little endian, the value's offset and length.
+
+    pydicom leaves ``fp`` at the start of the Pixel Data element when reading with
+    ``stop_before_pixels`` (explicit VR: tag, VR, 2 reserved bytes, 4-byte length; implicit VR: tag and
+    4-byte length; PS3.5 7.1). Deflated files are read from an inflated copy, so their position says
+    nothing: they are assumed to carry pixels and the decoder has the last word.
+    """
+    syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian)
+    if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return True, None, None
+    start = fp.tell()
+    head = fp.read(12)
+    if len(head) < 8:
+        return False, None, None
+    endian = ">" if syntax == pydicom.uid.ExplicitVRBigEndian else "<"
+    group, element = struct.unpack(f"{endian}HH", head[:4])
+    if (group << 16 | element) != _PIXEL_DATA_TAG:
+        return False, None, None
+    if endian == ">":
+        return True, None, None
+    if syntax == pydicom.uid.ImplicitVRLittleEndian or not head[4:6].isalpha():
+        return True, start + 8, struct.unpack("<I", head[4:8])[0]
+    if head[4:6] in (b"OB", b"OW", b"OF", b"OD", b"UN", b"OL", b"OV"):
+        return True, start + 12, struct.unpack("<I", head[8:12])[0]
+    return True, start + 8, struct.unpack("<H", head[6:8])[0]
+
+
+def _layout(ds: Dataset, transfer_syntax: str) -> PixelLayout:
+    rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
+    bits_allocated = _int(ds, "BitsAllocated")
+    if not rows or not cols or not bits_allocated:
+        raise ValueError("no image: Rows, Columns or BitsAllocated missing")
+    return PixelLayout(
+        rows=rows,
+        cols=cols,
+        frames=max(1, _int(ds, "NumberOfFrames", 1) or 1),
+        samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
+        bits_allocated=bits_allocated,
+        bits_stored=_int(ds, "BitsStored", bits_allocated) or bits_allocated,
+        pixel_representation=_int(ds, "PixelRepresentation", 0) or 0,
+        photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
+        planar_configuration=_int(ds, "PlanarConfiguration", 0) or 0,
+        transfer_syntax=str(transfer_syntax),
+    )
+
+
+def _frame_positions(ds: Dataset, frames: int) -> tuple[tuple[float, float, float], ...] | None:
+    if frames < 2 or "PerFrameFunctionalGroupsSequence" not in ds:
+        return None
+    positions = []
+    for i in range(frames):
+        item = _functional_group(ds, i, "PlanePositionSequence")
+        pos = _floats(item.get("ImagePositionPatient"), 3) if item is not None else None
+        if pos is None:
+            return None
+        positions.append(pos)
+    return tuple(positions)
+
+
+def _geometry_fields(ds: Dataset) -> dict[str, Any]:
+    """Position, orientation and spacing, from the classic tags or the enhanced functional groups."""
+    position = _floats(ds.get("ImagePositionPatient"), 3)
+    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
+    spacing = _floats(ds.get("PixelSpacing"), 2) or _floats(ds.get("ImagerPixelSpacing"), 2)
+    thickness = _float(ds, "SliceThickness")
+    plane = _functional_group(ds, None, "PlaneOrientationSequence")
+    if orientation is None and plane is not None:
+        orientation = _floats(plane.get("ImageOrientationPatient"), 6)
+    measures = _functional_group(ds, 0, "PixelMeasuresSequence")
+    if measures is not None:
+        spacing = spacing or _floats(measures.get("PixelSpacing"), 2)
+        thickness = thickness or _float(measures, "SliceThickness")
+    if position is None:
+        first = _functional_group(ds, 0, "PlanePositionSequence")
+        position = _floats(first.get("ImagePositionPatient"), 3) if first is not None else None
+    if spacing is not None and min(spacing) <= 0:
+        spacing = None
+    return {"position": position, "orientation": orientation, "pixel_spacing": spacing, "slice_thickness": thickness}
+
+
+def _rescale(ds: Dataset) -> tuple[float, float, str]:
+    slope, intercept = _float(ds, "RescaleSlope"), _float(ds, "RescaleIntercept")
+    rescale_type = str(ds.get("RescaleType", "") or "")
+    if slope is None or intercept is None:
+        item = _functional_group(ds, 0, "PixelValueTransformationSequence")
+        if item is not None:
+            slope = slope if slope is not None else _float(item, "RescaleSlope")
+            intercept = intercept if intercept is not None else _float(item, "RescaleIntercept")
+            rescale_type = rescale_type or str(item.get("RescaleType", "") or "")
+    if slope in (None, 0.0):
+        slope = 1.0
+    if str(ds.get("Modality", "")) == "CT" and not rescale_type:
+        rescale_type = "HU"
+    return slope, intercept or 0.0, rescale_type
+
+
+def _window(ds: Dataset) -> tuple[float | None, float | None]:
+    center, width = _float(ds, "WindowCenter"), _float(ds, "WindowWidth")
+    if center is None or width is None:
+        item = _functional_group(ds, 0, "FrameVOILUTSequence")
+        if item is not None:
+            center, width = _float(item, "WindowCenter"), _float(item, "WindowWidth")
+    if width is not None and width < 1:
+        return None, None
+    return center, width
+
+
+def _patient_fields(ds: Dataset) -> dict[str, str]:
+    """Identifying fields for the on-screen patient/study lines only; never logged."""
+    keys = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyDescription",
+            "InstitutionName")
+    return {k: str(ds.get(k, "") or "") for k in keys}
+
+
+def header_from_dataset(
+    ds: Dataset, path: Path, pixel_offset: int | None, pixel_length: int | None, file_size: int | None = None
+) -> FileHeader:
+    """Build a :class:`FileHeader` from a dataset read with ``stop_before_pixels``."""
+    transfer_syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian)
+    layout = _layout(ds, transfer_syntax)
+    if layout.nbytes > MAX_PIXEL_BYTES:
+        raise ValueError(
+            f"absurd image size {layout.rows}×{layout.cols}×{layout.frames} frames "
+            f"({layout.nbytes / 1024**3:.1f} GiB): refused before allocating"
+        )
+    if layout.is_native and pixel_length is not None and pixel_length != 0xFFFFFFFF:
+        expected = layout.nbytes if layout.bits_allocated >= 8 else (layout.nbytes + 7) // 8
+        available = pixel_length if file_size is None or pixel_offset is None else min(pixel_length, file_size - pixel_offset)
+        if available < expected:
+            raise ValueError(f"pixel data truncated: {available} of {expected} bytes")
+    slope, intercept, rescale_type = _rescale(ds)
+    center, width = _window(ds)
+    sop_class = str(ds.get("SOPClassUID", "") or ds.file_meta.get("MediaStorageSOPClassUID", "") or "")
+    return FileHeader(
+        path=path,
+        series_uid=str(ds.get("SeriesInstanceUID", "") or f"no-series-uid:{path.parent}"),
+        study_uid=str(ds.get("StudyInstanceUID", "") or ""),
+        sop_uid=str(ds.get("SOPInstanceUID", "") or path.name),
+        sop_class=sop_class,
+        modality=str(ds.get("Modality", "") or "OT"),
+        description=str(ds.get("SeriesDescription", "") or ""),
+        series_number=_int(ds, "SeriesNumber"),
+        instance_number=_int(ds, "InstanceNumber"),
+        layout=layout,
+        rescale_slope=slope,
+        rescale_intercept=intercept,
+        rescale_type=rescale_type,
+        window_center=center,
+        window_width=width,
+        frame_positions=_frame_positions(ds, layout.frames),
+        pixel_offset=pixel_offset,
+        pixel_length=pixel_length,
+        patient=_patient_fields(ds),
+        **_geometry_fields(ds),
+    )
+
+
+class NotDicom(Exception):
+    """The file is not DICOM at all (counted, not listed as a problem)."""
+
+
+def looks_like_dicom(prefix: bytes) -> bool:
+    """True for a Part 10 file (``DICM`` at byte 128) or a raw little-endian dataset without preamble.
+
+    Files without preamble start directly with an element of group 0002 or 0008 (PS3.10 7.1 allows
+    readers to accept these); anything else is not DICOM and is never parsed.
+    """
+    if len(prefix) >= 132 and prefix[128:132] == b"DICM":
+        return True
+    if len(prefix) >= 8:
+        for endian in "<>":
+            group, element = struct.unpack(f"{endian}HH", prefix[:4])
+            if group in (0x0002, 0x0008) and element < 0x1000:
+                return True
+    return False
+
+
+def read_header(path: str | Path) -> FileHeader:
+    """Parse one file's header up to its pixel data (pydicom's warnings about odd values are muted:
+    the result is judged here, and a bad file gets its reason instead).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _read_header(Path(path))
+
+
+def _read_header(path: Path) -> FileHeader:
+    """Parse one file's header up to its pixel data.
+
+    Raises
+    ------
+    NotDicom
+        The file is not DICOM (no preamble and no plausible first element).
+    DicomFileError
+        The file is DICOM (or claims to be) but cannot be shown; ``reason`` says why.
+    """
+    try:
+        size = os.path.getsize(path)
+        if size == 0:
+            raise DicomFileError(path, "empty file (0 bytes)")
+        with open(path, "rb") as fp:
+            if not looks_like_dicom(fp.read(132)):
+                raise NotDicom(str(path))
+            fp.seek(0)
+            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == _MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+                raise DicomFileError(path, "DICOMDIR (an index of the folder, not an image)")
+            has_pixels, offset, length = _pixel_element_extent(fp, ds)
+        if not has_pixels:
+            what = str(ds.get("Modality", "") or "")
+            raise DicomFileError(path, f"no pixel data (not an image: {what or 'unknown'} object)")
+        return header_from_dataset(ds, path, offset, length, size)
+    except (NotDicom, DicomFileError):
+        raise
+    except PermissionError as e:
+        raise DicomFileError(path, "permission denied") from e
+    except (InvalidDicomError, EOFError) as e:
+        raise DicomFileError(path, f"not readable as DICOM: {e}") from e
+    except (ValueError, KeyError, TypeError, struct.error, OverflowError, NotImplementedError) as e:
+        raise DicomFileError(path, str(e) or type(e).__name__) from e
+    except OSError as e:
+        raise DicomFileError(path, e.strerror or str(e)) from e
+
+
+__all__ = ["FileHeader", "PixelLayout", "NotDicom", "read_header", "looks_like_dicom", "UID"]

@@ -1,0 +1,118 @@
+"""Decode the stored pixel values of one file, in their stored integer type.
+
+Native little-endian pixels are read straight into the caller's buffer at the offset the header scan
+found (one ``readinto``, no second parse). Everything else (JPEG, JPEG-LS, JPEG 2000, RLE, deflate, big
+endian, 1-bit) goes through pydicom's decoders, which use the pylibjpeg plugins. No modality LUT is
+applied here: rescale happens once, in :mod:`viewer.core.volume`, or in the display LUT.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pydicom
+from pydicom.pixels import pixel_array
+
+from .errors import DicomFileError
+from .header import FileHeader, PixelLayout
+
+
+def stored_dtype(layout: PixelLayout) -> np.dtype:
+    """NumPy dtype of the stored values (PS3.5 8.1.1: BitsAllocated and PixelRepresentation)."""
+    if layout.photometric == "PALETTE COLOR":
+        return np.dtype(np.uint16)  # the palette's entries may be 16 bits; known only after decoding
+    if layout.samples_per_pixel == 3:
+        return np.dtype({8: np.uint8, 16: np.uint16}.get(layout.bits_allocated, np.uint32))
+    bits = 8 if layout.bits_allocated <= 8 else layout.bits_allocated
+    kind = "i" if layout.pixel_representation == 1 else "u"
+    return np.dtype(f"<{kind}{bits // 8}")
+
+
+def frame_shape(layout: PixelLayout) -> tuple[int, ...]:
+    """Shape of one decoded frame: (rows, cols) or (rows, cols, 3) for colour."""
+    if layout.is_color:
+        return (layout.rows, layout.cols, 3)
+    return (layout.rows, layout.cols)
+
+
+def correct_unused_bits(arr: np.ndarray, layout: PixelLayout) -> None:
+    """Ignore the bits above BitsStored, in place (PS3.5 8.1.1), exactly as pydicom does.
+
+    Shifting left then arithmetically right sign-extends signed values and clears unused high bits of
+    unsigned ones; writers may leave overlay or garbage bits there.
+    """
+    shift = arr.dtype.itemsize * 8 - layout.bits_stored
+    if 0 < shift < arr.dtype.itemsize * 8:
+        np.left_shift(arr, shift, out=arr)
+        np.right_shift(arr, shift, out=arr)
+
+
+def read_native_into(header: FileHeader, out: np.ndarray) -> None:
+    """Read the native pixels of ``header`` into ``out`` (shape (frames, rows, cols), stored dtype)."""
+    layout = header.layout
+    if header.pixel_offset is None:
+        raise DicomFileError(header.path, "pixel data offset unknown")
+    view = memoryview(out.reshape(-1).view(np.uint8))
+    with open(header.path, "rb") as fp:
+        fp.seek(header.pixel_offset)
+        got = fp.readinto(view)
+    if got != out.nbytes:
+        raise DicomFileError(header.path, f"pixel data truncated: {got} of {out.nbytes} bytes")
+    if layout.bits_stored < layout.bits_allocated:
+        correct_unused_bits(out, layout)
+
+
+def _palette_to_rgb(arr: np.ndarray, path) -> np.ndarray:
+    from pydicom.pixels import apply_color_lut
+
+    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    return apply_color_lut(arr, ds)
+
+
+def decode_frames(header: FileHeader) -> np.ndarray:
+    """Decode every frame of one file through pydicom; returns (frames, rows, cols[, 3]).
+
+    Colour is returned as RGB (YBR converted by pydicom, palette colour expanded through its LUT).
+    """
+    layout = header.layout
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if layout.transfer_syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
+                # pixel_array(path) does not inflate; the full reader does
+                arr = pydicom.dcmread(header.path, force=True).pixel_array
+            else:
+                arr = pixel_array(str(header.path))
+        if layout.photometric == "PALETTE COLOR":
+            arr = _palette_to_rgb(arr, header.path)
+    except DicomFileError:
+        raise
+    except MemoryError as e:
+        raise DicomFileError(header.path, "not enough memory to decode the image") from e
+    except Exception as e:  # any decoder failure becomes a reason for the Problems panel
+        raise DicomFileError(header.path, f"cannot decode pixel data ({_syntax_name(layout)}): {e}") from e
+    expected = (layout.frames, *frame_shape(layout))
+    if arr.shape == expected[1:]:
+        arr = arr[np.newaxis]
+    if arr.shape != expected:
+        raise DicomFileError(header.path, f"decoded shape {arr.shape} does not match the header {expected}")
+    return arr
+
+
+def read_frames_into(header: FileHeader, out: np.ndarray) -> None:
+    """Fill ``out`` (frames, rows, cols[, 3]) with the stored values of ``header``'s file."""
+    layout = header.layout
+    if layout.is_native and not layout.is_color and out.dtype == stored_dtype(layout):
+        read_native_into(header, out)
+        return
+    arr = decode_frames(header)
+    if out.dtype.kind == "f" or np.can_cast(arr.dtype, out.dtype, casting="safe"):
+        out[...] = arr
+    else:
+        raise DicomFileError(header.path, f"pixel type {arr.dtype} does not match the series ({out.dtype})")
+
+
+def _syntax_name(layout: PixelLayout) -> str:
+    uid = pydicom.uid.UID(layout.transfer_syntax)
+    return uid.name if uid.is_valid else layout.transfer_syntax

@@ -1,0 +1,229 @@
+"""Load a series into one array of stored values, the slice the reader looks at first.
+
+The volume keeps the stored integer type and one (slope, intercept) pair: converting a 300-slice CT to
+float HU would cost more than loading it, so the rescale lives in the display LUT and in
+:meth:`Volume.modality_values`. Only when slices disagree on the rescale is a float32 volume made, with the
+rescale applied once per slice while loading. Either way there is at most one full-volume allocation.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import Cancelled, DicomFileError, SeriesLoadError
+from .geometry import Geometry
+from .pixels import decode_frames, frame_shape, read_frames_into, stored_dtype
+from .series import SeriesInfo
+from .windowing import Window, percentile_window
+
+#: Refuse a series whose volume would take more than this share of physical memory.
+MAX_MEMORY_SHARE = 0.6
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A series' pixels in display order, filled in place while loading.
+
+    ``stored`` is (slices, rows, cols) for grey or (slices, rows, cols, 3) for colour. ``loaded[i]`` turns
+    True once slice ``i`` holds its pixels; ``failed`` maps slice index to the reason it could not be read
+    (such slices stay at the series minimum so the rest can still be read).
+    """
+
+    series: SeriesInfo
+    stored: np.ndarray
+    slope: float
+    intercept: float
+    loaded: np.ndarray
+    failed: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def geometry(self) -> Geometry:
+        return self.series.geometry
+
+    @property
+    def n_slices(self) -> int:
+        return self.stored.shape[0]
+
+    @property
+    def is_color(self) -> bool:
+        return self.stored.ndim == 4
+
+    @property
+    def invert(self) -> bool:
+        """MONOCHROME1: low values are white (PS3.3 C.7.6.3.1.2); the display inverts it."""
+        return self.series.first.layout.photometric == "MONOCHROME1"
+
+    @property
+    def units(self) -> str:
+        rescale_type = self.series.first.rescale_type
+        if rescale_type:
+            return rescale_type
+        return "" if (self.slope, self.intercept) == (1.0, 0.0) else "units"
+
+    def modality_values(self, index: int) -> np.ndarray:
+        """Slice ``index`` in modality units (HU for CT) as float32."""
+        return self.stored[index].astype(np.float32) * self.slope + self.intercept
+
+    def value_at(self, index: int, row: int, col: int) -> float | tuple[int, ...]:
+        """Modality value (or RGB triple) of one pixel, for the status-bar read-out."""
+        v = self.stored[index, row, col]
+        if self.is_color:
+            return tuple(int(x) for x in v)
+        return float(v) * self.slope + self.intercept
+
+    def default_window(self) -> Window:
+        """The file's WindowCenter/Width, else a percentile window of a representative middle slice."""
+        first = self.series.first
+        if first.window_center is not None and first.window_width is not None:
+            return Window(first.window_center, first.window_width, "file")
+        middle = self.n_slices // 2
+        if not self.loaded[middle]:
+            middle = int(np.flatnonzero(self.loaded)[0]) if self.loaded.any() else middle
+        return percentile_window(self.modality_values(middle))
+
+
+def load_order(n: int, first: int) -> list[int]:
+    """``first``, then alternately the slices after and before it: what the reader will scroll to next."""
+    first = min(max(first, 0), n - 1)
+    order = [first]
+    for step in range(1, n):
+        for k in (first + step, first - step):
+            if 0 <= k < n:
+                order.append(k)
+    return order
+
+
+def _physical_memory() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def allocate(series: SeriesInfo) -> Volume:
+    """Make the empty volume for ``series``, refusing before allocating if it cannot fit in memory."""
+    layout = series.first.layout
+    rescales = {(h.rescale_slope, h.rescale_intercept) for h in series.files}
+    per_slice_rescale = len(rescales) > 1 and not layout.is_color
+    dtypes = {stored_dtype(h.layout) for h in series.files}
+    dtype = np.dtype(np.float32) if per_slice_rescale else np.result_type(*dtypes)
+    shape = (series.n_slices, *frame_shape(layout))
+    nbytes = int(np.prod(shape)) * dtype.itemsize
+    memory = _physical_memory()
+    if memory is not None and nbytes > MAX_MEMORY_SHARE * memory:
+        raise SeriesLoadError(series.series_uid, f"needs {nbytes / 1024**3:.1f} GiB, more than this machine can hold")
+    slope, intercept = (1.0, 0.0) if per_slice_rescale else next(iter(rescales))
+    try:
+        stored = np.zeros(shape, dtype=dtype)
+    except MemoryError as e:
+        raise SeriesLoadError(series.series_uid, f"not enough memory for {nbytes / 1024**2:.0f} MB") from e
+    return Volume(series=series, stored=stored, slope=slope, intercept=intercept,
+                  loaded=np.zeros(series.n_slices, dtype=bool))
+
+
+def _file_slices(series: SeriesInfo) -> list[tuple[int, int]]:
+    """(first slice, slice count) of each file, in file order."""
+    spans, start = [], 0
+    for h in series.files:
+        spans.append((start, h.n_frames))
+        start += h.n_frames
+    return spans
+
+
+def _fill_file(volume: Volume, file_index: int, start: int, count: int) -> None:
+    header = volume.series.files[file_index]
+    target = volume.stored[start : start + count]
+    if volume.stored.dtype.kind == "f" and header.layout.is_native is not None and (volume.slope, volume.intercept) == (1.0, 0.0) and (header.rescale_slope, header.rescale_intercept) != (1.0, 0.0):
+        target[...] = decode_frames(header).astype(np.float32) * header.rescale_slope + header.rescale_intercept
+    else:
+        read_frames_into(header, target)
+
+
+def load_into(
+    volume: Volume,
+    first: int = 0,
+    progress: Callable[[int, int], None] | None = None,
+    cancel: Callable[[], bool] | None = None,
+    on_slice: Callable[[int], None] | None = None,
+    workers: int | None = None,
+) -> Volume:
+    """Fill ``volume`` file by file, starting with the file holding slice ``first``.
+
+    Parameters
+    ----------
+    progress:
+        ``progress(done, total)`` in slices; may be called from worker threads.
+    cancel:
+        Polled before each file; raises :class:`Cancelled` once it returns True.
+    on_slice:
+        Called with each slice index as soon as it holds pixels (the first one before any other work).
+    workers:
+        Decoding threads; pylibjpeg's decoders and ``readinto`` release the GIL, so two cores both work.
+    """
+    series = volume.series
+    spans = _file_slices(series)
+    slice_to_file = {s: i for i, (start, count) in enumerate(spans) for s in range(start, start + count)}
+    n = volume.n_slices
+    file_order = list(dict.fromkeys(slice_to_file[s] for s in load_order(n, first)))
+    done = [0]
+    lock = threading.Lock()
+
+    def work(file_index: int) -> None:
+        if cancel is not None and cancel():
+            raise Cancelled("load cancelled")
+        start, count = spans[file_index]
+        try:
+            _fill_file(volume, file_index, start, count)
+        except DicomFileError as e:
+            for s in range(start, start + count):
+                volume.failed[s] = e.reason
+        volume.loaded[start : start + count] = True
+        if on_slice is not None:
+            for s in range(start, start + count):
+                on_slice(s)
+        with lock:
+            done[0] += count
+            if progress is not None:
+                progress(done[0], n)
+
+    work(file_order[0])
+    rest = file_order[1:]
+    n_workers = workers or min(4, os.cpu_count() or 1)
+    if rest and n_workers > 1 and len(rest) > 1:
+        with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="radview-decode") as pool:
+            futures = [pool.submit(work, i) for i in rest]
+            try:
+                for f in futures:
+                    f.result()
+            except BaseException:
+                for f in futures:
+                    f.cancel()
+                raise
+    else:
+        for i in rest:
+            work(i)
+    if len(volume.failed) == n:
+        reasons = sorted(set(volume.failed.values()))
+        raise SeriesLoadError(series.series_uid, f"no slice could be read: {reasons[0]}")
+    if volume.failed:
+        _fill_failed_with_minimum(volume)
+    return volume
+
+
+def _fill_failed_with_minimum(volume: Volume) -> None:
+    good = [i for i in range(volume.n_slices) if i not in volume.failed]
+    low = min(volume.stored[i].min() for i in good[:8])
+    for i in volume.failed:
+        volume.stored[i] = low
+
+
+def load_volume(series: SeriesInfo, first: int | None = None, **kwargs) -> Volume:
+    """Allocate and load a whole series (see :func:`load_into` for the keyword arguments)."""
+    volume = allocate(series)
+    return load_into(volume, first=series.n_slices // 2 if first is None else first, **kwargs)
