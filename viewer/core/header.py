@@ -144,6 +144,22 @@ def _functional_group(ds: Dataset, frame: int | None, sequence: str) -> Dataset 
     return None
 
 
+def effective_syntax(ds: Dataset) -> str:
+    """The transfer syntax the file is really encoded in.
+
+    Files without (0002,0010) are read by pydicom with the encoding it detects; use that, not a guess.
+    """
+    syntax = ds.file_meta.get("TransferSyntaxUID")
+    if syntax:
+        return str(syntax)
+    implicit, little = getattr(ds, "original_encoding", (True, True))
+    if implicit is None:
+        implicit = True
+    if not little:
+        return pydicom.uid.ExplicitVRBigEndian
+    return pydicom.uid.ImplicitVRLittleEndian if implicit else pydicom.uid.ExplicitVRLittleEndian
+
+
 def _pixel_element_extent(fp: Any, ds: Dataset) -> tuple[bool, int | None, int | None]:
     """Whether the file has Pixel Data and, for little endian, the value's offset and length.
 
@@ -152,7 +168,7 @@ def _pixel_element_extent(fp: Any, ds: Dataset) -> tuple[bool, int | None, int |
     4-byte length; PS3.5 7.1). Deflated files are read from an inflated copy, so their position says
     nothing: they are assumed to carry pixels and the decoder has the last word.
     """
-    syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian)
+    syntax = effective_syntax(ds)
     if syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
         return True, None, None
     start = fp.tell()
@@ -263,8 +279,7 @@ def header_from_dataset(
     ds: Dataset, path: Path, pixel_offset: int | None, pixel_length: int | None, file_size: int | None = None
 ) -> FileHeader:
     """Build a :class:`FileHeader` from a dataset read with ``stop_before_pixels``."""
-    transfer_syntax = ds.file_meta.get("TransferSyntaxUID", pydicom.uid.ImplicitVRLittleEndian)
-    layout = _layout(ds, transfer_syntax)
+    layout = _layout(ds, effective_syntax(ds))
     if layout.nbytes > MAX_PIXEL_BYTES:
         raise ValueError(
             f"absurd image size {layout.rows}×{layout.cols}×{layout.frames} frames "

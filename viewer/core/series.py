@@ -166,7 +166,7 @@ def group_series(headers: list[FileHeader]) -> list[SeriesInfo]:
             else:
                 ordered, warnings = order_slices(part)
             if len(parts) > 1:
-                warnings = [f"part {i + 1} of {len(parts)} of this series (orientation or size differs)", *warnings]
+                warnings = [f"part {i + 1} of {len(parts)} of this series (split: a multi-frame file, or orientation or size differs)", *warnings]
             first = ordered[0]
             result.append(
                 SeriesInfo(

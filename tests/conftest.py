@@ -1,0 +1,104 @@
+"""Shared fixtures: where the real test data lives, and offscreen Qt for every test."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+@pytest.fixture(scope="session")
+def pydicom_files() -> Path:
+    """pydicom's own test files: real images in many syntaxes, plus many deliberately broken files."""
+    from pydicom.data import get_testdata_file
+
+    return Path(get_testdata_file("CT_small.dcm")).parent
+
+
+@pytest.fixture(scope="session")
+def pydicom_data() -> Path:
+    """pydicom-data's folder: real chest CR, CT and MR, each in every transfer syntax."""
+    import data_store
+
+    return Path(data_store.__file__).parent / "data"
+
+
+@pytest.fixture(scope="session")
+def deid_data() -> Path:
+    """deid-data: a large DX and an ultrasound cine among others."""
+    import deid_data
+
+    return Path(deid_data.__file__).parent
+
+
+@pytest.fixture(scope="session")
+def real_ct_slice(pydicom_data: Path) -> Path:
+    """A real 512×512 CT slice (pydicom-data 693_UNCR, uncompressed)."""
+    return pydicom_data / "693_UNCR.dcm"
+
+
+@pytest.fixture
+def write_ct_stack(real_ct_slice: Path):
+    """Write a stack of real CT slices with chosen positions and orientation into a folder.
+
+    Each slice is the real pixel data rolled by its index (so slices differ and order is checkable
+    from pixels), with ImagePositionPatient = origin + k * spacing * normal. File names and
+    InstanceNumbers can be shuffled to prove that order comes from geometry.
+    """
+    import random
+
+    import numpy as np
+    import pydicom
+    from pydicom.uid import generate_uid
+
+    def write(
+        folder: Path,
+        n: int,
+        *,
+        spacing: float = 2.5,
+        orientation=(1, 0, 0, 0, 1, 0),
+        origin=(-100.0, -120.0, 50.0),
+        series_uid: str | None = None,
+        shuffle_names: bool = False,
+        random_instance: bool = False,
+        seed: int = 0,
+        size: int | None = None,
+        prefix: str = "",
+    ) -> list[Path]:
+        rng = random.Random(seed)
+        folder.mkdir(parents=True, exist_ok=True)
+        template = pydicom.dcmread(real_ct_slice)
+        pixels = template.pixel_array
+        if size is not None:
+            pixels = np.ascontiguousarray(pixels[::512 // size, ::512 // size][:size, :size])
+        row, col = np.array(orientation[:3], float), np.array(orientation[3:], float)
+        normal = np.cross(row, col)
+        series_uid = series_uid or generate_uid()
+        names = [f"{prefix}{i:04d}" for i in range(n)]
+        if shuffle_names:
+            rng.shuffle(names)
+        instances = list(range(1, n + 1))
+        if random_instance:
+            rng.shuffle(instances)
+        paths = []
+        for k in range(n):
+            ds = template.copy()
+            ds.SeriesInstanceUID = series_uid
+            ds.SOPInstanceUID = generate_uid()
+            ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+            ds.InstanceNumber = instances[k]
+            ds.ImageOrientationPatient = [float(v) for v in orientation]
+            ds.ImagePositionPatient = [float(v) for v in np.array(origin) + k * spacing * normal]
+            ds.SliceThickness = spacing
+            arr = np.roll(pixels, k, axis=1).astype(pixels.dtype)
+            ds.Rows, ds.Columns = arr.shape
+            ds.PixelData = arr.tobytes()
+            path = folder / names[k]
+            ds.save_as(path, enforce_file_format=True)
+            paths.append(path)
+        return paths
+
+    return write

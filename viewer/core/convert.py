@@ -1,0 +1,64 @@
+"""Export a loaded volume to NIfTI, NRRD or MetaImage with real-world units and LPS geometry.
+
+SimpleITK's image model is LPS like DICOM; its NIfTI writer converts to NIfTI's RAS itself. Nothing
+identifying is written: the image carries pixels and geometry only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .atomic import atomic_output_path
+from .volume import Volume
+
+SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+
+
+def modality_array(volume: Volume) -> np.ndarray:
+    """The whole volume in modality units, in the narrowest type that holds them exactly.
+
+    Integer slope and intercept with a result inside int16 stay int16 (HU of CT always do);
+    anything else becomes float32.
+    """
+    stored = volume.stored
+    slope, intercept = volume.slope, volume.intercept
+    if volume.is_color or (slope, intercept) == (1.0, 0.0):
+        return stored
+    if stored.dtype.kind in "iu" and float(slope).is_integer() and float(intercept).is_integer():
+        lo, hi = int(stored.min()) * slope + intercept, int(stored.max()) * slope + intercept
+        lo, hi = min(lo, hi), max(lo, hi)
+        if np.iinfo(np.int16).min <= lo and hi <= np.iinfo(np.int16).max:
+            out = stored.astype(np.int16)
+            if slope != 1:
+                out *= np.int16(slope)
+            out += np.int16(intercept)
+            return out
+    return stored.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+
+
+def to_sitk(volume: Volume):
+    """SimpleITK image of ``volume`` with origin, spacing and direction from the DICOM geometry."""
+    import SimpleITK as sitk
+
+    geometry = volume.geometry
+    image = sitk.GetImageFromArray(modality_array(volume), isVector=volume.is_color)
+    spacing_z = geometry.slice_spacing or volume.series.first.slice_thickness or 1.0
+    image.SetSpacing((geometry.pixel_spacing[1], geometry.pixel_spacing[0], float(spacing_z)))
+    image.SetOrigin(tuple(float(v) for v in geometry.positions[0]))
+    image.SetDirection(tuple(float(v) for v in geometry.direction_matrix().reshape(-1)))
+    return image
+
+
+def export_volume(volume: Volume, out: str | Path) -> Path:
+    """Write ``volume`` to ``out`` (format from the suffix), atomically."""
+    import SimpleITK as sitk
+
+    out = Path(out)
+    if not out.name.lower().endswith(SUFFIXES):
+        raise ValueError(f"unsupported output format {out.name!r}; use one of {', '.join(SUFFIXES)}")
+    image = to_sitk(volume)
+    with atomic_output_path(out) as tmp:
+        sitk.WriteImage(image, str(tmp), useCompression=True)
+    return out
