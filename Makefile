@@ -1,0 +1,39 @@
+# radview: two commands for a new machine with Python 3.11 and pip:
+#   make run    set up .venv, fetch the demo study once, open the viewer on it
+#   make test   set up .venv, then the whole test suite offscreen
+# Other targets: bench (benchmarks, JSON in bench-results/), demo, screenshot, lint-imports, clean.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.radview-installed
+
+.PHONY: run test bench demo screenshot lint-imports clean
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(PY) -m viewer demo
+
+run: demo
+	$(PY) -m viewer demo --open
+
+test: demo
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
+
+bench: demo
+	QT_QPA_PLATFORM=offscreen $(PY) -m tests.benchmarks.run --out bench-results/bench.json
+
+screenshot: demo
+	$(PY) -m viewer screenshot "$$($(PY) -c 'from viewer.core.demo import demo_dir; print(demo_dir() / "lung2")')" \
+		--preset lung --out resources/screenshot-lung2.png --size 1280x800
+
+lint-imports: $(STAMP)
+	$(VENV)/bin/lint-imports
+
+clean:
+	rm -rf $(VENV) build dist bench-results *.egg-info
