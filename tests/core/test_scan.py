@@ -168,3 +168,11 @@ def test_multiframe_and_single_images(pydicom_data: Path, deid_data: Path) -> No
     assert by_name["cat.dcm"].n_slices == 1 and by_name["cat.dcm"].modality == "DX"
     cine = load_volume(by_name["ultrasound-multiframe.dcm"])
     assert cine.stored.shape == (30, 600, 800, 3) and cine.is_color
+
+
+def test_a_dicomdir_opens_the_folder_it_indexes(tmp_path: Path, write_ct_stack, pydicom_files: Path) -> None:
+    write_ct_stack(tmp_path / "DICOM" / "S1", 3, size=64)
+    shutil.copy(pydicom_files / "dicomdirtests" / "DICOMDIR", tmp_path / "DICOMDIR")
+    result = scan(tmp_path / "DICOMDIR")
+    assert [s.n_slices for s in result.series] == [3]
+    assert [s.reason for s in result.skipped] == ["DICOMDIR (an index of the folder, not an image)"]

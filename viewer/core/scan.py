@@ -47,6 +47,8 @@ def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
     """Every regular file under ``paths`` (recursively), in a stable order; symlinked folders not followed."""
     for raw in paths:
         path = Path(raw)
+        if path.is_file() and path.name.upper() == "DICOMDIR":
+            path = path.parent  # a CD/DVD export: the index lives beside the files it lists
         if path.is_file():
             yield path
             continue
