@@ -1,0 +1,187 @@
+"""The whole window on real data: drop a folder, browse series, read tags, list problems, screenshot."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt, QUrl
+from PySide6.QtGui import QDragEnterEvent, QDropEvent, QImage
+from PySide6.QtWidgets import QApplication
+
+from viewer.core.errors import NothingLoadableError
+from viewer.qt.main_window import RECENT_KEY
+from viewer.qt.screenshot import render_screenshot
+from viewer.qt.slice_view import BOTTOM_LEFT
+
+
+def drop(target, paths: list[Path]) -> QDropEvent:
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    pos = QPointF(target.width() / 2, target.height() / 2)
+    actions = Qt.DropAction.CopyAction | Qt.DropAction.LinkAction
+    enter = QDragEnterEvent(pos.toPoint(), actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, enter)
+    assert enter.isAccepted()
+    event = QDropEvent(pos, actions, mime, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(target, event)
+    return event
+
+
+def test_dropping_a_folder_loads_its_series(qtbot, window, ct_folder):
+    c = window.controller
+    with qtbot.waitSignal(c.sig_series_loaded, timeout=30_000):
+        event = drop(window, [ct_folder])
+    assert event.isAccepted()
+    assert c.series.n_slices == 12
+    assert window.slice_view.corner_text(BOTTOM_LEFT).startswith("Im 7/12")
+    assert window.slice_view.displayed_image() is not None
+    assert "CT" in window.windowTitle()
+    assert window.recent_folders()[0] == str(ct_folder.resolve())
+
+
+def test_dropping_files_onto_the_slice_view_reaches_the_window(qtbot, window, ct_folder):
+    files = sorted(ct_folder.iterdir())[:5]
+    with qtbot.waitSignal(window.controller.sig_series_loaded, timeout=30_000):
+        drop(window.slice_view.viewport(), files)
+    assert window.controller.series.n_slices == 5
+
+
+def test_drag_without_urls_is_refused(qtbot, window):
+    mime = QMimeData()
+    mime.setText("hello")
+    enter = QDragEnterEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.LeftButton,
+                            Qt.KeyboardModifier.NoModifier)
+    enter.setAccepted(False)
+    window.dragEnterEvent(enter)
+    assert not enter.isAccepted()
+
+
+def test_series_browser_lists_thumbnails_and_selects(qtbot, window, two_series_folder):
+    window.open_paths([two_series_folder])
+    assert window.wait_idle(30)
+    browser = window.series_browser
+    keys = browser.keys()
+    assert len(keys) == 2
+    assert all(browser.has_thumbnail(k) for k in keys)
+    c = window.controller
+    current = browser.list.currentItem()
+    assert current is not None and current.data(Qt.ItemDataRole.UserRole) == c.series_key  # no echo needed
+    other = next(i for i in range(2) if keys[i] != c.series_key)
+    with qtbot.waitSignal(c.sig_series_loaded, timeout=30_000):
+        browser.list.setCurrentRow(other)
+    assert c.series_key == keys[other]
+    assert browser.list.item(other).text().startswith(f"CT · {c.series.n_slices} images")
+
+
+def test_problems_panel_lists_bad_files(qtbot, window, folder_with_problems):
+    window.open_paths([folder_with_problems])
+    assert window.wait_idle(30)
+    panel = window.problems_panel
+    groups = panel.group_texts()
+    skipped = dict(groups["Skipped files"])
+    assert {Path(p).name for p in skipped} == {"empty.dcm", "truncated.dcm"}
+    assert any("empty" in r for r in skipped.values())
+    assert any("truncated" in r for r in skipped.values())
+    assert "1 non-DICOM file(s) ignored" in panel.summary.text()
+    assert window.problems_dock.windowTitle() == "Problems (2)"
+    assert window.controller.series.n_slices == 6  # the good slices still load
+
+
+def test_tag_panel_shows_the_current_file_and_filters(qtbot, loaded_window):
+    w = loaded_window
+    w.tags_dock.raise_()
+    panel = w.tag_panel
+    qtbot.waitUntil(lambda: panel.shown_path is not None, timeout=5000)
+    header, _ = w.controller.current_source()
+    assert panel.shown_path == header.path
+    total = panel.visible_rows()
+    assert total > 30
+    qtbot.keyClicks(panel.filter, "patientid")  # case-insensitive, keyword column
+    keywords = {panel.proxy.index(r, 1).data() for r in range(panel.visible_rows())}
+    assert "PatientID" in keywords and len(keywords) < 5
+    panel.filter.clear()
+    qtbot.keyClicks(panel.filter, "0020,0032")  # ImagePositionPatient by tag
+    assert panel.visible_rows() == 1
+    row = [panel.proxy.index(0, c).data() for c in range(4)]
+    assert row[1] == "ImagePositionPatient" and row[2] == "DS"
+    panel.filter.clear()
+    qtbot.keyClicks(panel.filter, "no such tag anywhere")
+    assert panel.visible_rows() == 0
+    panel.filter.clear()
+    assert panel.visible_rows() == total
+    # another slice is another file: the panel follows after the debounce
+    w.controller.step(1)
+    qtbot.waitUntil(lambda: panel.shown_path == w.controller.current_source()[0].path, timeout=5000)
+
+
+def test_typing_digits_in_the_tag_filter_does_not_change_the_window(qtbot, loaded_window):
+    w = loaded_window
+    before = w.controller.window
+    qtbot.keyClicks(w.tag_panel.filter, "12")
+    assert w.controller.window == before
+    assert w.tag_panel.filter.text() == "12"
+
+
+def test_window_keys_work_when_a_dock_has_focus(qtbot, loaded_window):
+    w = loaded_window
+    c = w.controller
+    w.activateWindow()
+    qtbot.waitActive(w)
+    w.problems_panel.tree.setFocus()
+    qtbot.keyClick(w.problems_panel.tree, Qt.Key.Key_1)  # the View menu's shortcut
+    assert c.window.name == "lung"
+    qtbot.keyClick(w.slice_view, Qt.Key.Key_I)  # shortcut and view key: exactly one toggle
+    assert c.invert and w.invert_action.isChecked()
+    start = c.slice_index
+    qtbot.keyClick(w, Qt.Key.Key_PageDown)  # keys no child used reach the window
+    assert c.slice_index == min(start + 10, c.n_slices - 1)
+    w.invert_action.trigger()
+    assert not c.invert
+    c.toggle_invert()
+    assert w.invert_action.isChecked()
+
+
+def test_screenshot_renders_the_window(qtbot, tmp_path, ct_folder):
+    out = render_screenshot([ct_folder], tmp_path / "shots" / "ct.png", slice_index=2, preset="lung", size=(900, 600))
+    image = QImage(str(out))
+    assert (image.width(), image.height()) == (900, 600)
+    # the middle of the view is the CT image, not a blank background
+    pixels = np.array([image.pixelColor(x, 300).lightness() for x in range(300, 700, 10)])
+    assert pixels.std() > 5
+
+
+def test_screenshot_of_nothing_loadable_raises(qtbot, tmp_path):
+    folder = tmp_path / "junk"
+    folder.mkdir()
+    (folder / "a.txt").write_text("x")
+    (folder / "b.dcm").write_bytes(b"")
+    with pytest.raises(NothingLoadableError):
+        render_screenshot([folder], tmp_path / "x.png")
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_recent_folders_are_kept_in_settings(qtbot, window, ct_folder, two_series_folder, settings):
+    window.open_paths([ct_folder])
+    window.open_paths([two_series_folder])
+    window.open_paths([ct_folder])
+    assert window.wait_idle(30)
+    assert window.recent_folders() == [str(ct_folder.resolve()), str(two_series_folder.resolve())]
+    settings.sync()
+    assert settings.value(RECENT_KEY)
+
+
+def test_closing_the_window_stops_every_worker_thread(qtbot, window, two_series_folder):
+    window.open_paths([two_series_folder])
+    assert window.wait_idle(30)
+    workers = window.controller._workers
+    assert any(w.isRunning() for w in workers)
+    window.close()
+    assert not any(w.isRunning() for w in workers)
+
+
+def test_closing_during_a_load_does_not_hang(qtbot, window, ct_folder):
+    window.open_paths([ct_folder])  # no waiting: close while the scan or load may still run
+    window.close()
+    assert not any(w.isRunning() for w in window.controller._workers)

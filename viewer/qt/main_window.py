@@ -1,0 +1,275 @@
+"""The main window: slice view in the centre, docks for series, tags and problems, menus, status bar.
+
+Folders and files dropped anywhere on the window are opened (the slice view and the docks do not take
+drops, so the events reach the window). Recent folders live in ``QSettings`` (organisation "radview").
+Nothing here reads pixels or headers on the UI thread beyond the one header the tag panel shows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QProgressBar, QWidget
+
+from viewer.core.scan import ScanResult
+from viewer.core.windowing import PRESETS
+
+from .controller import ViewerController, series_label
+from .problems_panel import ProblemsPanel
+from .series_browser import SeriesBrowser
+from .slice_view import CursorReadout, SliceView, handle_view_key
+from .tag_panel import TagPanel
+
+ORGANISATION = "radview"
+APPLICATION = "radview"
+#: Recent folders remembered in the File menu.
+MAX_RECENT = 8
+RECENT_KEY = "recent_folders"
+
+
+def local_paths(urls: Iterable[QUrl]) -> list[str]:
+    """Local file system paths of dropped URLs (remote URLs are ignored)."""
+    return [u.toLocalFile() for u in urls if u.isLocalFile() and u.toLocalFile()]
+
+
+class MainWindow(QMainWindow):
+    """radview's window.
+
+    Parameters
+    ----------
+    controller:
+        The view state; a new one (with worker threads) is made when omitted.
+    settings:
+        Where recent folders are kept; default ``QSettings("radview", "radview")``. Tests pass an
+        ini file in a temporary folder.
+    remember_recent:
+        False for offscreen renders, which must not change the user's recent folders.
+    """
+
+    def __init__(self, controller: ViewerController | None = None, settings: QSettings | None = None,
+                 remember_recent: bool = True, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.controller = controller or ViewerController(self)
+        self.settings = settings if settings is not None else QSettings(ORGANISATION, APPLICATION)
+        self.remember_recent = remember_recent
+        self.setWindowTitle("radview")
+        self.setAcceptDrops(True)
+        self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
+
+        self.slice_view = SliceView(self.controller, self)
+        self.setCentralWidget(self.slice_view)
+        self.series_browser = SeriesBrowser(self.controller)
+        self.tag_panel = TagPanel(self.controller)
+        self.problems_panel = ProblemsPanel(self.controller)
+        self.series_dock = self._dock("Series", "series", self.series_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.tags_dock = self._dock("Tags", "tags", self.tag_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.problems_dock = self._dock("Problems", "problems", self.problems_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.tags_dock, self.problems_dock)
+        self.tags_dock.raise_()
+        self.resizeDocks([self.series_dock, self.tags_dock], [230, 360], Qt.Orientation.Horizontal)
+        for w in (self.series_browser, self.tag_panel, self.problems_panel):
+            w.setAcceptDrops(False)
+
+        self.cursor_label = QLabel(self)
+        self.cursor_label.setMinimumWidth(380)
+        self.progress = QProgressBar(self)
+        self.progress.setMaximumWidth(220)
+        self.progress.setTextVisible(True)
+        self.progress.hide()
+        self.statusBar().addPermanentWidget(self.cursor_label)
+        self.statusBar().addPermanentWidget(self.progress)
+
+        self._build_menus()
+        c = self.controller
+        c.sig_scan_started.connect(self._on_scan_started)
+        c.sig_scan_progress.connect(self._on_scan_progress)
+        c.sig_scan_finished.connect(self._on_scan_finished)
+        c.sig_series_selected.connect(self._on_series_selected)
+        c.sig_load_progress.connect(self._on_load_progress)
+        c.sig_invert_changed.connect(lambda v: self._set_checked(self.invert_action, v))
+        c.sig_patient_info_changed.connect(lambda v: self._set_checked(self.patient_action, v))
+        c.sig_error.connect(lambda message: self.statusBar().showMessage(message, 15_000))
+        self.problems_panel.sig_count_changed.connect(self._on_problem_count)
+        self.slice_view.sig_cursor_moved.connect(self._on_cursor)
+        self.resize(1280, 800)
+        self.slice_view.setFocus()
+
+    # -- building ------------------------------------------------------------------------------------------
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(f"{name}_dock")
+        dock.setWidget(widget)
+        dock.setAcceptDrops(False)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _action(self, menu: QMenu, text: str, slot, shortcut: str | QKeySequence | None = None,
+                checkable: bool = False) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setCheckable(checkable)
+        action.triggered.connect(slot)
+        menu.addAction(action)
+        return action
+
+    def _build_menus(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        self._action(file_menu, "Open &Folder…", self.choose_folder, QKeySequence.StandardKey.Open)
+        self._action(file_menu, "Open F&iles…", self.choose_files, "Ctrl+Shift+O")
+        self.recent_menu = file_menu.addMenu("&Recent Folders")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        file_menu.addSeparator()
+        self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
+
+        view = bar.addMenu("&View")
+        for n, window in enumerate(PRESETS, start=1):
+            text = f"{window.name.capitalize()} window (W {window.width:.0f} / L {window.center:.0f})"
+            self._action(view, text, lambda _=False, k=n: self.controller.apply_preset(k), str(n))
+        view.addSeparator()
+        self._action(view, "&Reset Window and Zoom", self.controller.reset, "R")
+        self.invert_action = self._action(view, "&Invert", self.controller.set_invert, "I", checkable=True)
+        self._action(view, "&Fit to Window", self.slice_view.fit, "F")
+        self.patient_action = self._action(view, "Show &Patient Information", self.controller.set_show_patient_info,
+                                           "P", checkable=True)
+        self.patient_action.setChecked(self.controller.show_patient_info)
+        view.addSeparator()
+        for dock in (self.series_dock, self.tags_dock, self.problems_dock):
+            view.addAction(dock.toggleViewAction())
+
+    # -- opening -------------------------------------------------------------------------------------------
+
+    def open_paths(self, paths: Iterable[str | Path]) -> None:
+        """Scan and show ``paths`` (files or folders); the folder is remembered in Recent Folders."""
+        paths = [str(p) for p in paths]
+        if not paths:
+            return
+        if self.remember_recent:
+            first = Path(paths[0])
+            self._remember_folder(first if first.is_dir() else first.parent)
+        self.controller.open_paths(paths)
+
+    def choose_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder", self._last_folder())
+        if folder:
+            self.open_paths([folder])
+
+    def choose_files(self) -> None:
+        files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files", self._last_folder(),
+                                                "DICOM files (*.dcm *.dicom *.ima *.dic);;All files (*)")
+        if files:
+            self.open_paths(files)
+
+    def recent_folders(self) -> list[str]:
+        value = self.settings.value(RECENT_KEY, [])
+        if isinstance(value, str):  # QSettings returns a lone string for a one-item list (ini files)
+            value = [value]
+        return [str(v) for v in (value or [])]
+
+    def _last_folder(self) -> str:
+        recent = self.recent_folders()
+        return recent[0] if recent else str(Path.home())
+
+    def _remember_folder(self, folder: Path) -> None:
+        folder_text = str(folder.resolve())
+        recent = [folder_text] + [f for f in self.recent_folders() if f != folder_text]
+        self.settings.setValue(RECENT_KEY, recent[:MAX_RECENT])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        recent = self.recent_folders()
+        if not recent:
+            self.recent_menu.addAction("(none)").setEnabled(False)
+        for folder in recent:
+            action = self.recent_menu.addAction(folder)
+            action.triggered.connect(lambda _=False, f=folder: self.open_paths([f]))
+        if recent:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear", lambda: self.settings.setValue(RECENT_KEY, []))
+
+    # -- drag and drop ------------------------------------------------------------------------------------------
+
+    def dragEnterEvent(self, ev: QDragEnterEvent) -> None:  # noqa: N802 - Qt override
+        if ev.mimeData().hasUrls() and local_paths(ev.mimeData().urls()):
+            ev.acceptProposedAction()
+        else:
+            ev.ignore()
+
+    def dragMoveEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        if ev.mimeData().hasUrls():
+            ev.acceptProposedAction()
+
+    def dropEvent(self, ev: QDropEvent) -> None:  # noqa: N802 - Qt override
+        paths = local_paths(ev.mimeData().urls()) if ev.mimeData().hasUrls() else []
+        if not paths:
+            ev.ignore()
+            return
+        ev.acceptProposedAction()
+        self.open_paths(paths)
+
+    # -- controller -> window --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _set_checked(action: QAction, checked: bool) -> None:
+        with QSignalBlocker(action):
+            action.setChecked(checked)
+
+    def _on_scan_started(self, paths: list[str]) -> None:
+        self.statusBar().showMessage(f"Scanning {', '.join(Path(p).name or p for p in paths)[:120]}…")
+        self.progress.setFormat("scanning %v/%m")
+        self.progress.setRange(0, 0)
+        self.progress.show()
+
+    def _on_scan_progress(self, done: int, total: int) -> None:
+        self.progress.setRange(0, max(total, 1))
+        self.progress.setValue(done)
+
+    def _on_scan_finished(self, result: ScanResult) -> None:
+        self.progress.hide()
+        n_files = sum(len(s.files) for s in result.series)
+        self.statusBar().showMessage(
+            f"{len(result.series)} series in {n_files} file(s); {len(result.skipped)} skipped, "
+            f"{len(result.not_dicom)} not DICOM", 10_000)
+
+    def _on_series_selected(self, key: str) -> None:
+        series = self.controller.series
+        self.setWindowTitle(f"radview — {series_label(series)}" if series is not None else "radview")
+
+    def _on_load_progress(self, done: int, total: int) -> None:
+        if done >= total:
+            self.progress.hide()
+            return
+        self.progress.setFormat("loading %v/%m")
+        self.progress.setRange(0, total)
+        self.progress.setValue(done)
+        self.progress.show()
+
+    def _on_problem_count(self, count: int) -> None:
+        self.problems_dock.setWindowTitle(f"Problems ({count})" if count else "Problems")
+
+    def _on_cursor(self, readout: CursorReadout | None) -> None:
+        self.cursor_label.setText(readout.text() if readout is not None else "")
+
+    # -- keys and closing ---------------------------------------------------------------------------------------
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        """Keys no child used (slice navigation while a dock has focus, for instance)."""
+        if handle_view_key(self.controller, ev, fit=self.slice_view.fit):
+            ev.accept()
+            return
+        super().keyPressEvent(ev)
+
+    def wait_idle(self, timeout_s: float = 60.0) -> bool:
+        """Process events until the scan, load and thumbnails are done and the panels show them."""
+        idle = self.controller.wait_idle(timeout_s)
+        self.tag_panel.flush()
+        return idle
+
+    def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        self.controller.shutdown()
+        super().closeEvent(ev)

@@ -1,0 +1,103 @@
+"""Render exactly what the window shows to a PNG, offscreen (``radview screenshot``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+
+from viewer.core.atomic import atomic_write_bytes
+from viewer.core.errors import NothingLoadableError, RadviewError
+
+#: Seconds to wait for the scan and the load before giving up.
+TIMEOUT_S = 300.0
+
+
+def _ensure_platform() -> None:
+    """Use the offscreen platform when there is no display (a CI machine, a server)."""
+    if "QT_QPA_PLATFORM" in os.environ:
+        return
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+
+
+def render_screenshot(
+    paths: Sequence[str | Path] | str | Path,
+    out_png: str | Path,
+    series: str | None = None,
+    slice_index: int | None = None,
+    preset: str | int | None = None,
+    size: tuple[int, int] = (1280, 800),
+) -> Path:
+    """Open ``paths`` in a real main window of ``size``, wait until the series is loaded, save a PNG.
+
+    Parameters
+    ----------
+    series:
+        Series key or SeriesInstanceUID; default the largest series (as the GUI picks).
+    slice_index:
+        0-based slice, clamped; default the middle slice.
+    preset:
+        Window preset name (``lung``...) or key 1-5; default the series' own window.
+
+    Raises
+    ------
+    NothingLoadableError
+        No series could be found or loaded.
+    """
+    _ensure_platform()
+    from .app import get_app
+    from .main_window import MainWindow
+
+    if isinstance(paths, (str, Path)):
+        paths = [paths]
+    app = get_app()
+    window = MainWindow(remember_recent=False)  # reads, never writes, the recent folders
+    controller = window.controller
+    try:
+        window.resize(*size)
+        window.show()
+        app.processEvents()
+        controller.open_paths([str(p) for p in paths], auto_select=series is None)
+        if not window.wait_idle(TIMEOUT_S):
+            raise RadviewError(f"timed out after {TIMEOUT_S:.0f} s scanning and loading {paths}")
+        result = controller.scan_result
+        if result is None or not result.series:
+            n_skipped = len(result.skipped) if result else 0
+            n_other = len(result.not_dicom) if result else 0
+            raise NothingLoadableError(
+                f"nothing loadable in {', '.join(str(p) for p in paths)}: "
+                f"{n_skipped} file(s) skipped, {n_other} not DICOM")
+        if series is not None:
+            try:
+                controller.select_series(series)
+            except KeyError:
+                raise NothingLoadableError(f"no series {series!r} in {', '.join(str(p) for p in paths)}") from None
+            window.wait_idle(TIMEOUT_S)
+        if controller.volume is None:
+            errors = controller.problems().errors
+            raise NothingLoadableError(errors[-1] if errors else "the series could not be loaded")
+        if slice_index is not None:
+            controller.set_slice(slice_index)
+        if preset is not None:
+            controller.apply_preset(int(preset) if str(preset).isdigit() else str(preset))
+        window.wait_idle(TIMEOUT_S)
+        app.processEvents()
+        pixmap = window.grab()
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        if not pixmap.save(buffer, "PNG"):
+            raise RadviewError(f"could not encode the screenshot as PNG ({pixmap.width()}×{pixmap.height()})")
+        buffer.close()
+        out = Path(out_png)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        return atomic_write_bytes(out, bytes(data.data()))
+    finally:
+        window.close()
+        controller.shutdown()
+        window.deleteLater()
+        app.processEvents()

@@ -1,0 +1,568 @@
+"""The slice on screen: a pyqtgraph ImageItem in an aspect-locked ViewBox, with DICOM corner text.
+
+Mouse: wheel scrolls slices, Ctrl+wheel zooms about the cursor, right-drag changes the window
+(horizontal: width, vertical: centre; sensitivity proportional to the width at the start of the drag),
+left- or middle-drag pans, double-click fits. Keys: Up/Down ±1 slice, PageUp/PageDown ±10, Home/End,
+1-5 presets, R reset, I invert, F fit, P patient lines.
+
+The image is row-major, and the item is scaled by (column spacing, row spacing) so that one scene unit
+is one millimetre and the aspect is physical. Slices reach the screen as uint8 through
+:class:`~viewer.qt.display.SliceMapper` with ``autoLevels=False, levels=None``, which pyqtgraph
+hands to Qt as a QImage without a further conversion (grey as RGBX8888, see :mod:`viewer.qt.display`). The corner text is made of
+``QGraphicsSimpleTextItem`` (C++ items, no Python paint) placed in scene coordinates, which in a
+pyqtgraph ``GraphicsView`` are the viewport's pixels, so the text never scales with the image.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QKeyEvent, QTransform
+from PySide6.QtWidgets import QGraphicsSimpleTextItem, QWidget
+
+from viewer.core.windowing import Window
+
+from .controller import ViewerController
+from .display import SliceMapper, color_to_u8
+
+pg.setConfigOptions(imageAxisOrder="row-major")
+
+#: Screen pixels of horizontal right-drag that double (or halve) the window width.
+WIDTH_DOUBLING_PX = 200.0
+#: Screen pixels of vertical right-drag that move the window centre by one window width.
+CENTER_WIDTH_PX = 400.0
+#: Margin of the corner text from the view's edges, in pixels.
+MARGIN = 8
+
+TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT = "top_left", "top_right", "bottom_left", "bottom_right"
+CORNERS = (TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT)
+
+
+@dataclass(frozen=True)
+class CursorReadout:
+    """What lies under the mouse: pixel, modality value and patient position."""
+
+    slice_index: int
+    row: int
+    col: int
+    value: float | tuple[int, ...] | None
+    units: str
+    lps: tuple[float, float, float] | None
+
+    def text(self) -> str:
+        """One status-bar line, e.g. ``x 120  y 200  -54.0 HU  LPS (-12.3, 40.1, -100.0) mm``."""
+        parts = [f"x {self.col}  y {self.row}"]
+        if isinstance(self.value, tuple):
+            parts.append("RGB " + ", ".join(str(v) for v in self.value))
+        elif self.value is not None:
+            value = f"{self.value:.0f}" if float(self.value).is_integer() else f"{self.value:.2f}"
+            parts.append(f"{value} {self.units}".strip())
+        else:
+            parts.append("loading…")
+        if self.lps is not None:
+            parts.append("LPS ({:.1f}, {:.1f}, {:.1f}) mm".format(*self.lps))
+        return "   ".join(parts)
+
+
+def _dicom_date(value: str) -> str:
+    """``YYYYMMDD`` -> ``YYYY-MM-DD`` (anything else unchanged)."""
+    value = value.strip()
+    if len(value) == 8 and value.isdigit():
+        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
+    return value
+
+
+def _person_name(value: str) -> str:
+    """DICOM PN ``Family^Given^Middle`` -> ``Family, Given Middle``."""
+    parts = [p for p in value.split("^") if p.strip()]
+    if len(parts) >= 2:
+        return f"{parts[0]}, {' '.join(parts[1:])}"
+    return value.replace("^", " ").strip()
+
+
+class _SliceViewBox(pg.ViewBox):
+    """ViewBox whose wheel scrolls slices, right-drag windows, and double-click fits."""
+
+    sig_scroll = Signal(int)  # slices
+    sig_window_drag = Signal(float, float, bool)  # dx, dy in screen px since the press, is start
+    sig_double_click = Signal()
+
+    def __init__(self) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self.setMouseMode(pg.ViewBox.PanMode)
+        self._wheel_rest = 0
+
+    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        # Accumulate partial notches (touchpads send small deltas); one notch is 120.
+        self._wheel_rest += ev.delta()
+        notches = int(self._wheel_rest / 120)
+        if notches:
+            self._wheel_rest -= notches * 120
+            self.sig_scroll.emit(-notches)  # wheel towards the user = next slice
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
+        if ev.button() == Qt.MouseButton.RightButton:
+            ev.accept()
+            delta = ev.screenPos() - ev.buttonDownScreenPos()
+            self.sig_window_drag.emit(float(delta.x()), float(delta.y()), bool(ev.isStart()))
+            return
+        super().mouseDragEvent(ev, axis)  # left and middle pan (PanMode)
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sig_double_click.emit()
+            return
+        ev.accept()  # no context menu, no other click action
+
+
+class _TextBlock:
+    """Lines of text with a 1-pixel dark shadow, each line aligned left, right or centred on an anchor.
+
+    One ``QGraphicsSimpleTextItem`` pair per line (DICOM corner text is right-aligned line by line on
+    the right side); only lines whose text changed are touched, so scrolling updates one or two items.
+    Lines longer than the block's maximum width are elided, so opposite corners never overlap.
+    """
+
+    def __init__(self, scene, font: QFont, color: QColor, align: str = "left", z: float = 10.0) -> None:
+        self._scene, self._font, self._color, self._align, self._z = scene, font, color, align, z
+        self._metrics = QFontMetricsF(font)
+        self._line_height = self._metrics.lineSpacing()
+        self._lines: list[tuple[QGraphicsSimpleTextItem, QGraphicsSimpleTextItem]] = []
+        self._shown: list[str] = []  # what each line item displays (after eliding)
+        self._value = ""
+        self._max_width = 1e9
+        self._visible = True
+
+    def _item(self, brush: QColor, z: float) -> QGraphicsSimpleTextItem:
+        item = QGraphicsSimpleTextItem()
+        item.setFont(self._font)
+        item.setBrush(brush)
+        item.setZValue(z)
+        item.setVisible(self._visible)
+        self._scene.addItem(item)
+        return item
+
+    def set_text(self, value: str) -> bool:
+        """Set the text ("\n" separates lines); True if it changed (the caller re-anchors)."""
+        if value == self._value:
+            return False
+        self._value = value
+        self._update_lines()
+        return True
+
+    def set_max_width(self, width: float) -> bool:
+        """Elide lines wider than ``width`` pixels; True if that changed what is shown."""
+        width = max(width, 20.0)
+        if abs(width - self._max_width) < 0.5:
+            return False
+        self._max_width = width
+        return self._update_lines()
+
+    def _update_lines(self) -> bool:
+        texts = self._value.split("\n") if self._value else []
+        while len(self._lines) < len(texts):
+            self._lines.append((self._item(self._color, self._z), self._item(QColor(0, 0, 0, 230), self._z - 0.1)))
+            self._shown.append("")
+        changed = False
+        for k, (text, shadow) in enumerate(self._lines):
+            line = texts[k] if k < len(texts) else ""
+            if line and self._metrics.horizontalAdvance(line) > self._max_width:
+                line = self._metrics.elidedText(line, Qt.TextElideMode.ElideRight, self._max_width)
+            if self._shown[k] != line:
+                self._shown[k] = line
+                text.setText(line)
+                shadow.setText(line)
+                changed = True
+        return changed
+
+    @property
+    def value(self) -> str:
+        return self._value
+
+    def set_visible(self, visible: bool) -> None:
+        self._visible = visible
+        for text, shadow in self._lines:
+            text.setVisible(visible)
+            shadow.setVisible(visible)
+
+    def is_visible(self) -> bool:
+        return self._visible
+
+    def size(self) -> tuple[float, float]:
+        n = len(self._value.split("\n")) if self._value else 0
+        width = max((self._lines[k][0].boundingRect().width() for k in range(n)), default=0.0)
+        return width, n * self._line_height
+
+    def place(self, x: float, y: float) -> None:
+        """Anchor at ``x`` (left edge, right edge or centre, by alignment) with the first line at ``y``."""
+        for k, (text, shadow) in enumerate(self._lines):
+            width = text.boundingRect().width()
+            left = x if self._align == "left" else (x - width if self._align == "right" else x - width / 2)
+            top = y + k * self._line_height
+            text.setPos(left, top)
+            shadow.setPos(left + 1, top + 1)
+
+
+class SliceView(pg.GraphicsView):
+    """One slice of the controller's current series, with corner text and mouse/key handling."""
+
+    #: A :class:`CursorReadout`, or None when the cursor leaves the image.
+    sig_cursor_moved = Signal(object)
+
+    def __init__(self, controller: ViewerController, parent: QWidget | None = None) -> None:
+        super().__init__(parent, background="k")
+        self.controller = controller
+        self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        self.setAcceptDrops(False)  # drops go to the main window
+        self.viewport().setAcceptDrops(False)
+        self.setMinimumSize(200, 160)
+
+        self._vb = _SliceViewBox()
+        self.setCentralItem(self._vb)
+        self._vb.disableAutoRange()
+        self._image = pg.ImageItem(axisOrder="row-major")
+        self._image.setAutoDownsample(False)
+        self._vb.addItem(self._image)
+        self._mapper = SliceMapper()
+        self._shown: np.ndarray | None = None
+        self._spacing = (1.0, 1.0)  # (row, col) mm
+        self._shape = (0, 0)
+        self._locations: list[float] | None = None
+        self._thickness: list[float | None] = []
+        self._fitted = True
+        self._drag_start: Window | None = None
+        self._mouse_scene: QPointF | None = None
+        self._overlay_visible = True
+
+        font = QFont(self.font())
+        font.setPointSizeF(10.0)
+        big = QFont(font)
+        big.setPointSizeF(13.0)
+        color = QColor(235, 235, 215)
+        scene = self.scene()
+        self._corners = {c: _TextBlock(scene, font, color, "left" if c in (TOP_LEFT, BOTTOM_LEFT) else "right")
+                         for c in CORNERS}
+        self._center = _TextBlock(scene, big, QColor(220, 220, 220), "center", z=11.0)
+
+        self._vb.sig_scroll.connect(controller.step)
+        self._vb.sig_window_drag.connect(self._on_window_drag)
+        self._vb.sig_double_click.connect(self.fit)
+        self._vb.sigRangeChangedManually.connect(self._on_manual_range)
+        self._vb.sigRangeChanged.connect(self._update_zoom_text)
+        self._vb.sigResized.connect(self._on_resized)
+        scene.sigMouseMoved.connect(self._on_mouse_moved)
+
+        self._connections = [
+            (controller.sig_series_selected, self._on_series_selected),
+            (controller.sig_slice_changed, self._on_slice_changed),
+            (controller.sig_window_changed, self._on_display_changed),
+            (controller.sig_invert_changed, self._on_display_changed),
+            (controller.sig_patient_info_changed, self._on_patient_info_changed),
+            (controller.sig_fit_requested, self.fit),
+        ]
+        for signal, slot in self._connections:
+            signal.connect(slot)
+        self._on_series_selected(controller.series_key or "")
+
+    def close(self) -> bool:
+        """Close the view; pyqtgraph's ``close`` deletes every scene item, so let go of them first.
+
+        The corner text items are plain ``QGraphicsItem`` (not QObjects): their Python wrappers are not
+        told when the scene deletes them, and touching one afterwards would crash.
+        """
+        for signal, slot in self._connections:
+            signal.disconnect(slot)
+        self._connections = []
+        self._corners = {}
+        self._center = None
+        return super().close()
+
+    # -- public, for the window, scripts and tests -------------------------------------------------------
+
+    @property
+    def view_box(self) -> pg.ViewBox:
+        return self._vb
+
+    @property
+    def image_item(self) -> pg.ImageItem:
+        return self._image
+
+    def displayed_image(self) -> np.ndarray | None:
+        """The uint8 image on screen: (rows, cols) grey or (rows, cols, 3) RGB; None while loading."""
+        if self._shown is None or not self._image.isVisible():
+            return None
+        if self._shown.ndim == 3 and self._shown.shape[2] == 4:  # grey sent as RGBX: R is the grey
+            return self._shown[..., 0]
+        return self._shown
+
+    def corner_text(self, corner: str) -> str:
+        """Text of one corner (``"top_left"``, ``"top_right"``, ``"bottom_left"``, ``"bottom_right"``)."""
+        item = self._corners[corner]
+        return item.value if item.is_visible() else ""
+
+    def center_text(self) -> str:
+        """The message in the middle ("loading…", "could not read…"), or "" when an image shows."""
+        return self._center.value if self._center.is_visible() else ""
+
+    def zoom_percent(self) -> float:
+        """Screen pixels per image pixel (columns), in percent."""
+        if self._shape == (0, 0):
+            return 100.0
+        px_w, _ = self._vb.viewPixelSize()
+        return 100.0 * self._spacing[1] / px_w if px_w > 0 else 100.0
+
+    def set_overlay_visible(self, visible: bool) -> None:
+        """Show or hide all corner text (benchmarks measure the image path alone)."""
+        self._overlay_visible = visible
+        for corner in CORNERS:
+            self._corners[corner].set_visible(visible and (corner != TOP_LEFT or self.controller.show_patient_info))
+
+    def fit(self) -> None:
+        """Fit the whole slice into the view (keeps fitting on resize until the user pans or zooms)."""
+        self._fitted = True
+        if self._shape == (0, 0):
+            return
+        rows, cols = self._shape
+        self._vb.setRange(QRectF(0, 0, cols * self._spacing[1], rows * self._spacing[0]), padding=0.0)
+        self._update_zoom_text()
+
+    def zoom_by(self, factor: float) -> None:
+        """Zoom about the view centre (>1 magnifies)."""
+        self._fitted = False
+        self._vb.scaleBy((1.0 / factor, 1.0 / factor))
+
+    # -- controller -> view -------------------------------------------------------------------------------
+
+    def _on_series_selected(self, key: str) -> None:
+        series = self.controller.series
+        if series is None:
+            self._shape = (0, 0)
+            self._image.setVisible(False)
+            self._shown = None
+            for item in self._corners.values():
+                item.set_text("")
+            self._center.set_text("Drop a DICOM folder or files here\nor use File › Open Folder…")
+            self._center.set_visible(True)
+            self._place_overlays()
+            return
+        self._spacing = tuple(float(v) for v in series.geometry.pixel_spacing)
+        self._shape = (series.rows, series.cols)
+        geometry = series.geometry
+        # per-slice corner text facts, computed once per series (the scroll path only indexes them)
+        self._locations = (geometry.positions @ geometry.normal).tolist() if geometry.known else None
+        self._thickness = [h.slice_thickness for h in series.files for _ in range(h.n_frames)]
+        self._image.setTransform(QTransform.fromScale(self._spacing[1], self._spacing[0]))
+        self._update_patient_text()
+        ps = series.first.pixel_spacing
+        size = f"{series.cols}×{series.rows}"
+        if ps is not None:
+            size += f"  {ps[1]:.3g}×{ps[0]:.3g} mm"
+        lines = [f"{series.modality}  {series.description}".rstrip(), size]
+        if series.series_number is not None:
+            lines.insert(1, f"Se {series.series_number}")
+        self._corners[TOP_RIGHT].set_text("\n".join(lines))
+        self.fit()
+        self._refresh()
+
+    def _on_slice_changed(self, index: int) -> None:
+        self._refresh()
+        if self._mouse_scene is not None and self.underMouse():
+            self._emit_readout(self._mouse_scene)
+
+    def _on_display_changed(self, *_: object) -> None:
+        self._refresh()
+
+    def _on_patient_info_changed(self, show: bool) -> None:
+        self._corners[TOP_LEFT].set_visible(show and self._overlay_visible)
+
+    def _update_patient_text(self) -> None:
+        series = self.controller.series
+        p = series.first.patient if series is not None else {}
+        lines = []
+        name = _person_name(p.get("PatientName", ""))
+        if name:
+            lines.append(name)
+        ident = "  ".join(v for v in (
+            f"ID {p['PatientID']}" if p.get("PatientID") else "",
+            f"DOB {_dicom_date(p['PatientBirthDate'])}" if p.get("PatientBirthDate") else "",
+            p.get("PatientSex", ""),
+        ) if v)
+        if ident:
+            lines.append(ident)
+        study = "  ".join(v for v in (_dicom_date(p.get("StudyDate", "")), p.get("StudyDescription", "")) if v)
+        if study:
+            lines.append(study)
+        self._corners[TOP_LEFT].set_text("\n".join(lines))
+        self._on_patient_info_changed(self.controller.show_patient_info)
+
+    def _refresh(self) -> None:
+        """Redraw the slice and the corner text that depends on it (the hot path while scrolling)."""
+        c = self.controller
+        volume, window = c.volume, c.window
+        if volume is None:
+            return
+        i = c.slice_index
+        lines = [f"Im {i + 1}/{volume.n_slices}"]
+        if self._locations is not None:
+            lines.append(f"Z: {self._locations[i]:.1f} mm")
+        thickness = self._thickness[i]
+        if thickness:
+            lines.append(f"T: {thickness:.3g} mm")
+        changed = self._corners[BOTTOM_LEFT].set_text("\n".join(lines))
+        changed |= self._update_window_text(window)
+        message = ""
+        if not volume.loaded[i] or (window is None and not volume.is_color):
+            message = "loading…"
+        elif i in volume.failed:
+            message = f"slice {i + 1} could not be read:\n{volume.failed[i]}"
+        if message:
+            self._image.setVisible(False)
+            changed |= self._center.set_text(message)
+            self._center.set_visible(True)
+        else:
+            self._center.set_visible(False)
+            stored = volume.stored[i]
+            if volume.is_color:
+                u8 = color_to_u8(stored, volume.series.first.layout.bits_stored)
+                if c.display_invert:
+                    u8 = 255 - u8
+            else:
+                u8 = self._mapper.rgbx(stored, volume.slope, volume.intercept, window, c.display_invert)
+            self._shown = u8
+            # levels=None: the uint8 pixels go to a QImage as they are (no pyqtgraph rescale or table)
+            self._image.setImage(u8, autoLevels=False, levels=None)
+            self._image.setVisible(True)
+        if changed:
+            self._place_overlays()
+
+    def _update_window_text(self, window: Window | None) -> bool:
+        lines = []
+        if window is not None and not (self.controller.volume is not None and self.controller.volume.is_color):
+            text = f"W: {window.width:.0f} L: {window.center:.0f}"
+            if window.name and window.name not in ("auto", "file"):
+                text += f" ({window.name})"
+            lines.append(text)
+        if self.controller.invert:
+            lines.append("inverted")
+        lines.append(f"Zoom: {self.zoom_percent():.0f}%")
+        return self._corners[BOTTOM_RIGHT].set_text("\n".join(lines))
+
+    # -- view events ---------------------------------------------------------------------------------------
+
+    def _on_manual_range(self, *_: object) -> None:
+        self._fitted = False
+
+    def _on_resized(self, *_: object) -> None:
+        if self._fitted:
+            self.fit()
+
+    def _update_zoom_text(self, *_: object) -> None:
+        if self._update_window_text(self.controller.window):
+            self._place_overlays()
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(ev)
+        self._place_overlays()
+
+    def _place_overlays(self) -> None:
+        if getattr(self, "_center", None) is None:  # not built yet (pyqtgraph resizes in __init__) or closed
+            return
+        w, h = self.viewport().width(), self.viewport().height()
+        for corner, block in self._corners.items():
+            block.set_max_width(w / 2 - 1.5 * MARGIN)  # each corner owns half the width
+            _, th = block.size()
+            x = MARGIN if corner in (TOP_LEFT, BOTTOM_LEFT) else w - MARGIN
+            y = MARGIN if corner in (TOP_LEFT, TOP_RIGHT) else h - th - MARGIN
+            block.place(x, y)
+        self._center.set_max_width(w - 2 * MARGIN)
+        _, th = self._center.size()
+        self._center.place(w / 2, (h - th) / 2)
+
+    def _on_window_drag(self, dx: float, dy: float, start: bool) -> None:
+        c = self.controller
+        if start or self._drag_start is None:
+            self._drag_start = c.window
+        w0 = self._drag_start
+        if w0 is None:
+            return
+        width = w0.width * math.pow(2.0, dx / WIDTH_DOUBLING_PX)
+        center = w0.center + dy * w0.width / CENTER_WIDTH_PX
+        c.set_window(Window(center, width, ""))
+
+    def _on_mouse_moved(self, pos: QPointF) -> None:
+        self._mouse_scene = pos
+        self._emit_readout(pos)
+
+    def _emit_readout(self, scene_pos: QPointF) -> None:
+        volume = self.controller.volume
+        if volume is None or not self._image.isVisible():
+            self.sig_cursor_moved.emit(None)
+            return
+        p = self._image.mapFromScene(scene_pos)
+        row, col = int(math.floor(p.y())), int(math.floor(p.x()))
+        rows, cols = self._shape
+        if not (0 <= row < rows and 0 <= col < cols):
+            self.sig_cursor_moved.emit(None)
+            return
+        i = self.controller.slice_index
+        value = volume.value_at(i, row, col) if volume.loaded[i] else None
+        geometry = volume.geometry
+        lps = tuple(float(v) for v in geometry.voxel_to_patient(i, row, col)) if geometry.known else None
+        self.sig_cursor_moved.emit(CursorReadout(i, row, col, value, volume.units, lps))
+
+    def leaveEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        self._mouse_scene = None
+        self.sig_cursor_moved.emit(None)
+        super().leaveEvent(ev)
+
+    def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 - Qt override
+        if handle_view_key(self.controller, ev, fit=self.fit):
+            ev.accept()
+            return
+        super().keyPressEvent(ev)
+
+
+def handle_view_key(controller: ViewerController, ev: QKeyEvent, fit=None) -> bool:
+    """Apply the viewer's keyboard shortcuts to ``controller``; True if ``ev`` was one of them.
+
+    Shared by the slice view and the main window, so the keys work wherever the focus is (except in
+    text fields, which keep their keys).
+    """
+    key = ev.key()
+    mods = ev.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
+    if mods not in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.ShiftModifier):
+        return False
+    K = Qt.Key
+    if key in (K.Key_Up, K.Key_Down):
+        controller.step(-1 if key == K.Key_Up else 1)
+    elif key in (K.Key_PageUp, K.Key_PageDown):
+        controller.page(-1 if key == K.Key_PageUp else 1)
+    elif key == K.Key_Home:
+        controller.first_slice()
+    elif key == K.Key_End:
+        controller.last_slice()
+    elif K.Key_1 <= key <= K.Key_5:
+        controller.apply_preset(int(key - K.Key_1) + 1)
+    elif key == K.Key_R:
+        controller.reset()
+    elif key == K.Key_I:
+        controller.toggle_invert()
+    elif key == K.Key_F:
+        if fit is not None:
+            fit()
+        else:
+            controller.request_fit()
+    elif key == K.Key_P:
+        controller.toggle_patient_info()
+    else:
+        return False
+    return True
