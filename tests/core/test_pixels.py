@@ -106,3 +106,16 @@ def test_undecodable_slice_is_reported_and_the_rest_loads(tmp_path: Path, write_
     assert "cannot decode pixel data (JPEG 2000" in volume.failed[2]
     assert volume.loaded.all()
     assert volume.stored[1].std() > 0 and volume.stored[3].std() > 0
+
+
+@pytest.mark.parametrize("name", ["OBXXXX1A.dcm", "OBXXXX1A_expb.dcm", "OT-PAL-8-face.dcm", "gdcm-US-ALOKA-16.dcm"])
+def test_palette_colour_becomes_visible_8_bit_rgb(pydicom_data: Path, name: str) -> None:
+    (series,) = scan(pydicom_data / name).series
+    volume = load_volume(series)
+    assert not volume.failed, volume.failed
+    assert volume.stored.dtype == np.uint8 and volume.stored.shape[-1] == 3
+    assert volume.stored.max() > 128  # not the near-black of 8-bit values in a 16-bit range
+
+
+def test_big_endian_palette_matches_its_little_endian_twin(pydicom_data: Path) -> None:
+    np.testing.assert_array_equal(_pixels(pydicom_data / "OBXXXX1A_expb.dcm"), _pixels(pydicom_data / "OBXXXX1A.dcm"))

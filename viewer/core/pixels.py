@@ -21,7 +21,7 @@ from .header import FileHeader, PixelLayout
 def stored_dtype(layout: PixelLayout) -> np.dtype:
     """NumPy dtype of the stored values (PS3.5 8.1.1: BitsAllocated and PixelRepresentation)."""
     if layout.photometric == "PALETTE COLOR":
-        return np.dtype(np.uint16)  # the palette's entries may be 16 bits; known only after decoding
+        return np.dtype(np.uint8)  # expanded to 8-bit RGB while decoding (see _palette_to_rgb)
     if layout.samples_per_pixel == 3:
         return np.dtype({8: np.uint8, 16: np.uint16}.get(layout.bits_allocated, np.uint32))
     bits = 8 if layout.bits_allocated <= 8 else layout.bits_allocated
@@ -64,10 +64,28 @@ def read_native_into(header: FileHeader, out: np.ndarray) -> None:
 
 
 def _palette_to_rgb(arr: np.ndarray, path) -> np.ndarray:
+    """Expand palette indices to 8-bit RGB through the file's colour LUT (PS3.3 C.7.6.3.1.5).
+
+    16-bit entries span 0-65535 and keep their high byte; some writers (and pydicom's reading of
+    big-endian LUT data) give 16-bit entries that never exceed 255, which are kept as they are, the
+    usual viewer heuristic. A screen shows 8 bits per channel either way.
+    """
     from pydicom.pixels import apply_color_lut
 
     ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
-    return apply_color_lut(arr, ds)
+    rgb = apply_color_lut(arr, ds)
+    if rgb.dtype.itemsize > 1:
+        rgb = (rgb >> 8 if rgb.max() > 255 else rgb).astype(np.uint8)
+    return rgb
+
+
+def _full_read(header: FileHeader) -> np.ndarray:
+    """Decode through a full ``dcmread``: inflates deflated files and accepts files without file meta
+    (the transfer syntax the header scan detected is supplied)."""
+    ds = pydicom.dcmread(header.path, force=True)
+    if "TransferSyntaxUID" not in ds.file_meta:
+        ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(header.layout.transfer_syntax)
+    return ds.pixel_array
 
 
 def decode_frames(header: FileHeader) -> np.ndarray:
@@ -80,10 +98,12 @@ def decode_frames(header: FileHeader) -> np.ndarray:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             if layout.transfer_syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
-                # pixel_array(path) does not inflate; the full reader does
-                arr = pydicom.dcmread(header.path, force=True).pixel_array
+                arr = _full_read(header)  # pixel_array(path) does not inflate
             else:
-                arr = pixel_array(str(header.path))
+                try:
+                    arr = pixel_array(str(header.path))
+                except (AttributeError, KeyError, ValueError):
+                    arr = _full_read(header)  # e.g. no file meta: pixel_array(path) needs its syntax
         if layout.photometric == "PALETTE COLOR":
             arr = _palette_to_rgb(arr, header.path)
     except DicomFileError:

@@ -28,7 +28,7 @@ from viewer.core.series import SeriesInfo
 from viewer.core.volume import Volume, allocate, load_into
 from viewer.core.windowing import PRESETS, Window, preset
 
-from .thumbnails import thumbnail
+from viewer.core.thumbnails import thumbnail
 from .workers import JobContext, Worker, wait_until_idle
 
 log = logging.getLogger(__name__)

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import QGraphicsSimpleTextItem, QWidget
 from viewer.core.windowing import Window
 
 from .controller import ViewerController
-from .display import SliceMapper, color_to_u8
+from viewer.core.display import SliceMapper, color_to_u8
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 

@@ -7,7 +7,7 @@ import pydicom
 import pytest
 
 from viewer.core.windowing import PRESETS, Window, build_lut, to_display
-from viewer.qt.display import SliceMapper, color_to_u8, downsample_to
+from viewer.core.display import SliceMapper, color_to_u8, downsample_to
 
 
 @pytest.fixture(scope="module")
