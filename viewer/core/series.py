@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -37,7 +38,7 @@ class SeriesInfo:
     geometry: Geometry
     warnings: tuple[str, ...] = ()
 
-    @property
+    @cached_property
     def n_slices(self) -> int:
         """Number of displayable slices (frames for a multi-frame file)."""
         return sum(h.n_frames for h in self.files)

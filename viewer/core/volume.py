@@ -174,6 +174,7 @@ def load_into(
     cancel: Callable[[], bool] | None = None,
     on_slice: Callable[[int], None] | None = None,
     workers: int | None = None,
+    after_first: Callable[[], object] | None = None,
 ) -> Volume:
     """Fill ``volume`` file by file, starting with the file holding slice ``first``.
 
@@ -187,6 +188,9 @@ def load_into(
         Called with each slice index as soon as it holds pixels (the first one before any other work).
     workers:
         Decoding threads; pylibjpeg's decoders and ``readinto`` release the GIL, so two cores both work.
+    after_first:
+        Called once the first file is in, before the rest is read: a viewer waits there (briefly) until
+        that slice is on screen, so the first paint does not compete with the bulk load for the CPU.
     """
     series = volume.series
     spans = _file_slices(series)
@@ -215,6 +219,8 @@ def load_into(
                 progress(done[0], n)
 
     work(file_order[0])
+    if after_first is not None:
+        after_first()
     rest = file_order[1:]
     prefetch([series.files[i].path for i in rest])
     n_workers = workers or min(4, os.cpu_count() or 1)

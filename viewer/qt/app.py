@@ -21,6 +21,9 @@ def get_app(argv: Sequence[str] | None = None) -> QApplication:
     app = QApplication.instance()
     if app is None:
         app = QApplication(list(argv) if argv is not None else ["radview"])
+        # Decode and inference threads hold the GIL between their C calls; by default the UI thread may
+        # wait 5 ms for it at every switch. 1 ms keeps scrolling and first paint prompt while they run.
+        sys.setswitchinterval(0.001)
     app.setApplicationName(APPLICATION)
     app.setOrganizationName(ORGANISATION)
     app.setApplicationVersion(__version__)

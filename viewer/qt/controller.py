@@ -14,12 +14,13 @@ slice on screen, whose arrival is the first (unthrottled) progress signal.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
 from viewer.core.errors import RadviewError, SeriesLoadError
 from viewer.core.header import FileHeader
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 #: Slices moved by PageUp / PageDown.
 PAGE_STEP = 10
+#: Longest the loader waits for the first slice to be painted before reading the rest (seconds).
+FIRST_PAINT_WAIT_S = 0.1
 #: Narrowest window width accepted (the linear VOI function needs width >= 1).
 MIN_WINDOW_WIDTH = 1.0
 
@@ -128,6 +131,7 @@ class ViewerController(QObject):
         self._volume: Volume | None = None
         self._index = 0
         self._shown_loaded = False
+        self._first_shown = threading.Event()
         self._loaded_done = False
         self._window: Window | None = None
         self._invert = False
@@ -327,9 +331,12 @@ class ViewerController(QObject):
         self.sig_slice_changed.emit(self._index)
         self._emit_problems()
         start = self._index
+        self._first_shown = shown = threading.Event()
 
         def job(ctx: JobContext) -> Volume:
-            return load_into(volume, first=start, progress=ctx.progress, cancel=ctx.cancelled)
+            # The first slice is painted before the bulk load competes for the CPU (bounded wait).
+            return load_into(volume, first=start, progress=ctx.progress, cancel=ctx.cancelled,
+                             after_first=lambda: shown.wait(FIRST_PAINT_WAIT_S))
 
         self._loader.submit(job, name=f"loading {series_label(series)}")
         self._update_busy()
@@ -368,6 +375,9 @@ class ViewerController(QObject):
         if force_refresh or (now_loaded and not self._shown_loaded):
             self._shown_loaded = now_loaded
             self.sig_slice_changed.emit(self._index)
+        if now_loaded and not self._first_shown.is_set():
+            # Queued behind the repaint the slot above requested: set once the slice is on screen.
+            QTimer.singleShot(0, self._first_shown.set)
         if len(volume.failed) != self._n_failed:
             self._n_failed = len(volume.failed)
             self._emit_problems()
