@@ -34,6 +34,8 @@ def _value_text(elem) -> str:
     if elem.VR in ("OB", "OW", "OF", "OD", "OL", "OV", "UN") and isinstance(elem.value, (bytes, bytearray)):
         return f"<{len(elem.value)} bytes>"
     try:
+        if elem.value is None:  # an empty element (e.g. a type 2 tag left blank)
+            return ""
         text = repr(elem.value) if isinstance(elem.value, bytes) else str(elem.value)
     except Exception as e:  # a malformed value still gets a row; the reason is the text
         text = f"<unreadable: {e}>"
