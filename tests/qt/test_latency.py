@@ -15,6 +15,8 @@ from PySide6.QtCore import QTimer
 
 #: Asserted bound on the largest timer gap (the design target is 50 ms; see the module docstring).
 MAX_GAP_MS = 150.0
+#: The issue's figure, held at the 95th percentile of timer gaps.
+TARGET_GAP_MS = 50.0
 
 
 @pytest.fixture(scope="module")
@@ -64,4 +66,5 @@ def test_ui_thread_never_stalls_while_scanning_and_loading(qtbot, window, ct_300
     p95, worst = float(np.percentile(during, 95)), float(np.max(gaps))
     print(f"\nlatency: scan+load+thumbnails of 300 slices took {elapsed:.2f} s; "
           f"timer gaps p50 {np.median(during):.1f} ms, p95 {p95:.1f} ms, max {worst:.1f} ms over {len(gaps)} ticks")
+    assert p95 < TARGET_GAP_MS
     assert worst < MAX_GAP_MS
