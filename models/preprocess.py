@@ -1,0 +1,264 @@
+"""The one preprocessing function shared by training and inference.
+
+A model only works on input prepared exactly as during its training, so the recipe lives in the model
+card (:class:`PreprocessConfig`, serialised with :meth:`PreprocessConfig.to_dict`) and both the training
+engine and the inference worker call :func:`preprocess` with it. Order (each step documented where it
+happens): HU window(s) → resize → optional CLAHE → normalise.
+
+Input is in modality units (Hounsfield units for CT: stored value × RescaleSlope + RescaleIntercept,
+DICOM PS3.3 C.11.1, the modality LUT applied *before* any window, as pydicom's ``apply_modality_lut``
+→ ``apply_voi_lut`` order); the viewer converts only the slices it sends here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Literal
+
+import numpy as np
+
+__all__ = ["PreprocessConfig", "clahe", "in_channels", "preprocess", "window"]
+
+Normalise = Literal["unit", "standard"]
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """How slices become model input; stored in the model card.
+
+    Parameters
+    ----------
+    windows : tuple of (center, width)
+        HU windows, one output channel each (e.g. lung ``(-600, 1500)`` and mediastinum ``(40, 400)``).
+    context : int
+        0: the slice alone; 1: 2.5D, slices z−1, z, z+1 as channels (the design notes' direct fix for dome
+        and vessel false positives). Channels are window-major: ``c = window_index * (2*context+1) + k``.
+    clahe : bool
+        Contrast-limited adaptive histogram equalisation after windowing and resizing.
+    clahe_clip : float
+        CLAHE clip limit as a fraction of a tile's pixels per bin (skimage's convention; 0.01 default).
+    clahe_tiles : int
+        CLAHE tiles per side.
+    size : int
+        Output is ``size``×``size`` (square resize, antialiased bilinear).
+    normalise : {"unit", "standard"}
+        ``"unit"``: windowed values in 0..1; ``"standard"``: ``(v - mean[c]) / std[c]``.
+    mean, std : tuple of float
+        Per-channel constants for ``"standard"``; length 1 (all channels) or :func:`in_channels`.
+    """
+
+    windows: tuple[tuple[float, float], ...] = ((-600.0, 1500.0),)
+    context: int = 0
+    clahe: bool = False
+    clahe_clip: float = 0.01
+    clahe_tiles: int = 8
+    size: int = 256
+    normalise: Normalise = "unit"
+    mean: tuple[float, ...] = (0.5,)
+    std: tuple[float, ...] = (0.25,)
+
+    def __post_init__(self) -> None:
+        windows = tuple((float(c), float(w)) for c, w in self.windows)
+        object.__setattr__(self, "windows", windows)
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        if not windows:
+            raise ValueError("PreprocessConfig needs at least one (center, width) window")
+        if any(w <= 0 for _, w in windows):
+            raise ValueError(f"window widths must be > 0, got {windows}")
+        if self.context not in (0, 1):
+            raise ValueError(f"context must be 0 (single slice) or 1 (2.5D), got {self.context}")
+        if self.size < 8:
+            raise ValueError(f"size must be >= 8, got {self.size}")
+        if self.normalise not in ("unit", "standard"):
+            raise ValueError(f"normalise must be 'unit' or 'standard', got {self.normalise!r}")
+        n = in_channels(self)
+        for name in ("mean", "std"):
+            values = getattr(self, name)
+            if len(values) not in (1, n):
+                raise ValueError(f"{name} needs 1 or {n} values, got {len(values)}")
+        if any(s <= 0 for s in self.std):
+            raise ValueError(f"std must be > 0, got {self.std}")
+        if not 0 < self.clahe_clip <= 1 or self.clahe_tiles < 1:
+            raise ValueError(f"bad CLAHE settings clip={self.clahe_clip} tiles={self.clahe_tiles}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (tuples become lists)."""
+        d = asdict(self)
+        d["windows"] = [list(w) for w in self.windows]
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> PreprocessConfig:
+        """Inverse of :meth:`to_dict`.
+
+        Unknown keys are refused rather than ignored: silently skipping a preprocessing step a newer
+        card asks for would feed the model input it was never trained on.
+        """
+        known = {f.name for f in fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown preprocessing keys: {', '.join(sorted(unknown))}")
+        kw = dict(d)
+        if "windows" in kw:
+            kw["windows"] = tuple(tuple(w) for w in kw["windows"])
+        for key in ("mean", "std"):
+            if key in kw:
+                kw[key] = tuple(kw[key])
+        return cls(**kw)
+
+
+def in_channels(cfg: PreprocessConfig) -> int:
+    """Model input channels a config produces: windows × context slices."""
+    return len(cfg.windows) * (2 * cfg.context + 1)
+
+
+def window(hu: np.ndarray, center: float, width: float) -> np.ndarray:
+    """Linear HU window to 0..1: ``clip((hu - (center - width/2)) / width, 0, 1)``.
+
+    The continuous form of the DICOM linear VOI function (PS3.3 C.11.2.1.2 uses ``center - 0.5`` and
+    ``width - 1`` for integer display values); for float network input the plain form is exact enough
+    and symmetric. Returns float32.
+    """
+    lo = center - width / 2.0
+    out = (np.asarray(hu, dtype=np.float32) - np.float32(lo)) * np.float32(1.0 / width)
+    if np.ndim(out) == 0:
+        return np.float32(min(max(float(out), 0.0), 1.0))
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def clahe(img: np.ndarray, clip: float = 0.01, tiles: int = 8, nbins: int = 256) -> np.ndarray:
+    """Contrast-limited adaptive histogram equalisation of images in 0..1, vectorised over a batch.
+
+    Zuiderveld's CLAHE (Graphics Gems IV, 1994): per-tile histograms clipped at ``clip`` × tile pixels
+    per bin (at least one count per bin), the excess spread uniformly over all bins, each tile's CDF as
+    its mapping, and bilinear interpolation between the mappings of the four nearest tile centres (the
+    edge tiles' mappings extend to the border). A small numpy version because scikit-image is not a
+    dependency; it is the same algorithm up to the excess redistribution detail.
+
+    Parameters
+    ----------
+    img : ndarray (..., H, W)
+        Values in 0..1 (windowed). Sides need not be divisible by ``tiles``.
+    clip : float
+        Clip limit as a fraction of a tile's pixel count per bin (skimage ``clip_limit`` convention).
+    tiles : int
+        Tiles per side.
+    nbins : int
+        Histogram bins.
+
+    Returns
+    -------
+    ndarray float32, same shape, values in 0..1.
+    """
+    shape = img.shape
+    h, w = shape[-2:]
+    flat = img.reshape(-1, h, w)
+    m = flat.shape[0]
+    ty, tx = min(tiles, h), min(tiles, w)
+    # Tile boundaries (tiles of near-equal size covering the image exactly, no padding).
+    ys = np.linspace(0, h, ty + 1).round().astype(np.intp)
+    xs = np.linspace(0, w, tx + 1).round().astype(np.intp)
+    bins = np.clip((flat * nbins).astype(np.intp), 0, nbins - 1)
+    row_tile = np.searchsorted(ys, np.arange(h), side="right") - 1
+    col_tile = np.searchsorted(xs, np.arange(w), side="right") - 1
+    tile_index = row_tile[:, None] * tx + col_tile[None, :]
+    index = (np.arange(m)[:, None, None] * (ty * tx) + tile_index[None]) * nbins + bins
+    hist = np.bincount(index.ravel(), minlength=m * ty * tx * nbins).reshape(m, ty, tx, nbins).astype(np.float64)
+    tile_pixels = (np.diff(ys)[:, None] * np.diff(xs)[None, :]).astype(np.float64)  # (ty, tx)
+    limit = np.maximum(clip * tile_pixels, 1.0)[None, :, :, None]
+    excess = np.maximum(hist - limit, 0.0).sum(axis=-1, keepdims=True)
+    hist = np.minimum(hist, limit) + excess / nbins
+    cdf = np.cumsum(hist, axis=-1)
+    lut = (cdf / cdf[..., -1:]).astype(np.float32)  # (m, ty, tx, nbins)
+    # Bilinear interpolation between tile centres.
+    cy = (ys[:-1] + ys[1:]) / 2.0
+    cx = (xs[:-1] + xs[1:]) / 2.0
+
+    def _axis(n: int, centres: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        pos = np.arange(n) + 0.5
+        i1 = np.clip(np.searchsorted(centres, pos), 0, len(centres) - 1)
+        i0 = np.clip(i1 - 1, 0, len(centres) - 1)
+        span = centres[i1] - centres[i0]
+        frac = np.where(span > 0, (pos - centres[i0]) / np.where(span > 0, span, 1.0), 0.0)
+        return i0, i1, np.clip(frac, 0.0, 1.0).astype(np.float32)
+
+    y0, y1, fy = _axis(h, cy)
+    x0, x1, fx = _axis(w, cx)
+    mi = np.arange(m)[:, None, None]
+    y0g, y1g, x0g, x1g = y0[None, :, None], y1[None, :, None], x0[None, None, :], x1[None, None, :]
+    fyg, fxg = fy[None, :, None], fx[None, None, :]
+    top = lut[mi, y0g, x0g, bins] * (1 - fxg) + lut[mi, y0g, x1g, bins] * fxg
+    bottom = lut[mi, y1g, x0g, bins] * (1 - fxg) + lut[mi, y1g, x1g, bins] * fxg
+    out = top * (1 - fyg) + bottom * fyg
+    return out.reshape(shape).astype(np.float32, copy=False)
+
+
+def _resize(x: np.ndarray, size: int) -> np.ndarray:
+    """Square resize of (N, C, H, W) float32 with torch's antialiased bilinear interpolation.
+
+    Antialiasing matters when shrinking a 512 px CT to 256 px: without it thin vessels alias into dots
+    that look like small nodules. torch is imported here, lazily, because the viewer may import this
+    module before torch has loaded.
+    """
+    if x.shape[-2:] == (size, size):
+        return x
+    import torch
+    import torch.nn.functional as F
+
+    t = torch.from_numpy(np.ascontiguousarray(x))
+    out = F.interpolate(t, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+    return out.numpy()
+
+
+def preprocess(hu: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Turn slices in modality units into model input.
+
+    Parameters
+    ----------
+    hu : ndarray (N, K, H, W)
+        Slices in modality units (HU for CT), K = 1 (the slice) or 3 (slices z−1, z, z+1). A 2-D image is
+        accepted as (H, W), a stack as (N, H, W) (K = 1). With ``cfg.context == 0`` and K = 3 the middle
+        slice is used. At a volume's first/last slice the caller repeats the edge slice.
+    cfg : PreprocessConfig
+
+    Returns
+    -------
+    ndarray float32 (N, C, size, size)
+        ``C = in_channels(cfg)``, window-major (see :class:`PreprocessConfig`).
+
+    Raises
+    ------
+    ValueError
+        When the context slices do not match ``cfg.context``.
+    """
+    arr = np.asarray(hu)
+    if arr.ndim == 2:
+        arr = arr[None, None]
+    elif arr.ndim == 3:
+        arr = arr[:, None]
+    if arr.ndim != 4:
+        raise ValueError(f"preprocess expects (N, K, H, W) slices, got shape {np.shape(hu)}")
+    k = arr.shape[1]
+    need = 2 * cfg.context + 1
+    if k == need:
+        pass
+    elif cfg.context == 0 and k == 3:
+        arr = arr[:, 1:2]
+    else:
+        raise ValueError(f"preprocessing with context={cfg.context} needs {need} slice(s) per item, got {k}")
+    # 1. Windows: (N, W*K, H, W), window-major.
+    x = np.concatenate([window(arr, c, w) for c, w in cfg.windows], axis=1)
+    # 2. Resize (before CLAHE, so CLAHE's tiles cover the same anatomy at any source resolution).
+    x = _resize(x, cfg.size)
+    # 3. CLAHE on the windowed 0..1 values.
+    if cfg.clahe:
+        x = clahe(x, clip=cfg.clahe_clip, tiles=cfg.clahe_tiles)
+    # 4. Normalise.
+    if cfg.normalise == "standard":
+        mean = np.asarray(cfg.mean, np.float32).reshape(1, -1, 1, 1)
+        std = np.asarray(cfg.std, np.float32).reshape(1, -1, 1, 1)
+        x = (x - mean) / std
+    return np.ascontiguousarray(x, dtype=np.float32)
