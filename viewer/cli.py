@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 
 EXIT_OK, EXIT_USAGE, EXIT_NOTHING = 0, 2, 3
-SUBCOMMANDS = ("info", "convert", "screenshot", "demo")
+SUBCOMMANDS = ("info", "convert", "screenshot", "demo", "analyze", "models")
 
 log = logging.getLogger("radview")
 
@@ -169,6 +169,124 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: Faithfulness (22 forwards a slice) is computed for at most this many of the most suspicious slices.
+FAITHFULNESS_TOP = 5
+
+
+def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path | None, batch: int = 8) -> dict:
+    """Run the model over every slice of ``volume``; the series' JSON record."""
+    from models.analysis import ranking
+
+    from .analysis import context_stack, slice_record
+
+    n = volume.n_slices
+    results = []
+    report = _progress_printer(f"analysing {volume.series.modality} {volume.series.description or volume.series.key}")
+    for start in range(0, n, batch):
+        indices = list(range(start, min(n, start + batch)))
+        results.extend(analyzer.analyze(indices, context_stack(volume, indices, analyzer.context)))
+        report(len(results), n)
+    order = ranking({r.index: r.probability for r in results})
+    faithfulness: dict[int, float] = {}
+    if want_faithfulness:
+        top = order[:FAITHFULNESS_TOP]
+        scores = analyzer.faithfulness(context_stack(volume, top, analyzer.context),
+                                       [results[i].heatmap for i in top])
+        faithfulness = {i: f.score for i, f in zip(top, scores)}
+    if heatmap_dir is not None:
+        _write_heatmaps(volume, results, heatmap_dir)
+    return {
+        "series_uid": volume.series.key,
+        "modality": volume.series.modality,
+        "slices": [
+            slice_record(volume, r, volume.series.frame_source(r.index)[0].sop_uid, faithfulness.get(r.index))
+            for r in results
+        ],
+        "ranking": order,
+    }
+
+
+def _write_heatmaps(volume, results, folder: Path) -> None:
+    from .core.overlay import blend
+    from .core.png import write_png
+    from .core.windowing import build_lut, to_display
+
+    folder.mkdir(parents=True, exist_ok=True)
+    window = volume.default_window()
+    lut = build_lut(volume.stored.dtype, volume.slope, volume.intercept, window, volume.invert)
+    for r in results:
+        stored = volume.stored[r.index]
+        grey = lut.apply(stored) if lut else to_display(stored, volume.slope, volume.intercept, window, volume.invert)
+        write_png(folder / f"slice_{r.index:04d}.png", blend(grey, r.heatmap))
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    from .analysis import load_model, model_applies
+    from .core.atomic import atomic_write_text
+    from .core.errors import NothingLoadableError
+    from .core.model_registry import find_model
+    from .core.volume import load_volume
+
+    try:
+        entry = find_model(args.model)
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    result = _scan(args.path)
+    chosen = [_pick_series(result, args.series)] if args.series else list(result.series)
+    from models.analysis import SliceAnalyzer
+
+    loaded = load_model(entry, device=args.device)
+    analyzer = SliceAnalyzer(loaded, method=args.method)
+    doc = {"model": {"name": entry.card.name, "arch": entry.card.arch, "sha256": entry.card.sha256,
+                     "threshold": entry.card.threshold, "method": analyzer.method,
+                     "demonstration": entry.card.demonstration},
+           "series": [], "not_analysed": []}
+    for series in chosen:
+        volume = load_volume(series)
+        reason = model_applies(entry.card, volume)
+        if reason:
+            doc["not_analysed"].append({"series_uid": series.key, "reason": reason})
+            continue
+        heatmap_dir = None
+        if args.heatmaps:
+            heatmap_dir = Path(args.heatmaps) / (series.key if len(chosen) > 1 else "")
+        doc["series"].append(_analyze_series(analyzer, volume, not args.no_faithfulness, heatmap_dir))
+    if not doc["series"]:
+        reasons = "; ".join(d["reason"] for d in doc["not_analysed"]) or "no series"
+        raise NothingLoadableError(f"nothing to analyse: {reasons}")
+    text = json.dumps(doc, indent=2)
+    if args.json:
+        atomic_write_text(args.json, text + "\n")
+    else:
+        for s in doc["series"]:
+            top = s["ranking"][:5]
+            probs = {r["index"]: r["probability"] for r in s["slices"]}
+            print(f"{s['modality']} {s['series_uid']}: most suspicious slices "
+                  + ", ".join(f"{i} (p={probs[i]:.2f})" for i in top)
+                  + f"; threshold {entry.card.threshold:.2f}")
+    if entry.card.demonstration:
+        print("note: demonstration model, not for diagnosis", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .core.model_registry import list_models
+
+    entries = list_models()
+    if args.json:
+        print(json.dumps([{"name": m.name, "source": m.source, "path": str(m.path), "card": m.card.to_dict()}
+                          for m in entries], indent=2))
+        return EXIT_OK
+    for m in entries:
+        card = m.card
+        flag = "  [demonstration, not for diagnosis]" if card.demonstration else ""
+        print(f"{m.name:<24} {card.arch:<22} {','.join(card.modalities):<8} threshold {card.threshold:.3f}  "
+              f"{m.source}{flag}")
+    if not entries:
+        print("no models installed")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="radview", description="Radiology viewer with an AI second reader.")
     parser.add_argument("--version", action="version", version=f"radview {__version__}")
@@ -195,6 +313,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_parse_size, default=(1280, 800), help="WxH (default 1280x800)")
     p.set_defaults(func=cmd_screenshot)
 
+    p = sub.add_parser("analyze", help="nodule probability and heatmap per slice, as JSON")
+    p.add_argument("path")
+    p.add_argument("--series", help="SeriesInstanceUID (default: every series the model reads)")
+    p.add_argument("--model", help="installed model name or bundle folder (default: demo-nodule)")
+    p.add_argument("--method", choices=["gradcam", "gradcampp", "rollout", "location"],
+                   help="heatmap method (default: the model card's)")
+    p.add_argument("--json", metavar="OUT", help="write the results here (default: a summary on stdout)")
+    p.add_argument("--heatmaps", metavar="DIR", help="one PNG per slice: the image with its heatmap")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    p.add_argument("--no-faithfulness", action="store_true",
+                   help=f"skip the deletion faithfulness score of the {FAITHFULNESS_TOP} most suspicious slices")
+    p.set_defaults(func=cmd_analyze)
+
+    p = sub.add_parser("models", help="list installed models with their cards")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_models)
+
     p = sub.add_parser("demo", help="fetch the demo chest CTs once and convert them to DICOM")
     p.add_argument("--open", action="store_true", help="then open lung2 in the viewer")
     p.set_defaults(func=cmd_demo)
@@ -220,6 +355,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return EXIT_OK if e.code == 0 else EXIT_USAGE
+    from models.bundle import BundleError
+
     from .core.errors import NothingLoadableError, RadviewError
 
     try:
@@ -230,7 +367,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except NothingLoadableError as e:
         print(f"radview: {e}", file=sys.stderr)
         return EXIT_NOTHING
-    except (RadviewError, OSError, ValueError) as e:
+    except (RadviewError, BundleError, OSError, ValueError) as e:
         if args.debug:
             raise
         print(f"radview: {e}", file=sys.stderr)

@@ -1,0 +1,67 @@
+"""From a loaded series to the model's input and back to patient coordinates (Qt-free).
+
+Used by ``radview analyze`` and the viewer's inference worker. torch is imported by the model code
+only when a model is loaded, never at import of this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from .core.model_registry import ModelEntry
+from .core.volume import Volume
+
+
+def model_applies(card, volume: Volume) -> str | None:
+    """None when the model can read this series, else the reason shown instead of a number."""
+    modality = volume.series.modality
+    if card.modalities and modality not in card.modalities:
+        return f"the model {card.name} reads {', '.join(card.modalities)}, not {modality}"
+    if volume.is_color:
+        return f"the model {card.name} reads greyscale images, not colour"
+    return None
+
+
+def context_stack(volume: Volume, indices: Sequence[int], context: int) -> np.ndarray:
+    """(N, 2*context+1, rows, cols) float32 modality values; neighbours clamp at the series ends."""
+    n = volume.n_slices
+    out = np.empty((len(indices), 2 * context + 1, volume.stored.shape[1], volume.stored.shape[2]), np.float32)
+    for i, index in enumerate(indices):
+        for k, offset in enumerate(range(-context, context + 1)):
+            out[i, k] = volume.modality_values(min(max(index + offset, 0), n - 1))
+    return out
+
+
+def analysis_order(n: int, first: int) -> list[int]:
+    """The current slice, then outwards (the same order the volume loads in)."""
+    from .core.volume import load_order
+
+    return load_order(n, first)
+
+
+def load_model(entry: ModelEntry, device: str = "auto"):
+    """Load and verify a bundle on the best device (imports torch)."""
+    from models.bundle import load_bundle
+    from models.device import configure_threads, pick_device
+
+    configure_threads()
+    return load_bundle(entry.path, device=pick_device(device))
+
+
+def slice_record(volume: Volume, result, sop_uid: str, faithfulness: float | None) -> dict:
+    """The ``analyze`` JSON record of one slice (positions in patient LPS mm where known)."""
+    geometry = volume.geometry
+    r, c = result.peak_rc
+    record = {
+        "index": result.index,
+        "sop_instance_uid": sop_uid,
+        "position_mm": [round(float(v), 3) for v in geometry.positions[result.index]] if geometry.known else None,
+        "probability": round(result.probability, 6),
+        "heatmap_peak_rc": [round(r, 2), round(c, 2)],
+        "heatmap_peak_mm": [round(float(v), 3) for v in geometry.voxel_to_patient(result.index, r, c)]
+        if geometry.known else None,
+        "faithfulness": None if faithfulness is None else round(float(faithfulness), 6),
+    }
+    return record
