@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 
 EXIT_OK, EXIT_USAGE, EXIT_NOTHING = 0, 2, 3
-SUBCOMMANDS = ("info", "convert", "screenshot", "demo", "analyze", "models")
+SUBCOMMANDS = ("info", "convert", "screenshot", "demo", "analyze", "models", "finetune")
 
 log = logging.getLogger("radview")
 
@@ -269,6 +269,105 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_finetune(args: argparse.Namespace) -> int:
+    """Fine-tune a model on labelled images (the engine of the fine-tune dialog), save it as a new model.
+
+    Exit codes: 0 saved; 2 bad usage; 3 data that cannot train (too few images per class or patients,
+    not two classes, nothing readable); 1 training diverged (NaN or exploding loss: nothing saved).
+    """
+    from models.training import Augmentation, FineTuneConfig, TrainingDataError, TrainingStopped, check_model_name
+
+    from . import finetune as ft
+    from .core.atomic import atomic_write_text
+    from .core.errors import NothingLoadableError
+    from .core.labeled_data import LabeledDataError
+
+    def fmt(v: float | None) -> str:
+        return "n/a" if v is None else f"{v:.3f}"
+
+    interactive = sys.stderr.isatty()
+
+    def on_batch(p) -> None:  # one redrawn stderr line per batch when stderr is a terminal
+        if interactive:
+            eta = "" if p.eta_seconds is None else f", about {p.eta_seconds:.0f} s left"
+            end = "\n" if p.batch == p.batches and p.phase == "final" else ""
+            print(f"\r{p.phase} epoch {p.epoch}/{p.epochs}: batch {p.batch}/{p.batches}{eta}    ", end=end,
+                  file=sys.stderr, flush=True)
+
+    if not Path(args.data).exists():
+        raise UsageError(f"no such file or folder: {args.data}")
+    if not 0 < args.split < 1:
+        raise UsageError(f"--split is the share of images for training and validation, in (0, 1), not {args.split}")
+    if not 0 < args.val < args.split:
+        raise UsageError(f"--val is the share of images for validation, in (0, --split), not {args.val}")
+    if (args.base is None) == (args.arch is None):
+        raise UsageError("give --base NAME|FILE (fine-tune a model) or --arch NAME (train from scratch)")
+    if args.json and not Path(args.json).resolve().parent.is_dir():
+        raise UsageError(f"--json: no folder {Path(args.json).parent} to write {Path(args.json).name} in")
+    try:
+        if args.out is not None:
+            check_model_name(args.out)
+        augment = Augmentation.from_names([a for a in (args.augment or "").split(",") if a])
+        if args.arch is not None:
+            from models.preprocess import PreprocessConfig
+
+            source: dict = {"arch": args.arch, "preprocessing": PreprocessConfig(size=args.size, context=args.context)}
+        else:
+            source = {"base": ft.base_path(args.base)}
+        config = FineTuneConfig(
+            **source, mode=args.mode, reset_head=args.reset_head, augment=augment, optimizer=args.optimizer,
+            lr=args.lr, batch_size=args.batch, epochs=args.epochs, patience=args.patience, seed=args.seed,
+            device=args.device, threshold_method="sensitivity" if args.target_sensitivity else "youden",
+            target_sensitivity=args.target_sensitivity or 0.9, class_weighting=not args.no_class_weighting,
+        )
+    except KeyError as e:
+        raise UsageError(str(e.args[0])) from None
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    try:
+        if args.from_labels:
+            dataset = ft.dataset_from_labels(args.data, progress=_progress_printer("scanning"))
+        else:
+            dataset = ft.import_data(args.data, progress=_progress_printer("reading"))
+        counts = ", ".join(f"{n} {c!r}" for c, n in dataset.counts.items())
+        print(f"{dataset.source}: {counts} from {len(dataset.patients)} patient(s); "
+              f"{len(dataset.duplicates)} duplicate(s) dropped, {len(dataset.skipped)} file(s) skipped",
+              file=sys.stderr)
+        for s in dataset.skipped[:5]:
+            print(f"  skipped {s.path}: {s.reason}", file=sys.stderr)
+        for w in (*dataset.warnings, *([dataset.imbalance_warning] if dataset.imbalance_warning else [])):
+            print(f"warning: {w}", file=sys.stderr)
+        data = ft.prepare(dataset, config, test=1.0 - args.split, val=args.val, seed=args.seed,
+                          positive=args.positive, progress=_progress_printer("preparing"))
+        for name, ts in (("train", data.train), ("val", data.val), ("test", data.test)):
+            if ts is not None:
+                print(f"{name}: {len(ts)} images ({ts.n_positive} positive) from {len(ts.patients)} patient(s)",
+                      file=sys.stderr)
+        run = ft.start(config, data, progress=on_batch)
+        for r in run:
+            train_part = "" if r.train_loss is None else f"train loss {r.train_loss:.4f}, "
+            print(f"epoch {r.epoch}/{r.epochs}: {train_part}val loss {r.val_loss:.4f}, val AUC {fmt(r.val.auc)}"
+                  f"{' *' if r.best else ''}{' (early stop)' if r.stopping_early else ''}", file=sys.stderr)
+    except (LabeledDataError, TrainingDataError) as e:
+        raise NothingLoadableError(str(e)) from None
+    except TrainingStopped as e:
+        print(f"radview: {e}", file=sys.stderr)
+        return 1
+    result = run.result
+    assert result is not None
+    path = ft.save_model(result, args.out or ft.default_model_name(config))
+    from models.bundle import read_card
+
+    card = read_card(path)
+    if args.json:
+        doc = {"model": {"name": path.name, "path": str(path), "sha256": card.sha256, "parent": card.parent},
+               **result.to_dict()}
+        atomic_write_text(args.json, json.dumps(doc, indent=2) + "\n")
+    print(f"saved model {path.name} ({path}); {result.summary()}")
+    print(f"use it: radview analyze PATH --model {path.name}")
+    return EXIT_OK
+
+
 def cmd_models(args: argparse.Namespace) -> int:
     from .core.model_registry import list_models
 
@@ -329,6 +428,43 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("models", help="list installed models with their cards")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("finetune", help="fine-tune a model on labelled images and save it as a new model")
+    p.add_argument("--data", required=True, metavar="DIR|CSV",
+                   help="a folder with a sub-folder per class (DICOM, PNG, JPEG, TIFF) or a CSV of path,label "
+                        "(optional patient, frame columns); with --from-labels, folders whose series carry "
+                        "your labels")
+    p.add_argument("--from-labels", action="store_true", help="use the labels made in the viewer for the "
+                   "series under --data")
+    p.add_argument("--base", metavar="NAME|FILE", help="installed model name or bundle folder / weights file")
+    from models.arch_names import ARCHITECTURES
+
+    p.add_argument("--arch", choices=ARCHITECTURES, help="train this architecture from scratch instead")
+    p.add_argument("--size", type=int, default=256, help="input size when training from scratch (default 256)")
+    p.add_argument("--context", type=int, choices=[0, 1], default=0,
+                   help="from scratch: 1 for 2.5D input (slices z-1, z, z+1)")
+    p.add_argument("--mode", choices=["head", "last", "full"], default="head",
+                   help="train the head only, the last block and the head, or everything (default head)")
+    p.add_argument("--reset-head", action="store_true", help="start from a head that knows nothing")
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--split", type=float, default=0.8,
+                   help="share of images for training + validation; the rest is the test split (default 0.8)")
+    p.add_argument("--val", type=float, default=0.1, help="share of images for validation (default 0.1)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
+    p.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+    p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0: off)")
+    p.add_argument("--augment", metavar="LIST", help="comma-separated: flips,rotation,noise,intensity,clahe")
+    p.add_argument("--no-class-weighting", action="store_true", help="do not weight the rarer class up")
+    p.add_argument("--target-sensitivity", type=float, metavar="S",
+                   help="choose the threshold for this sensitivity on validation (default: Youden's J)")
+    p.add_argument("--positive", metavar="CLASS", help="which class of the data is the model's positive one")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, mps")
+    p.add_argument("--out", metavar="NAME", help="name of the new model (default <base>-ft; never overwrites: "
+                   "a taken name gets -v2, -v3, ...)")
+    p.add_argument("--json", metavar="METRICS", help="write the metrics of every split and the threshold here")
+    p.set_defaults(func=cmd_finetune)
 
     p = sub.add_parser("demo", help="fetch the demo chest CTs once and convert them to DICOM")
     p.add_argument("--open", action="store_true", help="then open lung2 in the viewer")

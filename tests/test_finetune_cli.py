@@ -1,0 +1,206 @@
+"""`radview finetune` end to end: DICOM folder per class (and the viewer's own labels) -> a new model that
+`radview models` lists and `radview analyze --model` uses. Every write goes under tmp_path
+(``RADVIEW_DATA_DIR``), never to the real user folder.
+
+Data: the demo CTs at 256 px with the project's synthetic nodules (10-20 mm, ``models.simulate``), cut
+into blocks of 12 slices written as separate DICOM series of separate pseudo-patients (PatientID), so a
+split by patient has patients to split. ~80 labelled slices.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from models.bundle import file_sha256, load_bundle, read_card
+from viewer.cli import main
+from viewer.core.dicom_writer import write_ct_series
+from viewer.core.labels import LabelStore
+from viewer.core.png import write_png
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "resources" / "models" / "demo-nodule"
+BLOCK = 12
+
+
+@pytest.fixture(scope="module")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Series per pseudo-patient (whole blocks) and the same slices sorted into nodule/ and no nodule/."""
+    import SimpleITK as sitk
+
+    from models.datasets import simulated_nodule_slices
+    from viewer.core.demo import ensure_demo_study
+    from viewer.core.scan import scan
+    from viewer.core.volume import load_volume
+
+    study = ensure_demo_study()
+    root = tmp_path_factory.mktemp("finetune-data")
+    series_root, classes = root / "series", root / "classes"
+    labels: dict[str, dict[int, int]] = {}
+    rows: list[str] = []
+    for name, folder, label in (("lung1", study.lung1, study.lung1_label), ("lung2", study.lung2, study.lung2_label)):
+        (series,) = scan(folder).series
+        volume = load_volume(series)
+        hu = volume.stored.astype(np.float32) * volume.slope + volume.intercept
+        z, h, w = hu.shape
+        hu = hu.reshape(z, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+        lesion = sitk.GetArrayFromImage(sitk.ReadImage(str(label)))[:, ::2, ::2] > 0
+        row, col = series.first.pixel_spacing
+        spacing = (series.geometry.slice_spacing, 2 * row, 2 * col)
+        sim = simulated_nodule_slices(hu, spacing, n_nodules=10, diameter_mm=(10.0, 20.0), seed=1, exclude=lesion)
+        for b in range(0, z, BLOCK):
+            patient = f"{name}-{b // BLOCK}"
+            block = np.rint(sim.volume[b : b + BLOCK]).astype(np.int16)
+            files = write_ct_series(series_root / patient, block, spacing_xyz=(2 * col, 2 * row, spacing[0]),
+                                    origin_lps=(0.0, 0.0, b * spacing[0]), direction=np.eye(3),
+                                    series_description=f"{patient} with synthetic nodules", patient_id=patient,
+                                    uid_seed=f"finetune test {patient}")
+            labels[patient] = {}
+            for k, f in enumerate(files):
+                y = int(sim.labels[b + k])
+                if y < 0:
+                    continue  # a nodule's faint edge: neither class
+                labels[patient][k] = y
+                target = classes / ("nodule" if y else "no nodule")
+                target.mkdir(parents=True, exist_ok=True)
+                shutil.copy(f, target / f"{patient}_{f.name}")
+                # The same slice as an 8-bit lung-window PNG export, listed in a CSV with its patient.
+                png = root / "png" / f"{patient}_{k:02d}.png"
+                png.parent.mkdir(exist_ok=True)
+                write_png(png, np.clip((block[k] + 1350.0) / 1500.0 * 255.0, 0, 255).astype(np.uint8))
+                rows.append(f"png/{png.name},{'nodule' if y else 'no nodule'},{patient}")
+    (root / "labels.csv").write_text("path,label,patient\n" + "\n".join(rows) + "\n")
+    return {"series": series_root, "classes": classes, "labels": labels, "csv": root / "labels.csv"}
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("RADVIEW_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
+def finetune(*args: str) -> int:
+    return main(["finetune", "--epochs", "2", "--batch", "8", "--lr", "0.01", "--device", "cpu", *args])
+
+
+def test_finetune_saves_a_new_model_that_models_lists_and_analyze_uses(written, data_dir: Path, tmp_path: Path,
+                                                                        capsys: pytest.CaptureFixture) -> None:
+    shipped = file_sha256(DEMO / "weights.safetensors")
+    metrics = tmp_path / "metrics.json"
+    code = finetune("--data", str(written["classes"]), "--base", "demo-nodule", "--reset-head", "--out", "mine",
+                    "--json", str(metrics))
+    out = capsys.readouterr()
+    assert code == 0, out.err
+    assert "saved model mine" in out.out and "epoch 2/2" in out.err
+    doc = json.loads(metrics.read_text())
+    for split in ("train", "val", "test"):
+        table = doc["metrics"][split]
+        assert {"accuracy", "sensitivity", "specificity", "precision", "recall", "f1", "auc", "confusion"} <= set(table)
+        assert table["n"] > 0
+    assert doc["metrics"]["test"]["auc"] >= 0.85
+    assert doc["threshold"]["method"] == "youden" and doc["threshold"]["chosen_on"] == "val"
+    assert doc["model"]["name"] == "mine" and doc["model"]["parent"] == f"demo-nodule@{shipped}"
+    split = doc["data"]["split"]  # whole patients per split (core tests check they never overlap)
+    assert split["train"]["patients"] + split["val"]["patients"] + split["test"]["patients"] == len(written["labels"])
+    text = json.dumps(doc["data"])
+    assert "lung1-" not in text and str(tmp_path.parent) not in text  # no patient IDs, no file paths
+    bundle = data_dir / "models" / "mine"
+    card = load_bundle(bundle).card
+    assert card.threshold == pytest.approx(doc["threshold"]["threshold"])
+    assert card.metrics["test"]["auc"] == doc["metrics"]["test"]["auc"] and card.parent.startswith("demo-nodule@")
+    assert file_sha256(DEMO / "weights.safetensors") == shipped  # the shipped model is never written
+    # `radview models` (the real entry point, torch-free) lists it; `analyze --model mine` uses it.
+    env = {"RADVIEW_DATA_DIR": str(data_dir), "PATH": "/usr/bin:/bin"}
+    listing = subprocess.run([sys.executable, "-m", "viewer", "models"], capture_output=True, text=True, cwd=ROOT,
+                             env=env, timeout=120)
+    assert listing.returncode == 0 and any(line.startswith("mine ") and "user" in line
+                                           for line in listing.stdout.splitlines())
+    series = written["series"] / "lung1-2"
+    assert main(["analyze", str(series), "--model", "mine", "--no-faithfulness", "--json",
+                 str(tmp_path / "a.json")]) == 0
+    analysis = json.loads((tmp_path / "a.json").read_text())
+    assert analysis["model"]["name"] == "mine" and analysis["model"]["sha256"] == card.sha256
+    assert analysis["model"]["threshold"] == pytest.approx(card.threshold)
+    # The same name again: a new version, the first one untouched.
+    assert finetune("--data", str(written["classes"]), "--base", "demo-nodule", "--out", "mine", "--epochs", "1") == 0
+    assert sorted(p.name for p in (data_dir / "models").iterdir()) == ["mine", "mine-v2"]
+    assert read_card(bundle).sha256 == card.sha256
+
+
+def test_finetune_from_the_viewers_labels(written, data_dir: Path, tmp_path: Path) -> None:
+    """Label slices in the store (what the viewer's label panel does), then train on them headless."""
+    from viewer.core.scan import scan
+
+    result = scan(written["series"])
+    for series in result.series:
+        store = LabelStore(series.study_uid)
+        patient = series.files[0].patient["PatientID"]
+        for k, y in written["labels"][patient].items():
+            header = series.files[k]
+            store.set(series.series_uid, header.sop_uid, "nodule" if y else "no nodule")
+    metrics = tmp_path / "m.json"
+    assert finetune("--data", str(written["series"]), "--from-labels", "--base", "demo-nodule", "--json",
+                    str(metrics)) == 0
+    doc = json.loads(metrics.read_text())
+    assert doc["model"]["name"] == "demo-nodule-ft"  # default name; never the shipped folder
+    n = sum(len(v) for v in written["labels"].values())
+    assert sum(doc["data"][s]["n"] for s in ("train", "val", "test")) == n
+    assert doc["data"]["source"].startswith("labels of 10 studies")
+
+
+def test_from_scratch_on_a_csv_of_png_exports(written, data_dir: Path, tmp_path: Path) -> None:
+    """Plain images (display values, taken as shown in the lung window) and an architecture from scratch."""
+    metrics = tmp_path / "m.json"
+    assert finetune("--data", str(written["csv"]), "--arch", "smallcnn", "--size", "64", "--mode", "full",
+                    "--lr", "1e-3", "--augment", "flips,noise", "--json", str(metrics)) == 0
+    doc = json.loads(metrics.read_text())
+    assert doc["model"]["name"] == "smallcnn-scratch" and doc["model"]["parent"] is None and doc["before"] == {}
+    assert doc["data"]["source"] == "csv"
+    card = read_card(data_dir / "models" / "smallcnn-scratch")
+    assert card.input_size == 64 and card.preprocessing["context"] == 0 and card.heatmap_method == "gradcam"
+    assert card.training_data["augmentation"]["flips"] and not card.training_data["augmentation"]["rotation"]
+
+
+def test_too_few_images_per_class_is_refused_before_training(written, data_dir: Path, tmp_path: Path,
+                                                              capsys: pytest.CaptureFixture) -> None:
+    small = tmp_path / "small"
+    for cls in ("nodule", "no nodule"):
+        (small / cls).mkdir(parents=True)
+        for f in sorted((written["classes"] / cls).iterdir())[:3]:
+            shutil.copy(f, small / cls / f.name)
+    assert finetune("--data", str(small), "--base", "demo-nodule") == 3
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith("radview: too few images per class: 3 'no nodule', 3 'nodule'")
+    assert not (data_dir / "models").exists()
+
+
+def test_nan_loss_stops_with_a_clear_message_and_no_model(written, data_dir: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    code = finetune("--data", str(written["classes"]), "--base", "demo-nodule", "--mode", "full", "--lr", "1e6")
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1
+    assert err[-1].startswith("radview: training diverged") and "learning rate 1e+06" in err[-1]
+    assert not (data_dir / "models").exists() or not any((data_dir / "models").iterdir())
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--split", "1.5"], "--split"),
+    (["--val", "0.9"], "--val"),
+    (["--base", "no-such-model"], "no model 'no-such-model'"),
+    (["--augment", "mixup"], "unknown augmentation"),
+    (["--arch", "smallcnn"], "--base NAME|FILE"),
+    (["--out", "../escape"], "model name '../escape'"),
+    (["--json", "/no/such/dir/m.json"], "--json: no folder"),
+])
+def test_bad_usage_exits_2(written, data_dir: Path, capsys: pytest.CaptureFixture, args: list[str], message: str) -> None:
+    base = [] if "--base" in args else ["--base", "demo-nodule"]
+    assert main(["finetune", "--data", str(written["classes"]), *base, *args]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert main(["finetune", "--base", "demo-nodule"]) == 2  # --data is required
