@@ -19,10 +19,9 @@ sets them for the app (one core left to the UI).
 from __future__ import annotations
 
 import json
-import statistics
-import time
-from collections.abc import Callable
 from typing import Any
+
+from .common import time_round_robin
 
 TARGETS = {"gradcam_ratio": 1.1, "rollout_ratio": 1.25, "full_backward_reference_ratio": 2.9}
 
@@ -53,18 +52,8 @@ def _full_backward_gradcam(model: Any, x: Any) -> Any:
     return cam / cam.amax((2, 3), keepdim=True).clamp_min(1e-12)
 
 
-def _time_round_robin(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median milliseconds of each function, timed interleaved."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, f in fns.items():
-            start = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) * 1000 for k, v in times.items()}
+def _time_round_robin_ms(fns, repeats: int) -> dict[str, float]:
+    return {k: v * 1000 for k, v in time_round_robin(fns, repeats).items()}
 
 
 def _resnet18(batch: int, repeats: int) -> dict[str, float]:
@@ -81,7 +70,7 @@ def _resnet18(batch: int, repeats: int) -> dict[str, float]:
         with torch.inference_mode():
             return model(x)
 
-    ms = _time_round_robin(
+    ms = _time_round_robin_ms(
         {
             "forward": forward,
             "gradcam": lambda: gradcam(model, x),
@@ -111,7 +100,7 @@ def _vit_tiny(batch: int, repeats: int) -> dict[str, float]:
         with torch.inference_mode():
             return model(x)
 
-    ms = _time_round_robin({"forward": forward, "rollout": lambda: attention_rollout(model, x)}, repeats)
+    ms = _time_round_robin_ms({"forward": forward, "rollout": lambda: attention_rollout(model, x)}, repeats)
     return {
         "forward_ms": round(ms["forward"], 2),
         "rollout_ms": round(ms["rollout"], 2),

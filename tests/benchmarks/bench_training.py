@@ -33,23 +33,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from .common import time_round_robin
+
 TARGETS = {"head_step_throughput": 0.85, "full_step_throughput": 0.3,
            "head_loop_throughput": 0.85, "full_loop_throughput": 0.3}
 BATCH, SIZE = 16, 224
-
-
-def _time_round_robin(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int = 2) -> dict[str, float]:
-    """Median seconds of each function, timed interleaved (load changes hit all alike)."""
-    for _ in range(warmup):
-        for f in fns.values():
-            f()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, f in fns.items():
-            start = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _models():
@@ -116,7 +104,7 @@ def measure_steps(repeats: int = 7) -> dict[str, float]:
         with torch.inference_mode():
             infer_model(x)
 
-    return _time_round_robin({
+    return time_round_robin({
         "inference": inference,
         "head_step": lambda: head.step(x, y),
         "plain_head_step": lambda: plain_head(x, y),

@@ -25,6 +25,20 @@ def median_seconds(fn: Callable[[], object], repeats: int = 5, setup: Callable[[
     return statistics.median(times)
 
 
+def time_round_robin(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds of each function, timed interleaved so that load changes hit all of them alike."""
+    for _ in range(warmup):
+        for f in fns.values():
+            f()
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for _ in range(repeats):
+        for name, f in fns.items():
+            start = time.perf_counter()
+            f()
+            times[name].append(time.perf_counter() - start)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
 def evict(paths: Iterable[Path]) -> None:
     """Drop the files from the page cache (POSIX_FADV_DONTNEED), so the next read is cold."""
     for path in paths:
