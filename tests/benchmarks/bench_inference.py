@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import statistics
 import sys
 import threading
 import time
@@ -35,6 +34,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 import numpy as np
 
 from .bench_load import bench_series_dir
+from .common import time_round_robin
 
 #: Slices analysed per timed run (the whole 300-slice series).
 N_SLICES = 300
@@ -96,23 +96,18 @@ def series_analysis(volume, n_slices: int = N_SLICES, repeats: int = 2) -> dict:
     failed: list[str] = []
     lane.worker.sig_failed.connect(lambda rid, message, tb: failed.append(message))
 
-    def run_lane() -> float:
+    def run_lane() -> None:
         finished.clear()
-        start = time.perf_counter()
         lane.submit(AnalysisRequest(key, volume, middle, entry, done_mask.copy(), sweep=True))
         _process_until(lambda: finished or failed)
         if failed:
             raise RuntimeError(failed[0])
-        app.processEvents()
-        return finished[0] - start
 
-    def run_plain(batch: int) -> float:
-        start = time.perf_counter()
+    def run_plain(batch: int) -> None:
         for s in range(0, len(chosen), batch):
             idx = chosen[s : s + batch]
             predict_probabilities(loaded.model, preprocess(context_stack(volume, idx, cfg.context), cfg),
                                   batch_size=batch)
-        return time.perf_counter() - start
 
     # warm-up: the lane loads its model; everything runs once on a few slices
     warm = np.ones(n, bool)
@@ -121,15 +116,11 @@ def series_analysis(volume, n_slices: int = N_SLICES, repeats: int = 2) -> dict:
     lane.submit(AnalysisRequest(key, volume, middle, entry, warm, sweep=True))
     _process_until(lambda: finished or failed)
     run_plain(4)
-    times: dict[str, list[float]] = {"lane": [], "plain_batch4": [], "plain_batch16": []}
-    try:
-        for _ in range(repeats):
-            times["lane"].append(run_lane())
-            times["plain_batch4"].append(run_plain(4))
-            times["plain_batch16"].append(run_plain(16))
+    try:  # no whole-series warm-up: the few slices above warmed both sides
+        return time_round_robin({"lane": run_lane, "plain_batch4": lambda: run_plain(4),
+                                 "plain_batch16": lambda: run_plain(16)}, repeats=repeats, warmup=0)
     finally:
         lane.stop()
-    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def _scroll(window, indices: list[int], interval: float = SCROLL_INTERVAL_S) -> tuple[list[float], list[float]]:
@@ -164,6 +155,7 @@ def _window_samples(folder) -> dict[str, list[float]]:
     window.show()
     app.processEvents()
     c, ai = window.controller, window.controller.ai
+    ai.set_suspicious_only(False)  # a heatmap on every update, whatever the model says of the slice
     try:
         c.open_paths([str(folder)])
         _process_until(lambda: c.loaded)
@@ -225,7 +217,10 @@ def _window_samples(folder) -> dict[str, list[float]]:
 
 
 def window_updates(folder, runs: int = 2) -> dict:
-    """p95 slice update and frame (ms) while a sweep runs, in idle blocks of it, and after it (``runs`` windows pooled)."""
+    """p95 slice update and frame (ms) while a sweep runs, in idle blocks of it, and after it.
+
+    ``runs`` windows, one sweep each, pooled.
+    """
     pooled: dict[str, list[float]] = {}
     for _ in range(runs):
         for key, values in _window_samples(folder).items():

@@ -71,10 +71,10 @@ def settings(tmp_path: Path):
 
 @pytest.fixture
 def window(qtbot, settings):
-    """The real main window at 1280×800, shown offscreen."""
+    """The real main window at 1280×800, shown offscreen, without the AI (see ``ai_window``)."""
     from viewer.qt.main_window import MainWindow
 
-    w = MainWindow(settings=settings)
+    w = MainWindow(settings=settings, ai=False)
     qtbot.addWidget(w)
     w.resize(1280, 800)
     w.show()
@@ -110,3 +110,45 @@ def copy_to(tmp_path: Path):
         return folder
 
     return copy
+
+
+@pytest.fixture(scope="session")
+def demo_study():
+    """The two real demo CTs (pyradiomics lung1 / lung2; fetched once, cached under ~/.cache/radview)."""
+    from viewer.core.demo import ensure_demo_study
+
+    return ensure_demo_study()
+
+
+@pytest.fixture
+def ai_controller(qtbot):
+    """Factory of threaded controllers with the AI on (``sweep=False``: only the slice on screen)."""
+    from viewer.qt.controller import ViewerController
+
+    made = []
+
+    def make(sweep: bool = True):
+        c = ViewerController(ai=True)
+        c.ai.sweep = sweep
+        made.append(c)
+        return c
+
+    yield make
+    for c in made:
+        c.shutdown()
+
+
+@pytest.fixture
+def ai_window(qtbot, settings, ai_controller):
+    """Factory of real main windows (1280×800, offscreen) with the AI second reader on."""
+    from viewer.qt.main_window import MainWindow
+
+    def make(sweep: bool = True):
+        w = MainWindow(controller=ai_controller(sweep), settings=settings)
+        qtbot.addWidget(w)
+        w.resize(1280, 800)
+        w.show()
+        qtbot.waitExposed(w)
+        return w
+
+    return make

@@ -30,6 +30,7 @@ from viewer.core.volume import Volume, allocate, load_into
 from viewer.core.windowing import PRESETS, Window, preset
 
 from viewer.core.thumbnails import thumbnail
+from .ai.state import AIState
 from .workers import JobContext, Worker, wait_until_idle
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,10 @@ class ViewerController(QObject):
     ----------
     sync:
         Run scans, loads and thumbnails inline (tests and scripts); the default runs them on threads.
+    ai:
+        Run the AI second reader (:attr:`ai`, :class:`~viewer.qt.ai.state.AIState`) on every loaded
+        series. Off by default here (the plain viewer, its tests and benchmarks); the main window turns
+        it on.
     """
 
     sig_scan_started = Signal(list)  # paths as str
@@ -107,7 +112,7 @@ class ViewerController(QObject):
     sig_error = Signal(str)  # one line, for the status bar
     sig_busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, *, sync: bool = False) -> None:
+    def __init__(self, parent: QObject | None = None, *, sync: bool = False, ai: bool = False) -> None:
         super().__init__(parent)
         self._scanner = Worker("scan", sync=sync, parent=self)
         self._loader = Worker("load", sync=sync, parent=self)
@@ -141,6 +146,9 @@ class ViewerController(QObject):
         self._generation = 0  # scans finished so far; thumbnails of an older scan are stale
         self._busy = False
         self._stopped = False
+        #: The AI view state (model, results, overlay); connected to this controller's signals first, so
+        #: its snapshot of a new slice is ready before any view redraws that slice.
+        self.ai = AIState(self, enabled=ai, sync=sync)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -499,14 +507,15 @@ class ViewerController(QObject):
             self.sig_busy_changed.emit(busy)
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
-        """Process events until scan, load and thumbnails are done and delivered; False on timeout."""
-        return wait_until_idle(list(self._workers), timeout_s)
+        """Process events until scan, load, thumbnails and AI analysis are done and delivered; False on timeout."""
+        return wait_until_idle([*self._workers, self.ai.lane.worker], timeout_s)
 
     def shutdown(self) -> None:
         """Cancel all work and join the worker threads (idempotent; called at quit and window close)."""
         if self._stopped:
             return
         self._stopped = True
+        self.ai.shutdown()
         for w in self._workers:
             if not w.stop():
                 log.warning("worker %s did not stop in time", w.name)

@@ -1,4 +1,9 @@
-"""The main window: slice view in the centre, docks for series, tags and problems, menus, status bar.
+"""The main window: slice view in the centre, docks for series, tags, problems and the AI, menus, status bar.
+
+With the AI on (the default), an "AI second reader" dock (model picker and card, the slice's probability,
+faithfulness badge, overlay controls), tabbed with tags and problems and shown first, and a "Probability
+along slices" dock at the bottom join them; the AI menu holds H (heatmap) and N / Shift+N (next /
+previous suspicious slice).
 
 Folders and files dropped anywhere on the window are opened (the slice view and the docks do not take
 drops, so the events reach the window). Recent folders live in ``QSettings`` (organisation "radview").
@@ -17,6 +22,8 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 from viewer.core.scan import ScanResult
 from viewer.core.windowing import PRESETS
 
+from .ai.panel import AIPanel
+from .ai.plot import ProbabilityPlot
 from .controller import ViewerController, series_label
 from .problems_panel import ProblemsPanel
 from .series_browser import SeriesBrowser
@@ -47,12 +54,14 @@ class MainWindow(QMainWindow):
         ini file in a temporary folder.
     remember_recent:
         False for offscreen renders, which must not change the user's recent folders.
+    ai:
+        Run the AI second reader (ignored when a controller is given: its ``ai.enabled`` decides).
     """
 
     def __init__(self, controller: ViewerController | None = None, settings: QSettings | None = None,
-                 remember_recent: bool = True, parent: QWidget | None = None) -> None:
+                 remember_recent: bool = True, parent: QWidget | None = None, ai: bool = True) -> None:
         super().__init__(parent)
-        self.controller = controller or ViewerController(self)
+        self.controller = controller or ViewerController(self, ai=ai)
         self.settings = settings if settings is not None else QSettings(ORGANISATION, APPLICATION)
         self.remember_recent = remember_recent
         self.setWindowTitle("radview")
@@ -72,6 +81,21 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.series_dock, self.tags_dock], [230, 360], Qt.Orientation.Horizontal)
         for w in (self.series_browser, self.tag_panel, self.problems_panel):
             w.setAcceptDrops(False)
+        self.ai_panel: AIPanel | None = None
+        self.probability_plot: ProbabilityPlot | None = None
+        self.ai_dock = self.plot_dock = None
+        if self.controller.ai.enabled:
+            self.ai_panel = AIPanel(self.controller)
+            self.probability_plot = ProbabilityPlot(self.controller)
+            self.ai_dock = self._dock("AI second reader", "ai", self.ai_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+            self.plot_dock = self._dock("Probability along slices", "probability", self.probability_plot,
+                                        Qt.DockWidgetArea.BottomDockWidgetArea)
+            # the AI panel needs the column's height; tags and problems are one tab away
+            self.tabifyDockWidget(self.problems_dock, self.ai_dock)
+            self.ai_dock.raise_()
+            self.resizeDocks([self.plot_dock], [150], Qt.Orientation.Vertical)
+            for w in (self.ai_panel, self.probability_plot):
+                w.setAcceptDrops(False)
 
         self.cursor_label = QLabel(self)
         self.cursor_label.setMinimumWidth(380)
@@ -92,6 +116,7 @@ class MainWindow(QMainWindow):
         c.sig_invert_changed.connect(lambda v: self._set_checked(self.invert_action, v))
         c.sig_patient_info_changed.connect(lambda v: self._set_checked(self.patient_action, v))
         c.sig_error.connect(lambda message: self.statusBar().showMessage(message, 15_000))
+        c.ai.sig_message.connect(lambda message: self.statusBar().showMessage(message, 15_000))
         self.problems_panel.sig_count_changed.connect(self._on_problem_count)
         self.slice_view.sig_cursor_moved.connect(self._on_cursor)
         self.resize(1280, 800)
@@ -139,8 +164,19 @@ class MainWindow(QMainWindow):
                                            "P", checkable=True)
         self.patient_action.setChecked(self.controller.show_patient_info)
         view.addSeparator()
-        for dock in (self.series_dock, self.tags_dock, self.problems_dock):
-            view.addAction(dock.toggleViewAction())
+        for dock in (self.series_dock, self.tags_dock, self.problems_dock, self.ai_dock, self.plot_dock):
+            if dock is not None:
+                view.addAction(dock.toggleViewAction())
+        if self.controller.ai.enabled:
+            ai = self.controller.ai
+            menu = bar.addMenu("&AI")
+            self.heat_action = self._action(menu, "Show &Heatmap", ai.set_overlay_visible, "H", checkable=True)
+            self.heat_action.setChecked(ai.overlay.visible)
+            ai.sig_overlay_changed.connect(lambda o: self._set_checked(self.heat_action, o.visible))
+            self._action(menu, "&Next Suspicious Slice", lambda: ai.next_suspicious(1), "N")
+            self._action(menu, "&Previous Suspicious Slice", lambda: ai.next_suspicious(-1), "Shift+N")
+            menu.addSeparator()
+            self._action(menu, "Model &Card…", self.ai_panel.show_card)
 
     # -- opening -------------------------------------------------------------------------------------------
 

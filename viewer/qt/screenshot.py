@@ -24,6 +24,19 @@ def _ensure_platform() -> None:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"
 
 
+def _wait_for_pause(app, window) -> None:
+    """Let the AI's pause timer fire on the slice shown and its faithfulness test finish."""
+    import time
+
+    from .ai.state import PAUSE_MS
+
+    end = time.monotonic() + PAUSE_MS / 1000 + 0.2
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+    window.wait_idle(TIMEOUT_S)
+
+
 def render_screenshot(
     paths: Sequence[str | Path] | str | Path,
     out_png: str | Path,
@@ -31,6 +44,7 @@ def render_screenshot(
     slice_index: int | None = None,
     preset: str | int | None = None,
     size: tuple[int, int] = (1280, 800),
+    ai: bool = False,
 ) -> Path:
     """Open ``paths`` in a real main window of ``size``, wait until the series is loaded, save a PNG.
 
@@ -42,6 +56,9 @@ def render_screenshot(
         0-based slice, clamped; default the middle slice.
     preset:
         Window preset name (``lung``...) or key 1-5; default the series' own window.
+    ai:
+        Run the AI second reader and wait until it has analysed the whole series and tested the heatmap
+        of the slice shown (loads torch); off by default, so a screenshot of the plain viewer stays quick.
 
     Raises
     ------
@@ -55,7 +72,7 @@ def render_screenshot(
     if isinstance(paths, (str, Path)):
         paths = [paths]
     app = get_app()
-    window = MainWindow(remember_recent=False)  # reads, never writes, the recent folders
+    window = MainWindow(remember_recent=False, ai=ai)  # reads, never writes, the recent folders
     controller = window.controller
     try:
         window.resize(*size)
@@ -85,6 +102,8 @@ def render_screenshot(
         if preset is not None:
             controller.apply_preset(int(preset) if str(preset).isdigit() else str(preset))
         window.wait_idle(TIMEOUT_S)
+        if ai:  # the faithfulness test of the slice shown starts after the reader's pause
+            _wait_for_pause(app, window)
         app.processEvents()
         pixmap = window.grab()
         data = QByteArray()

@@ -3,7 +3,14 @@
 Mouse: wheel scrolls slices, Ctrl+wheel zooms about the cursor, right-drag changes the window
 (horizontal: width, vertical: centre; sensitivity proportional to the width at the start of the drag),
 left- or middle-drag pans, double-click fits. Keys: Up/Down ±1 slice, PageUp/PageDown ±10, Home/End,
-1-5 presets, R reset, I invert, F fit, P patient lines.
+1-5 presets, R reset, I invert, F fit, P patient lines, H heatmap overlay, N / Shift+N next / previous
+suspicious slice.
+
+The AI's heatmap is a second ImageItem above the slice, an RGBA image through the overlay's colour table
+(:func:`viewer.qt.ai.overlay.heat_lut`: transparent below the display threshold), scaled so that its
+grid spans the whole image; by default it is drawn only on slices at or above the model's threshold.
+The AI's verdict on the slice (probability and threshold, or why there is none) is centred at the top,
+with the demonstration warning under it when the model card says so.
 
 The image is row-major, and the item is scaled by (column spacing, row spacing) so that one scene unit
 is one millimetre and the aspect is physical. Slices reach the screen as uint8 through
@@ -26,6 +33,8 @@ from PySide6.QtWidgets import QGraphicsSimpleTextItem, QWidget
 
 from viewer.core.windowing import Window
 
+from .ai.overlay import heat_image, heat_lut
+from .ai.state import DEMONSTRATION_TEXT, OverlaySettings, SliceStatus
 from .controller import ViewerController
 from viewer.core.display import SliceMapper, color_to_u8
 
@@ -37,6 +46,12 @@ WIDTH_DOUBLING_PX = 200.0
 CENTER_WIDTH_PX = 400.0
 #: Margin of the corner text from the view's edges, in pixels.
 MARGIN = 8
+#: Narrowest a top corner may get beside the AI line before the AI line moves below the corners (px).
+MIN_TOP_CORNER_WIDTH = 170
+#: Colours of the AI line: the verdict at or above the model's threshold, and everything else.
+AI_SUSPICIOUS_COLOR = QColor(255, 190, 60)
+AI_TEXT_COLOR = QColor(225, 235, 255)
+DEMONSTRATION_COLOR = QColor(255, 120, 90)
 
 TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT = "top_left", "top_right", "bottom_left", "bottom_right"
 CORNERS = (TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT)
@@ -151,6 +166,14 @@ class _TextBlock:
         self._scene.addItem(item)
         return item
 
+    def set_color(self, color: QColor) -> None:
+        """Change the text colour (the shadow stays dark)."""
+        if color == self._color:
+            return
+        self._color = color
+        for text, _ in self._lines:
+            text.setBrush(color)
+
     def set_text(self, value: str) -> bool:
         """Set the text ("\n" separates lines); True if it changed (the caller re-anchors)."""
         if value == self._value:
@@ -232,6 +255,16 @@ class SliceView(pg.GraphicsView):
         self._image = pg.ImageItem(axisOrder="row-major")
         self._image.setAutoDownsample(False)
         self._vb.addItem(self._image)
+        self._heat = pg.ImageItem(axisOrder="row-major")
+        self._heat.setAutoDownsample(False)
+        self._heat.setZValue(1.0)
+        self._heat.setVisible(False)
+        self._vb.addItem(self._heat)
+        self._heat_source: np.ndarray | None = None  # the uint8 heatmap the heat item shows
+        self._heat_shape = (0, 0)
+        self._ai: SliceStatus | None = None
+        overlay = controller.ai.overlay
+        self._heat_table = heat_lut(overlay.colormap, overlay.opacity, overlay.threshold)
         self._mapper = SliceMapper()
         self._shown: np.ndarray | None = None
         self._spacing = (1.0, 1.0)  # (row, col) mm
@@ -252,6 +285,12 @@ class SliceView(pg.GraphicsView):
         self._corners = {c: _TextBlock(scene, font, color, "left" if c in (TOP_LEFT, BOTTOM_LEFT) else "right")
                          for c in CORNERS}
         self._center = _TextBlock(scene, big, QColor(220, 220, 220), "center", z=11.0)
+        ai_font = QFont(big)
+        ai_font.setBold(True)
+        self._ai_block = _TextBlock(scene, ai_font, AI_TEXT_COLOR, "center")
+        demo_font = QFont(font)
+        demo_font.setBold(True)
+        self._demo_block = _TextBlock(scene, demo_font, DEMONSTRATION_COLOR, "center")
 
         self._vb.sig_scroll.connect(controller.step)
         self._vb.sig_window_drag.connect(self._on_window_drag)
@@ -268,6 +307,8 @@ class SliceView(pg.GraphicsView):
             (controller.sig_invert_changed, self._on_display_changed),
             (controller.sig_patient_info_changed, self._on_patient_info_changed),
             (controller.sig_fit_requested, self.fit),
+            (controller.ai.sig_current_changed, self._on_ai_current),
+            (controller.ai.sig_overlay_changed, self._on_ai_overlay),
         ]
         for signal, slot in self._connections:
             signal.connect(slot)
@@ -284,6 +325,7 @@ class SliceView(pg.GraphicsView):
         self._connections = []
         self._corners = {}
         self._center = None
+        self._ai_block = self._demo_block = None
         return super().close()
 
     # -- public, for the window, scripts and tests -------------------------------------------------------
@@ -309,6 +351,27 @@ class SliceView(pg.GraphicsView):
         item = self._corners[corner]
         return item.value if item.is_visible() else ""
 
+    @property
+    def heat_item(self) -> pg.ImageItem:
+        return self._heat
+
+    def heat_visible(self) -> bool:
+        """True when a heatmap is drawn over the slice on screen."""
+        return self._heat.isVisible()
+
+    def displayed_heat(self) -> np.ndarray | None:
+        """The RGBA heatmap image drawn over the slice, or None when none is."""
+        return self._heat.image if self._heat.isVisible() else None
+
+    def ai_text(self) -> str:
+        """The AI line at the top ("p = … · threshold … · …", or why there is no number)."""
+        return self._ai_block.value if self._ai_block is not None and self._ai_block.is_visible() else ""
+
+    def demonstration_text(self) -> str:
+        """The demonstration warning under the AI line ("" when the model is not a demonstration model)."""
+        block = self._demo_block
+        return block.value if block is not None and block.is_visible() else ""
+
     def center_text(self) -> str:
         """The message in the middle ("loading…", "could not read…"), or "" when an image shows."""
         return self._center.value if self._center.is_visible() else ""
@@ -325,6 +388,8 @@ class SliceView(pg.GraphicsView):
         self._overlay_visible = visible
         for corner in CORNERS:
             self._corners[corner].set_visible(visible and (corner != TOP_LEFT or self.controller.show_patient_info))
+        self._ai_block.set_visible(visible and bool(self._ai_block.value))
+        self._demo_block.set_visible(visible and bool(self._demo_block.value))
 
     def fit(self) -> None:
         """Fit the whole slice into the view (keeps fitting on resize until the user pans or zooms)."""
@@ -344,6 +409,8 @@ class SliceView(pg.GraphicsView):
 
     def _on_series_selected(self, key: str) -> None:
         series = self.controller.series
+        self._heat_source = None
+        self._heat.setVisible(False)
         if series is None:
             self._shape = (0, 0)
             self._image.setVisible(False)
@@ -441,8 +508,49 @@ class SliceView(pg.GraphicsView):
             # levels=None: the uint8 pixels go to a QImage as they are (no pyqtgraph rescale or table)
             self._image.setImage(u8, autoLevels=False, levels=None)
             self._image.setVisible(True)
+        self._update_heat()
         if changed:
             self._place_overlays()
+
+    # -- AI -> view ----------------------------------------------------------------------------------------
+
+    def _on_ai_current(self, status: SliceStatus) -> None:
+        self._ai = status
+        block, demo = self._ai_block, self._demo_block
+        if block is None:
+            return
+        changed = block.set_text(status.text)
+        block.set_color(AI_SUSPICIOUS_COLOR if status.suspicious else AI_TEXT_COLOR)
+        block.set_visible(self._overlay_visible and bool(status.text))
+        changed |= demo.set_text(DEMONSTRATION_TEXT if status.demonstration and status.text else "")
+        demo.set_visible(self._overlay_visible and bool(demo.value))
+        self._update_heat()
+        if changed:
+            self._place_overlays()
+
+    def _on_ai_overlay(self, overlay: OverlaySettings) -> None:
+        self._heat_table = heat_lut(overlay.colormap, overlay.opacity, overlay.threshold)
+        self._heat_source = None  # redraw with the new table
+        self._update_heat()
+
+    def _update_heat(self) -> None:
+        """Draw the heatmap of the slice on screen, or hide it (no result, overlay off, slice not shown)."""
+        status, overlay = self._ai, self.controller.ai.overlay
+        show = (status is not None and status.heat is not None and status.index == self.controller.slice_index
+                and overlay.visible and (status.suspicious or not overlay.suspicious_only)
+                and self._image.isVisible() and self._shape != (0, 0))
+        if show and status.heat is not self._heat_source:
+            heat = status.heat
+            self._heat.setImage(heat_image(heat, self._heat_table), autoLevels=False, levels=None)
+            if heat.shape != self._heat_shape:
+                # the heatmap grid spans the whole image: one heat pixel covers (rows/S, cols/S) pixels
+                rows, cols = self._shape
+                self._heat.setTransform(QTransform.fromScale(cols * self._spacing[1] / heat.shape[1],
+                                                             rows * self._spacing[0] / heat.shape[0]))
+                self._heat_shape = heat.shape
+            self._heat_source = heat
+        if self._heat.isVisible() != show:
+            self._heat.setVisible(show)
 
     def _update_window_text(self, window: Window | None) -> bool:
         lines = []
@@ -474,15 +582,29 @@ class SliceView(pg.GraphicsView):
         self._place_overlays()
 
     def _place_overlays(self) -> None:
-        if getattr(self, "_center", None) is None:  # not built yet (pyqtgraph resizes in __init__) or closed
-            return
+        if getattr(self, "_center", None) is None or getattr(self, "_ai_block", None) is None:
+            return  # not built yet (pyqtgraph resizes in __init__) or closed
         w, h = self.viewport().width(), self.viewport().height()
+        ai, demo = self._ai_block, self._demo_block
+        ai.set_max_width(w - 2 * MARGIN)
+        demo.set_max_width(w - 2 * MARGIN)
+        ai_w = max(ai.size()[0], demo.size()[0]) if ai.value else 0.0
+        beside = (w - ai_w) / 2 - 1.5 * MARGIN  # room for a top corner beside the AI line
+        ai_in_top_band = ai_w == 0.0 or beside >= MIN_TOP_CORNER_WIDTH
+        top_bottom = MARGIN
         for corner, block in self._corners.items():
-            block.set_max_width(w / 2 - 1.5 * MARGIN)  # each corner owns half the width
+            top = corner in (TOP_LEFT, TOP_RIGHT)
+            # each corner owns half the width, less the AI line's share when it sits between them
+            block.set_max_width(beside if top and ai_w and ai_in_top_band else w / 2 - 1.5 * MARGIN)
             _, th = block.size()
             x = MARGIN if corner in (TOP_LEFT, BOTTOM_LEFT) else w - MARGIN
-            y = MARGIN if corner in (TOP_LEFT, TOP_RIGHT) else h - th - MARGIN
+            y = MARGIN if top else h - th - MARGIN
             block.place(x, y)
+            if top and block.is_visible():
+                top_bottom = max(top_bottom, MARGIN + th)
+        y = MARGIN if ai_in_top_band else top_bottom + MARGIN / 2
+        ai.place(w / 2, y)
+        demo.place(w / 2, y + ai.size()[1])
         self._center.set_max_width(w - 2 * MARGIN)
         _, th = self._center.size()
         self._center.place(w / 2, (h - th) / 2)
@@ -563,6 +685,10 @@ def handle_view_key(controller: ViewerController, ev: QKeyEvent, fit=None) -> bo
             controller.request_fit()
     elif key == K.Key_P:
         controller.toggle_patient_info()
+    elif key == K.Key_H:
+        controller.ai.toggle_overlay()
+    elif key == K.Key_N:
+        controller.ai.next_suspicious(-1 if mods == Qt.KeyboardModifier.ShiftModifier else 1)
     else:
         return False
     return True

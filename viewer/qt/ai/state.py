@@ -1,0 +1,782 @@
+"""The AI part of the view state: which model, its results per slice, the overlay settings, navigation.
+
+:class:`AIState` belongs to the :class:`~viewer.qt.controller.ViewerController` (``controller.ai``) and,
+like it, is the one owner of its state: widgets call its setters and redraw from its signals. It is also
+the only object that submits inference requests (to its :class:`~viewer.qt.ai.inference.InferenceLane`):
+
+- nothing runs until a series has loaded (``sig_series_loaded``); then the whole series is analysed in
+  the background, the slice on screen first and then outwards, re-prioritised around the slice the reader
+  scrolls to; choosing another series or model cancels the running request;
+- results are cached per (series, model version) (:class:`ResultCache`, bounded by bytes, least recently
+  used series first) and answers of superseded requests are dropped (:attr:`AIState.dropped`);
+- after the reader pauses :data:`PAUSE_MS` on an analysed slice, the faithfulness test of that slice's
+  heatmap runs (only that slice: 22 forwards);
+- choosing a model loads it in the worker; until it has produced its first answer the previous model stays
+  active and its results stay on screen, so a corrupt bundle, a hash mismatch or a model whose input does
+  not fit leaves a clear message and the previous model.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from viewer.analysis import model_applies
+from viewer.core.model_registry import DEFAULT_MODEL, ModelEntry, find_model, list_models
+from viewer.core.overlay import COLORMAPS
+
+from .inference import (
+    AnalysisBatch, AnalysisRequest, FaithfulnessReport, InferenceLane, JobSummary, ModelReady, SliceAI,
+)
+
+if TYPE_CHECKING:
+    from ..controller import ViewerController
+
+log = logging.getLogger(__name__)
+
+#: The reader must stay this long on a slice before its heatmap's faithfulness is tested (ms).
+PAUSE_MS = 300
+#: Longest the plot, progress bar and status line lag behind the results of a sweep (ms): a sweep answers
+#: every ~0.1 s, and redrawing the plot and panel for each answer would cost the reader's scrolling.
+SUMMARY_INTERVAL_MS = 200
+#: Bytes of cached heatmaps (uint8) before the least recently used series' results are dropped.
+CACHE_BUDGET_BYTES = 200 * 2**20
+DEFAULT_COLORMAP = "jet"
+DEFAULT_OPACITY = 0.5
+#: Heat below this (of the heatmap's 0..1 range) is transparent.
+DEFAULT_HEAT_THRESHOLD = 0.3
+
+# SliceStatus.state values
+OFF, EMPTY, WAITING, RESULT, NOT_APPLICABLE, UNAVAILABLE = (
+    "off", "empty", "waiting", "result", "not_applicable", "unavailable")
+
+DEMONSTRATION_TEXT = "Demonstration model – not for diagnosis"
+
+
+@dataclass(frozen=True)
+class OverlaySettings:
+    """How the heatmap is drawn over the slice.
+
+    ``suspicious_only``: draw it only on slices at or above the model's threshold. Grad-CAM is scaled per
+    slice (its hottest pixel is 1 even where the model sees nothing), so on a slice the model calls clean
+    a bright blob would say more than the model does.
+    """
+
+    visible: bool = True
+    colormap: str = DEFAULT_COLORMAP
+    opacity: float = DEFAULT_OPACITY
+    threshold: float = DEFAULT_HEAT_THRESHOLD
+    suspicious_only: bool = True
+
+
+def _decimals(p: float, t: float) -> int:
+    """Enough decimals (3 to 6) that ``p`` and ``t`` do not print alike unless they are equal."""
+    d = 3
+    while d < 6 and p != t and f"{p:.{d}f}" == f"{t:.{d}f}":
+        d += 1
+    return d
+
+
+def probability_text(p: float, threshold: float) -> str:
+    """``p = 0.870 · threshold 0.993 · below threshold`` (or ``· suspicious`` at or above it)."""
+    d = _decimals(p, threshold)
+    verdict = "suspicious" if p >= threshold else "below threshold"
+    return f"p = {p:.{d}f} · threshold {threshold:.{d}f} · {verdict}"
+
+
+def faithfulness_text(report: FaithfulnessReport) -> str:
+    """The badge: ``heatmap faithful`` or ``heatmap explains little``."""
+    return "heatmap faithful" if report.faithful else "heatmap explains little"
+
+
+@dataclass(frozen=True, eq=False)
+class SliceStatus:
+    """What the AI says about the slice on screen, one snapshot per change (the view and panel draw it)."""
+
+    state: str
+    index: int
+    text: str
+    model: ModelEntry | None = None
+    probability: float | None = None
+    threshold: float | None = None
+    heat: np.ndarray | None = None
+    faithfulness: FaithfulnessReport | None = None
+    faithfulness_pending: bool = False
+
+    @property
+    def suspicious(self) -> bool:
+        return self.probability is not None and self.threshold is not None and self.probability >= self.threshold
+
+    @property
+    def demonstration(self) -> bool:
+        return self.model is not None and bool(self.model.card.demonstration)
+
+    @property
+    def faithfulness_text(self) -> str:
+        if self.faithfulness is not None:
+            return faithfulness_text(self.faithfulness)
+        return "checking heatmap…" if self.faithfulness_pending else ""
+
+
+@dataclass(frozen=True, eq=False)
+class ProbabilityCurve:
+    """Probability per slice of the series on screen (NaN where not analysed) and the model's threshold."""
+
+    series_key: str
+    probabilities: np.ndarray
+    threshold: float | None
+    reason: str = ""  # why there is no curve (the model does not apply...)
+
+
+class SeriesResults:
+    """One model's results on one series: probability per slice, uint8 heatmaps, faithfulness."""
+
+    def __init__(self, n: int) -> None:
+        self.probabilities = np.full(n, np.nan, np.float32)
+        self.heat: dict[int, np.ndarray] = {}
+        self.peak: dict[int, tuple[float, float]] = {}
+        self.faithfulness: dict[int, FaithfulnessReport] = {}
+
+    @property
+    def done(self) -> np.ndarray:
+        return ~np.isnan(self.probabilities)
+
+    @property
+    def nbytes(self) -> int:
+        return self.probabilities.nbytes + sum(h.nbytes for h in self.heat.values())
+
+    def add(self, item: SliceAI) -> None:
+        self.probabilities[item.index] = item.probability
+        self.heat[item.index] = item.heat
+        self.peak[item.index] = item.peak_rc
+
+
+class ResultCache:
+    """Results per (series key, model version key), least recently used series dropped past a byte budget."""
+
+    def __init__(self, budget_bytes: int = CACHE_BUDGET_BYTES) -> None:
+        self.budget_bytes = budget_bytes
+        self._entries: OrderedDict[tuple[str, str], SeriesResults] = OrderedDict()
+
+    def get(self, series_key: str, version_key: str) -> SeriesResults | None:
+        key = (series_key, version_key)
+        results = self._entries.get(key)
+        if results is not None:
+            self._entries.move_to_end(key)
+        return results
+
+    def add(self, series_key: str, version_key: str, n: int, items: tuple[SliceAI, ...]) -> SeriesResults:
+        key = (series_key, version_key)
+        results = self.get(series_key, version_key)
+        if results is None or len(results.probabilities) != n:
+            results = self._entries[key] = SeriesResults(n)
+        for item in items:
+            results.add(item)
+        self._evict(keep=key)
+        return results
+
+    def _evict(self, keep: tuple[str, str]) -> None:
+        total = self.nbytes
+        for key in list(self._entries):
+            if total <= self.budget_bytes:
+                break
+            if key != keep:
+                total -= self._entries.pop(key).nbytes
+
+    @property
+    def nbytes(self) -> int:
+        return sum(r.nbytes for r in self._entries.values())
+
+    def __contains__(self, key: tuple[str, str]) -> bool:
+        return key in self._entries
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+def _same_model(a: ModelEntry | None, b: ModelEntry | None) -> bool:
+    """The same weights from the same bundle folder (a copy elsewhere is another model until loaded)."""
+    if a is b:
+        return True
+    if a is None or b is None or a.version_key != b.version_key:
+        return False
+    return a.path == b.path or Path(a.path).resolve() == Path(b.path).resolve()
+
+
+class AIState(QObject):
+    """The AI view state of one controller (see the module docstring).
+
+    Parameters
+    ----------
+    controller:
+        Its owner; the AI follows its series, load and slice signals.
+    enabled:
+        False: no model is ever loaded (tests and benchmarks of the plain viewer, screenshots without AI).
+    sync:
+        Run inference inline (scripts).
+    sweep:
+        True: analyse the whole series in the background. False: only the slice on screen, on request.
+    device:
+        ``"auto"`` (GPU when present) or a torch device name.
+    """
+
+    sig_models_changed = Signal(list)  # [ModelEntry], the picker's list
+    sig_model_changed = Signal(object)  # ModelEntry | None, the model whose results are shown
+    sig_pending_model_changed = Signal(object)  # ModelEntry | None, a model being loaded
+    sig_status_changed = Signal(str)  # one line: loading, analysing 12/48, errors
+    sig_progress = Signal(int, int)  # slices analysed, analysable slices
+    sig_current_changed = Signal(object)  # SliceStatus of the slice on screen
+    sig_curve_changed = Signal(object)  # ProbabilityCurve of the series on screen
+    sig_overlay_changed = Signal(object)  # OverlaySettings
+    sig_message = Signal(str)  # notices for the status bar (GPU fell back to CPU...)
+
+    def __init__(self, controller: ViewerController, *, enabled: bool = True, sync: bool = False,
+                 sweep: bool = True, device: str = "auto") -> None:
+        super().__init__(controller)
+        self._c = controller
+        self.enabled = enabled
+        self.sweep = sweep
+        self.lane = InferenceLane(self, sync=sync, device=device)
+        self.cache = ResultCache()
+        #: Answers dropped because a newer request superseded theirs.
+        self.dropped = 0
+        self._overlay = OverlaySettings()
+        self._entry: ModelEntry | None = None  # active: its results are shown
+        self._pending: ModelEntry | None = None  # chosen, being loaded
+        self._models: list[ModelEntry] = []
+        self._model_error = ""
+        self._notice = ""  # e.g. the GPU ran out of memory and the CPU took over
+        self._device = ""
+        self._job: AnalysisRequest | None = None
+        self._job_rid = 0
+        self._complete: set[tuple[str, str, str]] = set()  # sweeps that ran to the end
+        self._tried: set[tuple[tuple[str, str, str], int]] = set()  # single slices answered (sweep off)
+        self._faith_tried: set[tuple[tuple[str, str, str], int]] = set()
+        self._failed: dict[tuple[str, str, str], str] = {}
+        self._faith_index: int | None = None
+        self._stopped = False
+        self._pause = QTimer(self)
+        self._pause.setSingleShot(True)
+        self._pause.setInterval(PAUSE_MS)
+        self._pause.timeout.connect(self._on_pause)
+        self._summary = QTimer(self)
+        self._summary.setSingleShot(True)
+        self._summary.setInterval(SUMMARY_INTERVAL_MS)
+        self._summary.timeout.connect(self._emit_summary)
+
+        lane = self.lane
+        lane.sig_model_ready.connect(self._on_model_ready)
+        lane.sig_results.connect(self._on_results)
+        lane.sig_faithfulness.connect(self._on_faithfulness)
+        lane.sig_notice.connect(self._on_notice)
+        lane.worker.sig_finished.connect(self._on_finished)
+        lane.worker.sig_failed.connect(self._on_failed)
+        lane.worker.sig_done.connect(self._on_done)  # after the worker's own bookkeeping: busy is exact
+
+        controller.sig_series_selected.connect(self._on_series_selected)
+        controller.sig_series_loaded.connect(self._on_series_loaded)
+        controller.sig_slice_changed.connect(self._on_slice_changed)
+
+        if enabled:
+            self._models = list_models()  # card reads only: no torch
+            try:
+                self._pending = find_model(DEFAULT_MODEL)  # loaded lazily, once a series has loaded
+            except Exception as e:  # KeyError (not installed), BundleError (unreadable card)
+                self._model_error = f"no model: {e}"
+
+    # -- read-only state ---------------------------------------------------------------------------------
+
+    @property
+    def models(self) -> list[ModelEntry]:
+        """Models the picker offers (shipped, the user's, and bundles opened from disk)."""
+        return list(self._models)
+
+    @property
+    def model(self) -> ModelEntry | None:
+        """The model whose results are shown (until the first load: the one being loaded)."""
+        return self._entry if self._entry is not None else self._pending
+
+    @property
+    def active_model(self) -> ModelEntry | None:
+        """The model that has answered on this machine (None before the first answer)."""
+        return self._entry
+
+    @property
+    def pending_model(self) -> ModelEntry | None:
+        """A model chosen and being loaded (replaces :attr:`active_model` after its first answer)."""
+        return self._pending if self._entry is not None else None
+
+    @property
+    def request_id(self) -> int:
+        """Id of the newest inference request (0 before the first)."""
+        return self._job_rid
+
+    @property
+    def overlay(self) -> OverlaySettings:
+        return self._overlay
+
+    @property
+    def progress(self) -> tuple[int, int]:
+        """(slices analysed, readable slices) of the series on screen under the shown model."""
+        volume = self._c.volume
+        if volume is None:
+            return (0, 0)
+        results = self.results()
+        done = int(results.done.sum()) if results is not None and len(results.done) == volume.n_slices else 0
+        return (done, volume.n_slices - len(volume.failed))
+
+    @property
+    def device(self) -> str:
+        return self._device
+
+    @property
+    def model_error(self) -> str:
+        return self._model_error
+
+    def results(self) -> SeriesResults | None:
+        """The shown model's results on the series on screen."""
+        entry, key = self.model, self._c.series_key
+        if entry is None or key is None:
+            return None
+        return self.cache.get(key, entry.version_key)
+
+    def probability(self, index: int) -> float | None:
+        results = self.results()
+        if results is None or not 0 <= index < len(results.probabilities):
+            return None
+        p = float(results.probabilities[index])
+        return None if math.isnan(p) else p
+
+    def applies(self) -> str | None:
+        """None when the shown model can read the series on screen, else the reason."""
+        entry, volume = self.model, self._c.volume
+        if entry is None or volume is None:
+            return None
+        return model_applies(entry.card, volume)
+
+    def current(self) -> SliceStatus:
+        """The snapshot :attr:`sig_current_changed` carries, for the slice on screen."""
+        c = self._c
+        index = c.slice_index
+        if not self.enabled:
+            return SliceStatus(OFF, index, "")
+        entry, volume = self.model, c.volume
+        if volume is None:
+            return SliceStatus(EMPTY, index, "", entry)
+        if entry is None:
+            return SliceStatus(UNAVAILABLE, index, f"AI unavailable: {self._model_error or 'no model'}")
+        reason = model_applies(entry.card, volume)
+        if reason is not None:
+            return SliceStatus(NOT_APPLICABLE, index, f"the model does not apply: {reason}", entry)
+        threshold = float(entry.card.threshold)
+        results = self.cache.get(c.series_key, entry.version_key)
+        if results is not None and index < len(results.probabilities) and index in results.heat:
+            p = float(results.probabilities[index])
+            faith = results.faithfulness.get(index)
+            key = self._job_key(entry)
+            pending = (faith is None and self._faith_index == index and (key, index) not in self._faith_tried
+                       and key not in self._failed)
+            return SliceStatus(RESULT, index, probability_text(p, threshold), entry, p, threshold,
+                               results.heat[index], faith, pending)
+        if self._job_key(entry) in self._failed:
+            return SliceStatus(UNAVAILABLE, index, "AI analysis failed (see Problems)", entry, threshold=threshold)
+        if index in volume.failed:
+            return SliceStatus(UNAVAILABLE, index, "AI: this slice could not be read", entry, threshold=threshold)
+        if not c.loaded:
+            return SliceStatus(WAITING, index, "AI: waiting for the series to load", entry, threshold=threshold)
+        if self._entry is None and self._pending is not None:
+            return SliceStatus(WAITING, index, f"AI: loading model {self._pending.name}…", entry, threshold=threshold)
+        return SliceStatus(WAITING, index, "AI: analysing…", entry, threshold=threshold)
+
+    def curve(self) -> ProbabilityCurve:
+        """Probability per slice of the series on screen under the shown model."""
+        c = self._c
+        n = c.n_slices
+        entry = self.model
+        key = c.series_key or ""
+        if not self.enabled or entry is None or c.volume is None:
+            return ProbabilityCurve(key, np.full(n, np.nan, np.float32), None)
+        reason = model_applies(entry.card, c.volume)
+        results = self.cache.get(key, entry.version_key)
+        probabilities = (results.probabilities.copy() if results is not None and len(results.probabilities) == n
+                         else np.full(n, np.nan, np.float32))
+        return ProbabilityCurve(key, probabilities, float(entry.card.threshold), reason or "")
+
+    def status_text(self) -> str:
+        """One line for the panel: model loading, analysis progress, or what went wrong."""
+        if not self.enabled:
+            return "AI second reader off"
+        entry, c = self.model, self._c
+        if entry is None:
+            return self._model_error or "no model installed"
+        parts = []
+        if self._entry is None and self._pending is not None and self._job is not None:
+            parts.append(f"loading model {self._pending.name}…")
+        elif self._entry is not None and self._pending is not None:
+            parts.append(f"loading model {self._pending.name}… (showing {self._entry.name})")
+        if c.volume is None:
+            parts.append("open a series to analyse it")
+        else:
+            reason = model_applies(entry.card, c.volume)
+            if reason is not None:
+                parts.append("the model does not apply to this series")
+            elif self._job_key(entry) in self._failed:
+                parts.append("analysis stopped (see Problems)")
+            elif not c.loaded:
+                parts.append("waiting for the series to load")
+            else:
+                results = self.cache.get(c.series_key, entry.version_key)
+                done = int(results.done.sum()) if results is not None else 0
+                total = c.n_slices - len(c.volume.failed)
+                verb = "analysed" if done >= total else ("analysing" if self.sweep else "analysed on demand")
+                parts.append(f"{verb} {done}/{total} slices")
+        if self._device:
+            parts.append(f"on {self._device}")
+        if self._notice:
+            parts.append(self._notice)
+        if self._model_error and self._entry is not None:
+            parts.append(self._model_error)
+        return " · ".join(parts)
+
+    # -- navigation ----------------------------------------------------------------------------------------
+
+    def ranking(self) -> list[int]:
+        """Analysed slices, most suspicious first (ties: lower index first), as ``radview analyze`` ranks."""
+        results = self.results()
+        if results is None:
+            return []
+        p = results.probabilities
+        done = np.flatnonzero(~np.isnan(p))
+        return sorted(done.tolist(), key=lambda i: (-float(p[i]), i))
+
+    def suspicious(self) -> list[int]:
+        """Slices at or above the model's threshold in ranked order; the whole ranking if none is."""
+        order = self.ranking()
+        entry = self.model
+        if entry is None or not order:
+            return order
+        results = self.results()
+        above = [i for i in order if results.probabilities[i] >= entry.card.threshold]
+        return above or order
+
+    def next_suspicious(self, step: int = 1) -> int | None:
+        """Go to the next (``step`` > 0) or previous suspicious slice in ranked order; the slice, or None.
+
+        From a slice outside the list, N goes to the top-ranked slice and Shift+N to the last listed one.
+        """
+        if not self.enabled:
+            return None
+        order = self.suspicious()
+        if not order:
+            return None
+        index = self._c.slice_index
+        if index in order:
+            target = order[(order.index(index) + (1 if step > 0 else -1)) % len(order)]
+        else:
+            target = order[0] if step > 0 else order[-1]
+        self._c.set_slice(target)
+        return target
+
+    # -- overlay settings ------------------------------------------------------------------------------------
+
+    def _set_overlay(self, overlay: OverlaySettings) -> None:
+        if overlay != self._overlay:
+            self._overlay = overlay
+            self.sig_overlay_changed.emit(overlay)
+
+    def set_overlay_visible(self, visible: bool) -> None:
+        self._set_overlay(replace(self._overlay, visible=bool(visible)))
+
+    def toggle_overlay(self) -> None:
+        self.set_overlay_visible(not self._overlay.visible)
+
+    def set_suspicious_only(self, only: bool) -> None:
+        self._set_overlay(replace(self._overlay, suspicious_only=bool(only)))
+
+    def set_colormap(self, name: str) -> None:
+        if name not in COLORMAPS:
+            raise KeyError(f"unknown colour map {name!r}; choose from {', '.join(COLORMAPS)}")
+        self._set_overlay(replace(self._overlay, colormap=name))
+
+    def set_opacity(self, opacity: float) -> None:
+        self._set_overlay(replace(self._overlay, opacity=min(max(float(opacity), 0.0), 1.0)))
+
+    def set_heat_threshold(self, threshold: float) -> None:
+        self._set_overlay(replace(self._overlay, threshold=min(max(float(threshold), 0.0), 0.99)))
+
+    # -- choosing a model --------------------------------------------------------------------------------------
+
+    def set_model(self, model: ModelEntry | str | Path) -> bool:
+        """Use ``model`` (an entry, a name, or a bundle folder); False if it cannot even be found.
+
+        The model is loaded in the worker; the previous one stays active until the new one has answered.
+        """
+        if not self.enabled:
+            return False
+        if not isinstance(model, ModelEntry):
+            try:
+                model = find_model(str(model))
+            except Exception as e:  # KeyError, BundleError: a card that cannot be read
+                self._report(f"could not use model {model}: {e}")
+                return False
+        if _same_model(model, self.model) and (self._entry is None or self._pending is None):
+            return True
+        if not any(_same_model(model, m) for m in self._models):
+            self._models.append(model)
+            self.sig_models_changed.emit(self.models)
+        self._model_error = ""
+        self._failed = {k: v for k, v in self._failed.items() if not (k[1] == str(model.path)
+                                                                     and k[2] == model.version_key)}
+        if _same_model(model, self._entry):  # back to the active model: forget the pending one
+            self._pending = None
+            self.lane.cancel()
+            self._job = None
+        else:
+            self._pending = model
+        self.sig_pending_model_changed.emit(self.pending_model)
+        if self._entry is None:
+            self.sig_model_changed.emit(self.model)
+        self._emit_all()
+        if self._pending is not None and not (self._c.volume is not None and self._c.loaded):
+            self._submit_load_only(self._pending)  # no series yet: load now, so a bad bundle says so now
+        else:
+            self._schedule()
+        return True
+
+    def _confirm_pending(self) -> None:
+        """The pending model answered: it becomes the active one."""
+        if self._pending is None:
+            return
+        self._entry, self._pending = self._pending, None
+        self._model_error = ""
+        self.sig_pending_model_changed.emit(None)
+        self.sig_model_changed.emit(self._entry)
+        self._emit_all()
+
+    # -- scheduling ------------------------------------------------------------------------------------------
+
+    def _job_key(self, entry: ModelEntry) -> tuple[str, str, str]:
+        return (self._c.series_key or "", str(entry.path), entry.version_key)
+
+    def _submit(self, request: AnalysisRequest) -> None:
+        self._job = request
+        self._job_rid = self.lane.submit(request)
+        self.sig_status_changed.emit(self.status_text())
+
+    def _submit_load_only(self, entry: ModelEntry) -> None:
+        self._submit(AnalysisRequest("", None, 0, entry, np.zeros(0, bool), sweep=False))
+
+    def _schedule(self) -> None:
+        """Ask the lane for what the reader needs next (or tell the running sweep where the reader is)."""
+        if not self.enabled or self._stopped:
+            return
+        c = self._c
+        volume, series_key = c.volume, c.series_key
+        if volume is None or series_key is None or not c.loaded:
+            return
+        entry = self._pending if self._pending is not None else self._entry
+        if entry is None:
+            return
+        if model_applies(entry.card, volume) is not None:
+            # Nothing to run. The first model becomes active untried (torch is not loaded for nothing); a
+            # model chosen to replace another is loaded anyway, so a bad bundle says so and changes nothing.
+            if self._pending is not None and self._entry is None:
+                self._confirm_pending()
+            elif self._pending is not None and not (self._job is not None and self.lane.busy
+                                                    and _same_model(self._job.entry, self._pending)):
+                self._submit_load_only(self._pending)
+            return
+        key = self._job_key(entry)
+        if key in self._failed:
+            return
+        index = c.slice_index
+        results = self.cache.get(series_key, entry.version_key)
+        done = results.done if results is not None else np.zeros(volume.n_slices, bool)
+        if self.sweep:
+            readable = np.ones(volume.n_slices, bool)
+            readable[list(volume.failed)] = False
+            need = key not in self._complete and bool((readable & ~done).any())
+        else:
+            need = not done[index] and index not in volume.failed and (key, index) not in self._tried
+        faith = (self._faith_index == index and bool(done[index]) and results is not None
+                 and index not in results.faithfulness and (key, index) not in self._faith_tried)
+        job = self._job
+        running = (job is not None and self.lane.busy and job.volume is volume and _same_model(job.entry, entry)
+                   and (job.sweep or job.slice_index == index))
+        if running:
+            self.lane.set_focus(series_key, index)
+            if faith:
+                self.lane.ask_faithfulness(series_key, entry.version_key, index)
+            return
+        if not (need or faith or self._pending is not None):
+            return
+        self._submit(AnalysisRequest(series_key, volume, index, entry, done.copy(), sweep=self.sweep,
+                                     faithfulness=faith))
+
+    # -- controller -> AI -----------------------------------------------------------------------------------
+
+    def _on_series_selected(self, key: str) -> None:
+        if not self.enabled:
+            return
+        self.lane.cancel()
+        self._job = None
+        self._pause.stop()
+        self._faith_index = None
+        # A series whose results were dropped from the cache is swept again when shown again.
+        self._complete = {k for k in self._complete if (k[0], k[2]) in self.cache}
+        self._emit_all()
+
+    def _on_series_loaded(self, key: str) -> None:
+        if not self.enabled:
+            return
+        self._schedule()
+        self._emit_all()
+
+    def _on_slice_changed(self, index: int) -> None:
+        if not self.enabled:
+            return
+        self._faith_index = None
+        self.sig_current_changed.emit(self.current())
+        if self._c.volume is not None and self._c.loaded:
+            self._pause.start()
+            self._schedule()
+
+    def _on_pause(self) -> None:
+        self._faith_index = self._c.slice_index
+        self._schedule()
+        self.sig_current_changed.emit(self.current())
+
+    # -- lane -> AI ---------------------------------------------------------------------------------------------
+
+    def _on_model_ready(self, rid: int, ready: ModelReady) -> None:
+        if not self.lane.is_current(rid):
+            return
+        self._device = ready.device
+        if self._job is not None and self._job.volume is None:  # a load-only request: nothing else to wait for
+            self._confirm_pending()
+        self.sig_status_changed.emit(self.status_text())
+
+    def _on_results(self, rid: int, batch: AnalysisBatch) -> None:
+        c = self._c
+        if not self.lane.is_current(rid) or batch.series_key != c.series_key or c.volume is None:
+            self.dropped += 1
+            return
+        self.cache.add(batch.series_key, batch.version_key, c.n_slices, batch.results)
+        if self._pending is not None and self._job is not None and _same_model(self._job.entry, self._pending):
+            self._confirm_pending()
+        entry = self.model
+        if entry is not None and entry.version_key == batch.version_key:
+            if any(r.index == c.slice_index for r in batch.results):
+                self.sig_current_changed.emit(self.current())
+            if not self._summary.isActive():  # plot, progress and status: at most every SUMMARY_INTERVAL_MS
+                self._summary.start()
+        self._schedule()  # a faithfulness test may be due now that the slice on screen has its result
+
+    def _on_faithfulness(self, rid: int, report: FaithfulnessReport) -> None:
+        if not self.lane.is_current(rid) or report.series_key != self._c.series_key:
+            self.dropped += 1
+            return
+        results = self.cache.get(report.series_key, report.version_key)
+        if results is None:
+            return
+        results.faithfulness[report.index] = report
+        if report.index == self._c.slice_index:
+            self.sig_current_changed.emit(self.current())
+
+    def _on_notice(self, rid: int, text: str) -> None:
+        log.warning("%s", text)
+        self._notice = text
+        self.sig_message.emit(text)
+        self.sig_status_changed.emit(self.status_text())
+
+    def _on_finished(self, rid: int, summary: JobSummary) -> None:
+        job = self._job
+        if not self.lane.is_current(rid) or job is None:
+            return
+        if job.volume is not None:
+            key = (job.series_key, str(job.entry.path), job.entry.version_key)
+            if job.sweep:
+                self._complete.add(key)
+            else:
+                self._tried.add((key, job.slice_index))
+            if job.faithfulness:
+                self._faith_tried.add((key, job.slice_index))
+        if self._pending is not None and _same_model(job.entry, self._pending):
+            self._confirm_pending()
+        else:
+            self._emit_all()
+
+    def _on_failed(self, rid: int, message: str, traceback_text: str) -> None:
+        job = self._job
+        if not self.lane.is_current(rid) or job is None:
+            log.debug("superseded inference request %s failed: %s", rid, message)
+            return
+        key = (job.series_key, str(job.entry.path), job.entry.version_key)
+        message = message.removeprefix("AI: ")  # the lane's job name; the status bar says "AI" anyway
+        if self._pending is not None and _same_model(job.entry, self._pending):
+            failed, self._pending = self._pending, None
+            keep = self._entry
+            text = f"{message}; keeping model {keep.name}" if keep is not None else message
+            self._model_error = f"model {failed.name} not used (see Problems)" if keep is not None else text
+            self.sig_pending_model_changed.emit(None)
+            self.sig_model_changed.emit(self.model)
+        else:
+            text = message
+        self._failed[key] = text
+        self._job = None
+        self._c.report_error(text, traceback_text)
+        self._emit_all()
+
+    def _on_done(self, rid: int) -> None:
+        if not self.lane.busy:
+            self._schedule()
+
+    # -- helpers ---------------------------------------------------------------------------------------------------
+
+    def _report(self, message: str) -> None:
+        self._c.report_error(message)
+        self.sig_status_changed.emit(self.status_text())
+
+    def _emit_summary(self) -> None:
+        self._summary.stop()
+        self.sig_progress.emit(*self.progress)
+        self.sig_curve_changed.emit(self.curve())
+        self.sig_status_changed.emit(self.status_text())
+
+    def _emit_all(self) -> None:
+        self.sig_current_changed.emit(self.current())
+        self._emit_summary()
+
+    def refresh(self) -> None:
+        """Re-emit every snapshot (a widget connected late draws the present state)."""
+        self.sig_models_changed.emit(self.models)
+        self.sig_model_changed.emit(self.model)
+        self.sig_overlay_changed.emit(self._overlay)
+        self._emit_all()
+
+    def idle(self) -> bool:
+        """True when no inference request is waiting, running or undelivered."""
+        return not self.lane.busy
+
+    def shutdown(self) -> None:
+        """Cancel and join the inference thread (idempotent)."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self._pause.stop()
+        self._summary.stop()
+        if not self.lane.stop():
+            log.warning("the inference worker did not stop in time")
+
+
+__all__ = [
+    "DEMONSTRATION_TEXT", "AIState", "OverlaySettings", "ProbabilityCurve", "ResultCache", "SeriesResults",
+    "SliceStatus", "faithfulness_text", "probability_text",
+]
