@@ -145,7 +145,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
 
     out = render_screenshot(
         [args.path], args.out, series=series.key if series else None, slice_index=args.slice,
-        preset=args.preset, size=args.size,
+        preset=args.preset, size=args.size, ai=args.ai,
     )
     print(f"wrote {out}")
     return EXIT_OK
@@ -410,6 +410,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--slice", type=int, help="slice index, 0-based (default: the middle)")
     p.add_argument("--preset", help="lung, mediastinum, bone, brain or abdomen")
     p.add_argument("--size", type=_parse_size, default=(1280, 800), help="WxH (default 1280x800)")
+    p.add_argument("--ai", action="store_true",
+                   help="with the AI second reader: wait for the analysis and show its heatmap and panels")
     p.set_defaults(func=cmd_screenshot)
 
     p = sub.add_parser("analyze", help="nodule probability and heatmap per slice, as JSON")
