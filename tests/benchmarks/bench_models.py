@@ -144,6 +144,21 @@ def run(repeats_batch1: int = 25, repeats_batch16: int = 7) -> dict[str, Any]:
         "gradcam": all(r[b]["gradcam_ratio"] <= TARGETS["gradcam_ratio"] for b in r),
         "rollout": all(v[b]["rollout_ratio"] <= TARGETS["rollout_ratio"] for b in v),
     }
+    # The flat form tests/benchmarks/run.py prints and checks.
+    result["ratios"] = {
+        "gradcam_over_forward_batch1": r["batch1"]["gradcam_ratio"],
+        "gradcam_over_forward_batch16": r["batch16"]["gradcam_ratio"],
+        "rollout_over_forward_batch1": v["batch1"]["rollout_ratio"],
+        "rollout_over_forward_batch16": v["batch16"]["rollout_ratio"],
+        "full_backward_gradcam_over_forward_batch16": r["batch16"]["full_backward_ratio"],
+    }
+    result["targets"] = {
+        **TARGETS,
+        "gradcam_over_forward_batch1": TARGETS["gradcam_ratio"],
+        "gradcam_over_forward_batch16": TARGETS["gradcam_ratio"],
+        "rollout_over_forward_batch1": TARGETS["rollout_ratio"],
+        "rollout_over_forward_batch16": TARGETS["rollout_ratio"],
+    }
     return result
 
 
