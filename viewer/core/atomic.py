@@ -62,18 +62,26 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     final = Path(path)
     tmp = _temp_sibling(final, "tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
-    try:
+    with _replacing(tmp, final):
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    return final
+
+
+@contextlib.contextmanager
+def _replacing(tmp: Path, final: Path) -> Iterator[None]:
+    """Rename the written ``tmp`` onto ``final`` once the body succeeds, then sync the folder;
+    remove ``tmp`` if the body (or the rename) fails."""
+    try:
+        yield
         os.replace(tmp, final)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
     fsync_dir(final.parent)
-    return final
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
@@ -164,16 +172,10 @@ def atomic_output_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     final = Path(path)
     tmp = final.with_name(f".tmp-{secrets.token_hex(6)}-{final.name}")
-    try:
+    with _replacing(tmp, final):
         yield tmp
         fd = os.open(tmp, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        os.replace(tmp, final)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    fsync_dir(final.parent)
