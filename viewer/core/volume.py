@@ -161,7 +161,8 @@ def _file_slices(series: SeriesInfo) -> list[tuple[int, int]]:
 def _fill_file(volume: Volume, file_index: int, start: int, count: int) -> None:
     header = volume.series.files[file_index]
     target = volume.stored[start : start + count]
-    if volume.stored.dtype.kind == "f" and header.layout.is_native is not None and (volume.slope, volume.intercept) == (1.0, 0.0) and (header.rescale_slope, header.rescale_intercept) != (1.0, 0.0):
+    per_slice_rescale = volume.stored.dtype.kind == "f" and (volume.slope, volume.intercept) == (1.0, 0.0)
+    if per_slice_rescale and (header.rescale_slope, header.rescale_intercept) != (1.0, 0.0):
         target[...] = decode_frames(header).astype(np.float32) * header.rescale_slope + header.rescale_intercept
     else:
         read_frames_into(header, target)
