@@ -1,0 +1,194 @@
+"""The child-process worker with a tiny torch-free handler (tests/core/child_handlers.py) in a real child."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from viewer.core.child_process import ChildDied, ChildError, ChildProcess, describe_exit
+
+HERE = Path(__file__).resolve().parent
+TARGET = "child_handlers:make"  # tests/core is on sys.path under pytest, and the child inherits sys.path
+
+
+def _gone(pid: int) -> bool:
+    """True when no process ``pid`` runs (a zombie left for an init that does not reap counts as gone)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (FileNotFoundError, ProcessLookupError):
+        return True
+    return state in ("Z", "X")
+
+
+@pytest.fixture(scope="module")
+def child():
+    c = ChildProcess(TARGET, nice=3, name="probe")
+    yield c
+    c.close()
+
+
+def test_call_returns_the_answer_and_the_parent_never_imports_the_target(child):
+    assert child.call("echo", 1, "two", key=[3.0]) == ((1, "two"), {"key": [3.0]})
+    assert child.pid != os.getpid() and child.call("pid") == child.pid
+    assert child.alive
+    assert "child_handlers" not in sys.modules
+    assert child.call("imported", "child_handlers")
+
+
+def test_the_child_ignores_sigint_and_runs_at_the_nice_value_asked(child):
+    assert child.call("ignores_sigint")
+    if sys.platform.startswith("linux"):
+        assert child.call("niceness") == min(19, os.nice(0) + 3)
+
+
+def test_stream_yields_items_as_the_child_makes_them(child):
+    arrival = []
+    for item in child.stream("count", 4, delay_s=0.2):
+        arrival.append((item, time.monotonic()))
+    assert [i for i, _ in arrival] == [0, 1, 2, 3]
+    assert arrival[-1][1] - arrival[0][1] > 0.45  # the first item came long before the last was made
+
+
+def test_cancel_stops_a_stream_midway_and_the_next_call_starts_uncancelled(child):
+    got = []
+    for item in child.stream("count", 10_000, delay_s=0.005):
+        got.append(item)
+        if len(got) == 3:
+            child.cancel()
+    assert 3 <= len(got) < 100
+    assert not child.call("cancelled")  # every call clears the event first
+    assert list(child.stream("count", 5)) == [0, 1, 2, 3, 4]
+
+
+def test_cancel_from_another_thread_reaches_a_running_call(child):
+    timer = threading.Timer(0.3, child.cancel)
+    timer.start()
+    items = list(child.stream("count", 10_000, delay_s=0.01))
+    timer.join()
+    assert 0 < len(items) < 1000
+
+
+def test_an_exception_in_the_child_carries_its_type_message_and_traceback(child):
+    with pytest.raises(ChildError) as info:
+        child.call("fail", "the input does not fit\nsecond line")
+    e = info.value
+    assert not isinstance(e, ChildDied)
+    assert e.type_name == "ProbeError" and e.message == "the input does not fit second line"
+    assert str(e) == "ProbeError: the input does not fit second line"
+    assert "_deeper" in e.traceback_text and "child_handlers.py" in e.traceback_text
+    assert child.call("echo", 5) == ((5,), {})  # the same child goes on
+    with pytest.raises(ChildError, match="not a public method"):
+        child.call("_deeper", "x")
+    with pytest.raises(ChildError) as info:
+        child.call("no_such_method")
+    assert info.value.type_name == "AttributeError"
+
+
+def test_a_child_killed_mid_call_raises_child_died_and_the_next_call_starts_a_new_one(child):
+    first = child.call("pid")
+    killer = threading.Timer(0.5, os.kill, (first, signal.SIGKILL))
+    killer.start()
+    with pytest.raises(ChildDied) as info:
+        child.call("sleep", 30)
+    killer.join()
+    assert info.value.exitcode == -signal.SIGKILL
+    assert "killed by SIGKILL" in str(info.value) and "probe" in str(info.value)
+    assert not child.alive
+    second = child.call("pid")
+    assert second != first and child.alive
+
+
+def test_a_child_that_exits_mid_call_reports_its_exit_code(child):
+    with pytest.raises(ChildDied) as info:
+        child.call("exit_hard", 7)
+    assert info.value.exitcode == 7 and "exit code 7" in str(info.value)
+    assert child.call("echo", "again") == (("again",), {})
+
+
+def test_a_factory_that_fails_is_an_error_of_the_first_call():
+    c = ChildProcess("child_handlers:broken_factory", name="broken")
+    try:
+        with pytest.raises(ChildError) as info:
+            c.call("pid")
+        assert info.value.type_name == "RuntimeError" and "could not be built" in str(info.value)
+        assert "broken_factory" in info.value.traceback_text
+    finally:
+        c.close()
+    assert not c.alive
+
+
+def test_close_is_idempotent_and_leaves_no_process():
+    c = ChildProcess(TARGET, name="closing")
+    c.close()  # never started: nothing to do
+    c.start()
+    c.start()  # idempotent
+    pid = c.pid
+    assert c.call("pid") == pid
+    c.close()
+    c.close()
+    assert not c.alive and c.pid is None
+    assert _gone(pid)
+    assert pid not in {p.pid for p in multiprocessing.active_children()}
+
+
+def test_close_ends_a_child_stuck_in_a_call():
+    c = ChildProcess(TARGET, name="stuck")
+    pid = c.call("pid")
+    outcome = []
+
+    def call() -> None:
+        try:
+            outcome.append(c.call("sleep", 60))
+        except ChildDied as e:
+            outcome.append(e)
+
+    caller = threading.Thread(target=call)
+    caller.start()
+    time.sleep(0.3)
+    c.close(timeout=0.5)  # the call holds the lock: close terminates the child instead of waiting
+    caller.join(10)
+    assert not caller.is_alive() and _gone(pid)
+    assert isinstance(outcome[0], ChildDied) and "SIGTERM" in str(outcome[0])
+
+
+def test_the_child_exits_by_itself_when_the_parent_dies():
+    parent = textwrap.dedent(f"""
+        import sys, time
+        sys.path.insert(0, {str(HERE)!r})
+        from viewer.core.child_process import ChildProcess
+        c = ChildProcess({TARGET!r}, name="orphan")
+        print(c.call("pid"), flush=True)
+        time.sleep(60)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", parent], stdout=subprocess.PIPE, text=True,
+                            cwd=HERE.parents[1])
+    try:
+        pid = int(proc.stdout.readline())
+        assert not _gone(pid)
+    finally:
+        proc.kill()
+        proc.wait(10)
+    deadline = time.monotonic() + 10
+    while not _gone(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert _gone(pid)
+
+
+def test_describe_exit_names_signals_and_codes():
+    assert describe_exit(-9) == "killed by SIGKILL"
+    assert describe_exit(3) == "exit code 3"
+    assert describe_exit(None) == "exit code unknown"
+
+
+def test_a_target_without_a_factory_name_is_refused():
+    with pytest.raises(ValueError, match="package.module:factory"):
+        ChildProcess("child_handlers")
