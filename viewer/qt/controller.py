@@ -31,6 +31,7 @@ from viewer.core.windowing import PRESETS, Window, preset
 
 from viewer.core.thumbnails import thumbnail
 from .ai.state import AIState
+from .label_state import LabelState
 from .workers import JobContext, Worker, wait_until_idle
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,8 @@ class ViewerController(QObject):
         #: The AI view state (model, results, overlay); connected to this controller's signals first, so
         #: its snapshot of a new slice is ready before any view redraws that slice.
         self.ai = AIState(self, enabled=ai, sync=sync)
+        #: The reader's labels of the open study and the slice view's marking mode.
+        self.labels = LabelState(self)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)
@@ -158,6 +161,11 @@ class ViewerController(QObject):
     @property
     def scan_result(self) -> ScanResult | None:
         return self._scan
+
+    @property
+    def paths(self) -> tuple[str, ...]:
+        """The files and folders opened last (the fine-tune dialog finds the labelled study under them)."""
+        return tuple(self._paths)
 
     @property
     def series(self) -> SeriesInfo | None:

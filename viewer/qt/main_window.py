@@ -25,6 +25,7 @@ from viewer.core.windowing import PRESETS
 from .ai.panel import AIPanel
 from .ai.plot import ProbabilityPlot
 from .controller import ViewerController, series_label
+from .labels_panel import LabelsPanel
 from .problems_panel import ProblemsPanel
 from .series_browser import SeriesBrowser
 from .slice_view import CursorReadout, SliceView, handle_view_key
@@ -77,7 +78,13 @@ class MainWindow(QMainWindow):
         self.tags_dock = self._dock("Tags", "tags", self.tag_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.problems_dock = self._dock("Problems", "problems", self.problems_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.tags_dock, self.problems_dock)
+        self.labels_panel = LabelsPanel(self.controller)
+        self.labels_dock = self._dock("Labels", "labels", self.labels_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.problems_dock, self.labels_dock)
+        self.labels_panel.setAcceptDrops(False)
         self.tags_dock.raise_()
+        self.finetune_dialog = None  # made on first use (viewer.qt.finetune)
+        self.model_manager = None
         self.resizeDocks([self.series_dock, self.tags_dock], [230, 360], Qt.Orientation.Horizontal)
         for w in (self.series_browser, self.tag_panel, self.problems_panel):
             w.setAcceptDrops(False)
@@ -164,7 +171,8 @@ class MainWindow(QMainWindow):
                                            "P", checkable=True)
         self.patient_action.setChecked(self.controller.show_patient_info)
         view.addSeparator()
-        for dock in (self.series_dock, self.tags_dock, self.problems_dock, self.ai_dock, self.plot_dock):
+        for dock in (self.series_dock, self.tags_dock, self.problems_dock, self.labels_dock, self.ai_dock,
+                     self.plot_dock):
             if dock is not None:
                 view.addAction(dock.toggleViewAction())
         if self.controller.ai.enabled:
@@ -177,6 +185,36 @@ class MainWindow(QMainWindow):
             self._action(menu, "&Previous Suspicious Slice", lambda: ai.next_suspicious(-1), "Shift+N")
             menu.addSeparator()
             self._action(menu, "Model &Card…", self.ai_panel.show_card)
+            self._action(menu, "&Fine-tune…", self.show_finetune)
+            self._action(menu, "&Models…", self.show_model_manager)
+        labels = bar.addMenu("&Labels")
+        # the keys are the slice view's (handle_view_key); "\t" only shows them in the menu
+        self._action(labels, "Label Slice as Positive Class\tL", lambda: self.controller.labels.mark_class(-1))
+        self._action(labels, "Label Slice as First Class\tK", lambda: self.controller.labels.mark_class(0))
+        self._action(labels, "Remove Slice's Label\tDel", self.controller.labels.remove_current)
+        self._action(labels, "Cycle Point / Box Marking\tM", self.controller.labels.cycle_mode)
+        labels.addSeparator()
+        self._action(labels, "Edit Classes…", self.labels_panel.edit_classes)
+        self._action(labels, "Export CSV…", self.labels_panel.choose_export)
+        self._action(labels, "Import CSV…", self.labels_panel.choose_import)
+
+    def show_finetune(self) -> None:
+        """The non-modal fine-tune dialog (one per window, kept between uses)."""
+        from .finetune.dialog import FineTuneDialog
+
+        if self.finetune_dialog is None:
+            self.finetune_dialog = FineTuneDialog(self.controller, self)
+        self.finetune_dialog.show()
+        self.finetune_dialog.raise_()
+
+    def show_model_manager(self) -> None:
+        from .model_manager import ModelManager
+
+        if self.model_manager is None:
+            self.model_manager = ModelManager(self.controller, self)
+        self.model_manager.refresh()
+        self.model_manager.show()
+        self.model_manager.raise_()
 
     # -- opening -------------------------------------------------------------------------------------------
 
@@ -307,5 +345,7 @@ class MainWindow(QMainWindow):
         return idle
 
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        if self.finetune_dialog is not None:
+            self.finetune_dialog.shutdown()
         self.controller.shutdown()
         super().closeEvent(ev)

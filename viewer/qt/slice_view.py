@@ -4,7 +4,9 @@ Mouse: wheel scrolls slices, Ctrl+wheel zooms about the cursor, right-drag chang
 (horizontal: width, vertical: centre; sensitivity proportional to the width at the start of the drag),
 left- or middle-drag pans, double-click fits. Keys: Up/Down ±1 slice, PageUp/PageDown ±10, Home/End,
 1-5 presets, R reset, I invert, F fit, P patient lines, H heatmap overlay, N / Shift+N next / previous
-suspicious slice.
+suspicious slice; labels: L the positive class ("nodule"), K the first class ("no nodule"), Delete removes
+the slice's label, M cycles the marking mode (off, point: a left click marks a point on the finding, box:
+a left drag marks a box). The slice's label and its point or box are drawn over the image.
 
 The AI's heatmap is a second ImageItem above the slice, an RGBA image through the overlay's colour table
 (:func:`viewer.qt.ai.overlay.heat_lut`: transparent below the display threshold), scaled so that its
@@ -28,8 +30,10 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QKeyEvent, QTransform
-from PySide6.QtWidgets import QGraphicsSimpleTextItem, QWidget
+from PySide6.QtGui import QColor, QFont, QFontMetricsF, QKeyEvent, QPainterPath, QPen, QTransform
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QGraphicsSimpleTextItem, QWidget
+
+from viewer.core.labels import Label
 
 from viewer.core.windowing import Window
 
@@ -52,6 +56,10 @@ MIN_TOP_CORNER_WIDTH = 170
 AI_SUSPICIOUS_COLOR = QColor(255, 190, 60)
 AI_TEXT_COLOR = QColor(225, 235, 255)
 DEMONSTRATION_COLOR = QColor(255, 120, 90)
+#: Colour of the reader's label line and of its point / box marks.
+LABEL_COLOR = QColor(120, 230, 140)
+#: Half the size of the point mark's cross, in image pixels.
+POINT_MARK_PX = 6.0
 
 TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT = "top_left", "top_right", "bottom_left", "bottom_right"
 CORNERS = (TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT)
@@ -105,11 +113,15 @@ class _SliceViewBox(pg.ViewBox):
     sig_scroll = Signal(int)  # slices
     sig_window_drag = Signal(float, float, bool)  # dx, dy in screen px since the press, is start
     sig_double_click = Signal()
+    sig_mark_click = Signal(object)  # scene QPointF of a left click in point or box mode
+    sig_mark_drag = Signal(object, object, bool)  # scene start, scene now, finished (box mode)
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
         self.setMouseMode(pg.ViewBox.PanMode)
         self._wheel_rest = 0
+        #: The labels' marking mode ("off", "point", "box"); set by the slice view from the controller.
+        self.mark_mode = "off"
 
     def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -129,12 +141,20 @@ class _SliceViewBox(pg.ViewBox):
             delta = ev.screenPos() - ev.buttonDownScreenPos()
             self.sig_window_drag.emit(float(delta.x()), float(delta.y()), bool(ev.isStart()))
             return
+        if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode == "box":
+            ev.accept()
+            self.sig_mark_drag.emit(ev.buttonDownScenePos(), ev.scenePos(), bool(ev.isFinish()))
+            return
         super().mouseDragEvent(ev, axis)  # left and middle pan (PanMode)
 
     def mouseClickEvent(self, ev) -> None:  # noqa: N802 - Qt override
         if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
             self.sig_double_click.emit()
+            return
+        if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode != "off":
+            ev.accept()
+            self.sig_mark_click.emit(ev.scenePos())
             return
         ev.accept()  # no context menu, no other click action
 
@@ -291,10 +311,28 @@ class SliceView(pg.GraphicsView):
         demo_font = QFont(font)
         demo_font.setBold(True)
         self._demo_block = _TextBlock(scene, demo_font, DEMONSTRATION_COLOR, "center")
+        self._label_block = _TextBlock(scene, ai_font, LABEL_COLOR, "center")
+        # the label's marks are children of the image item: image pixel coordinates, hidden with the image
+        pen = QPen(LABEL_COLOR, 2.0)
+        pen.setCosmetic(True)
+        self._box_mark = QGraphicsRectItem(self._image)
+        self._box_mark.setPen(pen)
+        self._box_mark.setVisible(False)
+        self._point_mark = QGraphicsPathItem(self._image)
+        self._point_mark.setPen(pen)
+        self._point_mark.setVisible(False)
+        self._drag_box = QGraphicsRectItem(self._image)
+        drag_pen = QPen(pen)
+        drag_pen.setStyle(Qt.PenStyle.DashLine)
+        self._drag_box.setPen(drag_pen)
+        self._drag_box.setVisible(False)
+        self._label: Label | None = None
 
         self._vb.sig_scroll.connect(controller.step)
         self._vb.sig_window_drag.connect(self._on_window_drag)
         self._vb.sig_double_click.connect(self.fit)
+        self._vb.sig_mark_click.connect(self._on_mark_click)
+        self._vb.sig_mark_drag.connect(self._on_mark_drag)
         self._vb.sigRangeChangedManually.connect(self._on_manual_range)
         self._vb.sigRangeChanged.connect(self._update_zoom_text)
         self._vb.sigResized.connect(self._on_resized)
@@ -309,10 +347,14 @@ class SliceView(pg.GraphicsView):
             (controller.sig_fit_requested, self.fit),
             (controller.ai.sig_current_changed, self._on_ai_current),
             (controller.ai.sig_overlay_changed, self._on_ai_overlay),
+            (controller.labels.sig_current_changed, self._on_label),
+            (controller.labels.sig_mode_changed, self._on_mark_mode),
         ]
         for signal, slot in self._connections:
             signal.connect(slot)
         self._on_series_selected(controller.series_key or "")
+        self._on_label(controller.labels.current())
+        self._on_mark_mode(controller.labels.mode)
 
     def close(self) -> bool:
         """Close the view; pyqtgraph's ``close`` deletes every scene item, so let go of them first.
@@ -325,7 +367,7 @@ class SliceView(pg.GraphicsView):
         self._connections = []
         self._corners = {}
         self._center = None
-        self._ai_block = self._demo_block = None
+        self._ai_block = self._demo_block = self._label_block = None
         return super().close()
 
     # -- public, for the window, scripts and tests -------------------------------------------------------
@@ -354,6 +396,22 @@ class SliceView(pg.GraphicsView):
     @property
     def heat_item(self) -> pg.ImageItem:
         return self._heat
+
+    def label_text(self) -> str:
+        """The reader's label line at the bottom ("label: nodule · box"), or ""."""
+        block = self._label_block
+        return block.value if block is not None and block.is_visible() else ""
+
+    def label_marks(self) -> tuple[QRectF | None, QPointF | None]:
+        """The drawn box (image pixels, (col, row) corners) and point (x = col, y = row), or None."""
+        box = self._box_mark.rect() if self._box_mark.isVisible() else None
+        point = self._point_mark.path().boundingRect().center() if self._point_mark.isVisible() else None
+        return box, point
+
+    def image_pixel(self, scene_pos: QPointF) -> tuple[float, float]:
+        """(row, col) in image pixels (0-based, pixel centres at integers) of a scene position."""
+        p = self._image.mapFromScene(scene_pos)
+        return (float(p.y()) - 0.5, float(p.x()) - 0.5)
 
     def heat_visible(self) -> bool:
         """True when a heatmap is drawn over the slice on screen."""
@@ -390,6 +448,7 @@ class SliceView(pg.GraphicsView):
             self._corners[corner].set_visible(visible and (corner != TOP_LEFT or self.controller.show_patient_info))
         self._ai_block.set_visible(visible and bool(self._ai_block.value))
         self._demo_block.set_visible(visible and bool(self._demo_block.value))
+        self._label_block.set_visible(visible and bool(self._label_block.value))
 
     def fit(self) -> None:
         """Fit the whole slice into the view (keeps fitting on resize until the user pans or zooms)."""
@@ -528,6 +587,57 @@ class SliceView(pg.GraphicsView):
         if changed:
             self._place_overlays()
 
+    # -- labels -> view -------------------------------------------------------------------------------------
+
+    def _on_label(self, label: Label | None) -> None:
+        self._label = label
+        block = self._label_block
+        if block is None:
+            return
+        text = ""
+        if label is not None:
+            text = f"label: {label.label}" + (" · box" if label.box else "") + (" · point" if label.point else "")
+        if block.set_text(text):
+            self._place_overlays()
+        block.set_visible(self._overlay_visible and bool(text))
+        box, point = (label.box, label.point) if label is not None else (None, None)
+        if box is not None:
+            r0, c0, r1, c1 = box
+            self._box_mark.setRect(QRectF(c0 + 0.5, r0 + 0.5, c1 - c0, r1 - r0))
+        self._box_mark.setVisible(box is not None)
+        if point is not None:
+            y, x = point[0] + 0.5, point[1] + 0.5
+            path = QPainterPath()
+            path.moveTo(x - POINT_MARK_PX, y)
+            path.lineTo(x + POINT_MARK_PX, y)
+            path.moveTo(x, y - POINT_MARK_PX)
+            path.lineTo(x, y + POINT_MARK_PX)
+            self._point_mark.setPath(path)
+        self._point_mark.setVisible(point is not None)
+
+    def _on_mark_mode(self, mode: str) -> None:
+        self._vb.mark_mode = mode
+        self.viewport().setCursor(Qt.CursorShape.ArrowCursor if mode == "off" else Qt.CursorShape.CrossCursor)
+
+    def _inside(self, row: float, col: float) -> bool:
+        rows, cols = self._shape
+        return -0.5 <= row <= rows - 0.5 and -0.5 <= col <= cols - 0.5
+
+    def _on_mark_click(self, scene_pos: QPointF) -> None:
+        row, col = self.image_pixel(scene_pos)
+        if self._image.isVisible() and self._inside(row, col):
+            self.controller.labels.mark_finding(point=(row, col))
+
+    def _on_mark_drag(self, start: QPointF, now: QPointF, finished: bool) -> None:
+        rows, cols = self._shape
+        (r0, c0), (r1, c1) = self.image_pixel(start), self.image_pixel(now)
+        r0, r1 = sorted((min(max(r0, -0.5), rows - 0.5), min(max(r1, -0.5), rows - 0.5)))
+        c0, c1 = sorted((min(max(c0, -0.5), cols - 0.5), min(max(c1, -0.5), cols - 0.5)))
+        self._drag_box.setRect(QRectF(c0 + 0.5, r0 + 0.5, c1 - c0, r1 - r0))
+        self._drag_box.setVisible(not finished)
+        if finished and self._image.isVisible() and r1 > r0 and c1 > c0:
+            self.controller.labels.mark_finding(box=(r0, c0, r1, c1))
+
     def _on_ai_overlay(self, overlay: OverlaySettings) -> None:
         self._heat_table = heat_lut(overlay.colormap, overlay.opacity, overlay.threshold)
         self._heat_source = None  # redraw with the new table
@@ -582,7 +692,7 @@ class SliceView(pg.GraphicsView):
         self._place_overlays()
 
     def _place_overlays(self) -> None:
-        if getattr(self, "_center", None) is None or getattr(self, "_ai_block", None) is None:
+        if getattr(self, "_center", None) is None or getattr(self, "_label_block", None) is None:
             return  # not built yet (pyqtgraph resizes in __init__) or closed
         w, h = self.viewport().width(), self.viewport().height()
         ai, demo = self._ai_block, self._demo_block
@@ -605,6 +715,9 @@ class SliceView(pg.GraphicsView):
         y = MARGIN if ai_in_top_band else top_bottom + MARGIN / 2
         ai.place(w / 2, y)
         demo.place(w / 2, y + ai.size()[1])
+        label = self._label_block
+        label.set_max_width(max(w / 3, 60.0))
+        label.place(w / 2, h - label.size()[1] - MARGIN)
         self._center.set_max_width(w - 2 * MARGIN)
         _, th = self._center.size()
         self._center.place(w / 2, (h - th) / 2)
@@ -689,6 +802,14 @@ def handle_view_key(controller: ViewerController, ev: QKeyEvent, fit=None) -> bo
         controller.ai.toggle_overlay()
     elif key == K.Key_N:
         controller.ai.next_suspicious(-1 if mods == Qt.KeyboardModifier.ShiftModifier else 1)
+    elif key == K.Key_L and mods == Qt.KeyboardModifier.NoModifier:
+        controller.labels.mark_class(-1)  # the positive class ("nodule")
+    elif key == K.Key_K and mods == Qt.KeyboardModifier.NoModifier:
+        controller.labels.mark_class(0)  # the first class ("no nodule")
+    elif key in (K.Key_Delete, K.Key_Backspace):
+        controller.labels.remove_current()
+    elif key == K.Key_M and mods == Qt.KeyboardModifier.NoModifier:
+        controller.labels.cycle_mode()
     else:
         return False
     return True
