@@ -16,7 +16,7 @@ from pathlib import Path
 from . import __version__
 
 EXIT_OK, EXIT_USAGE, EXIT_NOTHING = 0, 2, 3
-SUBCOMMANDS = ("info", "convert", "screenshot", "demo", "analyze", "models", "finetune")
+SUBCOMMANDS = ("info", "convert", "screenshot", "demo", "analyze", "models", "finetune", "anonymise")
 
 log = logging.getLogger("radview")
 
@@ -148,6 +148,20 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
         preset=args.preset, size=args.size, ai=args.ai,
     )
     print(f"wrote {out}")
+    return EXIT_OK
+
+
+def cmd_anonymise(args: argparse.Namespace) -> int:
+    from .core.anonymise import anonymise_series_folder
+
+    result = anonymise_series_folder(args.path, args.out, seed=args.seed, progress=_progress_printer("anonymising"))
+    print(f"wrote {len(result.files)} anonymised file(s) in {result.n_series} series to {result.out_dir}")
+    if result.burned_in:
+        print(f"warning: {len(result.burned_in)} file(s) may show identifying text burned into the pixels "
+              f"(not cleaned; Patient Identity Removed = NO), e.g. {result.burned_in[0].out.name}: "
+              f"{result.burned_in[0].burned_in}", file=sys.stderr)
+    if result.skipped:
+        print(f"{len(result.skipped)} file(s) skipped", file=sys.stderr)
     return EXIT_OK
 
 
@@ -467,6 +481,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "a taken name gets -v2, -v3, ...)")
     p.add_argument("--json", metavar="METRICS", help="write the metrics of every split and the threshold here")
     p.set_defaults(func=cmd_finetune)
+
+    p = sub.add_parser("anonymise", help="anonymise every image series (DICOM PS3.15 Basic Profile) into a new folder")
+    p.add_argument("path")
+    p.add_argument("out", help="a new or empty folder (files named S001/IM00001.dcm ...)")
+    p.add_argument("--seed", help="make the new UIDs reproducible (default: random per export)")
+    p.set_defaults(func=cmd_anonymise)
 
     p = sub.add_parser("demo", help="fetch the demo chest CTs once and convert them to DICOM")
     p.add_argument("--open", action="store_true", help="then open lung2 in the viewer")

@@ -217,3 +217,16 @@ def test_refuses_and_cancels_cleanly(tmp_path: Path, write_ct_stack):
     (tmp_path / "text" / "a.txt").write_text("x")
     with pytest.raises(NothingLoadableError):
         anonymise_series_folder(tmp_path / "text", tmp_path / "out2")
+
+
+def test_cli_exit_codes(identified_folder: Path, tmp_path: Path, capsys):
+    from viewer.cli import main
+
+    assert main(["anonymise", str(identified_folder), str(tmp_path / "out"), "--seed", "x"]) == 0
+    out, err = capsys.readouterr()
+    assert "wrote 3 anonymised file(s) in 2 series" in out and "burned into the pixels" in err
+    assert main(["anonymise", str(identified_folder), str(tmp_path / "out")]) == 1  # not empty: refused
+    assert "not an empty folder" in capsys.readouterr().err
+    (tmp_path / "none").mkdir()
+    assert main(["anonymise", str(tmp_path / "none"), str(tmp_path / "out3")]) == 3
+    assert main(["anonymise", str(identified_folder)]) == 2
