@@ -20,6 +20,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from .errors import DicomFileError
+from .privacy import remember_identifiers
 
 #: Refuse images whose decoded pixels would need more than this many bytes (checked before allocating).
 MAX_PIXEL_BYTES = 8 * 1024**3
@@ -269,10 +270,13 @@ def _window(ds: Dataset) -> tuple[float | None, float | None]:
 
 
 def _patient_fields(ds: Dataset) -> dict[str, str]:
-    """Identifying fields for the on-screen patient/study lines only; never logged."""
+    """Identifying fields for the on-screen patient/study lines only; never logged (and registered with
+    :mod:`viewer.core.privacy`, so logs and error reports redact them wherever they appear)."""
     keys = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyDescription",
             "InstitutionName")
-    return {k: str(ds.get(k, "") or "") for k in keys}
+    fields = {k: str(ds.get(k, "") or "") for k in keys}
+    remember_identifiers(fields)
+    return fields
 
 
 def header_from_dataset(

@@ -24,7 +24,9 @@ from viewer.core.windowing import PRESETS
 
 from .ai.panel import AIPanel
 from .ai.plot import ProbabilityPlot
+from .anonymise_export import AnonymiseExport
 from .controller import ViewerController, series_label
+from .error_panel import ErrorPanel
 from .labels_panel import LabelsPanel
 from .problems_panel import ProblemsPanel
 from .series_browser import SeriesBrowser
@@ -82,6 +84,16 @@ class MainWindow(QMainWindow):
         self.labels_dock = self._dock("Labels", "labels", self.labels_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.problems_dock, self.labels_dock)
         self.labels_panel.setAcceptDrops(False)
+        # every unexpected exception (any worker, the last-resort hooks): shown when the first one arrives
+        self.error_panel = ErrorPanel()
+        self.errors_dock = self._dock("Errors", "errors", self.error_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.labels_dock, self.errors_dock)
+        self.errors_dock.hide()
+        self.error_panel.sig_new_report.connect(lambda _report: (self.errors_dock.show(), self.errors_dock.raise_()))
+        self.error_panel.sig_count_changed.connect(
+            lambda n: self.errors_dock.setWindowTitle(f"Errors ({n})" if n else "Errors"))
+        self.anonymise_export = AnonymiseExport(self)
+        self.anonymise_export.sig_message.connect(lambda message: self.statusBar().showMessage(message, 30_000))
         self.tags_dock.raise_()
         self.finetune_dialog = None  # made on first use (viewer.qt.finetune)
         self.model_manager = None
@@ -157,6 +169,8 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("&Recent Folders")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
+        self._action(file_menu, "&Anonymise and Export DICOM…", self.anonymise_dicom)
+        file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
         view = bar.addMenu("&View")
@@ -172,7 +186,7 @@ class MainWindow(QMainWindow):
         self.patient_action.setChecked(self.controller.show_patient_info)
         view.addSeparator()
         for dock in (self.series_dock, self.tags_dock, self.problems_dock, self.labels_dock, self.ai_dock,
-                     self.plot_dock):
+                     self.plot_dock, self.errors_dock):
             if dock is not None:
                 view.addAction(dock.toggleViewAction())
         if self.controller.ai.enabled:
@@ -232,6 +246,12 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder", self._last_folder())
         if folder:
             self.open_paths([folder])
+
+    def anonymise_dicom(self) -> None:
+        """File › Anonymise and Export DICOM…: every file of the open study (or a folder to choose)."""
+        result = self.controller.scan_result
+        files = sorted({h.path for s in result.series for h in s.files}) if result is not None else []
+        self.anonymise_export.choose_and_start(files, self)
 
     def choose_files(self) -> None:
         files, _ = QFileDialog.getOpenFileNames(self, "Open DICOM files", self._last_folder(),
@@ -347,5 +367,6 @@ class MainWindow(QMainWindow):
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
         if self.finetune_dialog is not None:
             self.finetune_dialog.shutdown()
+        self.anonymise_export.stop()
         self.controller.shutdown()
         super().closeEvent(ev)

@@ -10,7 +10,10 @@ A job is any callable ``fn(ctx: JobContext) -> result``. It polls ``ctx.cancelle
 ``ctx.check()``, which raises :class:`~viewer.core.errors.Cancelled`) and reports ``ctx.progress(done,
 total)``, throttled here so the UI thread sees at most ~20 progress signals per second. Exceptions are
 never swallowed: a :class:`Cancelled` job ends with ``sig_cancelled``, anything else with ``sig_failed``
-carrying the message and the formatted traceback, for the receiver's one error handler.
+carrying the message and the formatted traceback, for the receiver's one error handler. Every failure
+also reaches the process's one :class:`FailureHub` as an :class:`~viewer.core.error_report.ErrorReport`
+(stale ones too: an exception is never swallowed), which the error panel lists; an exception from a
+child process (:class:`~viewer.core.child_process.ChildError`) brings the child's traceback along.
 
 Signals are emitted from the worker thread by an object that lives in the UI thread, so Qt queues them
 to the UI thread's slots. With ``sync=True`` (as napari's ``_LayerSlicer`` offers) a job runs inline in
@@ -29,8 +32,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QEventLoop, QThread, Signal
+from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QThread, Signal
 
+from viewer.core.error_report import ErrorReport, child_traceback
 from viewer.core.errors import Cancelled
 
 log = logging.getLogger(__name__)
@@ -44,6 +48,53 @@ _request_ids = itertools.count(1)
 def next_request_id() -> int:
     """A process-wide unique request id (ids never repeat across lanes)."""
     return next(_request_ids)
+
+
+#: Failures the hub keeps for a panel that connects later (the oldest are dropped first).
+KEPT_FAILURES = 100
+
+
+class FailureHub(QObject):
+    """The one place every background failure goes: workers, and the last-resort exception hooks.
+
+    Lives in the UI thread; :meth:`report` may be called from any thread (the signal is queued to the
+    receivers' thread). The last :data:`KEPT_FAILURES` reports are kept for a panel made later.
+    """
+
+    #: :class:`~viewer.core.error_report.ErrorReport`
+    sig_failure = Signal(object)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._reports: deque[ErrorReport] = deque(maxlen=KEPT_FAILURES)
+
+    def report(self, report: ErrorReport) -> None:
+        """Record ``report`` and announce it (thread-safe)."""
+        with self._lock:
+            self._reports.append(report)
+        self.sig_failure.emit(report)
+
+    def reports(self) -> list[ErrorReport]:
+        """The kept reports, oldest first."""
+        with self._lock:
+            return list(self._reports)
+
+
+_hub: FailureHub | None = None
+_hub_lock = threading.Lock()
+
+
+def failure_hub() -> FailureHub:
+    """The process's :class:`FailureHub` (made on first use, moved to the application's thread)."""
+    global _hub
+    with _hub_lock:
+        if _hub is None:
+            _hub = FailureHub()
+            app = QCoreApplication.instance()
+            if app is not None and _hub.thread() is not app.thread():
+                _hub.moveToThread(app.thread())
+        return _hub
 
 
 class JobContext:
@@ -130,6 +181,7 @@ class Worker(QThread):
         # Answers not yet delivered to the UI thread; decremented there, so wait_idle() is exact.
         self._outstanding: set[int] = set()
         self.sig_done.connect(self._on_done)
+        self._hub = failure_hub()  # made here, in the UI thread
 
     # -- called from the UI thread ---------------------------------------------------------------------
 
@@ -199,6 +251,10 @@ class Worker(QThread):
     def _on_done(self, request_id: int) -> None:
         self._outstanding.discard(request_id)
 
+    def _source(self, request: _Request) -> str:
+        """Where a failure happened, for the error report: the lane, and the job when it has a name."""
+        return f"{self.name} worker ({request.name})" if request.name and request.name != self.name else f"{self.name} worker"
+
     # -- the worker thread -----------------------------------------------------------------------------
 
     def run(self) -> None:  # noqa: D102 - QThread entry point
@@ -227,7 +283,12 @@ class Worker(QThread):
         except BaseException as e:  # every failure goes to the receiver's one handler, with its traceback
             text = traceback.format_exc()
             message = f"{request.name or self.name}: {e}" if str(e) else f"{request.name or self.name}: {type(e).__name__}"
+            child_text = child_traceback(e)
+            if child_text:
+                text = f"{text}\nIn the child process:\n{child_text}"
             log.debug("job %s failed\n%s", rid, text)
+            self._hub.report(ErrorReport.create(self._source(request), message, text, kind=type(e).__name__,
+                                                child_text=child_text))
             self.sig_failed.emit(rid, message, text)
         else:
             self.sig_finished.emit(rid, result)
