@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
-import traceback
-from collections.abc import Sequence
-from types import TracebackType
+from collections.abc import Callable, Sequence
 
 from PySide6.QtWidgets import QApplication
 
 from .. import __version__
+from ..core.privacy import install_log_redaction
+from .error_panel import install_last_resort_hooks
 from .main_window import APPLICATION, ORGANISATION, MainWindow
 
 log = logging.getLogger(__name__)
@@ -30,31 +30,22 @@ def get_app(argv: Sequence[str] | None = None) -> QApplication:
     return app
 
 
-def _install_excepthook(window: MainWindow) -> None:
-    """Exceptions raised in Qt slots reach the controller's one error handler instead of vanishing."""
-    previous = sys.excepthook
-
-    def hook(kind: type[BaseException], value: BaseException, tb: TracebackType | None) -> None:
-        if issubclass(kind, KeyboardInterrupt):
-            previous(kind, value, tb)
-            return
-        text = "".join(traceback.format_exception(kind, value, tb))
-        try:
-            window.controller.report_error(f"internal error: {value or kind.__name__}", text)
-        except Exception:  # the window is gone: fall back to the default hook
-            previous(kind, value, tb)
-
-    sys.excepthook = hook
+def _install_excepthook(window: MainWindow) -> Callable[[], None]:
+    """Exceptions nothing else caught (raised in a Qt slot or a plain thread) reach the error panel, and the
+    status bar and Problems panel through the controller, instead of vanishing; returns the undo."""
+    return install_last_resort_hooks(also=lambda report: window.controller.report_error(f"internal error: {report.message}"))
 
 
 def run_gui(paths: list[str]) -> int:
     """Open the viewer window (scanning ``paths`` if any) and run until it is closed; the exit code."""
+    install_log_redaction()
     app = get_app(sys.argv[:1] or ["radview"])
     window = MainWindow()
-    _install_excepthook(window)
+    uninstall_hooks = _install_excepthook(window)
     window.show()
     if paths:
         window.open_paths(paths)
     code = app.exec()
     window.controller.shutdown()
+    uninstall_hooks()
     return int(code)
