@@ -513,6 +513,17 @@ class AIState(QObject):
 
     # -- choosing a model --------------------------------------------------------------------------------------
 
+    def reload_models(self) -> None:
+        """Read the installed models again (after the fine-tune dialog saved one or the manager removed one);
+        bundles opened from elsewhere stay listed while they exist."""
+        if not self.enabled:
+            return
+        installed = list_models()
+        opened = [m for m in self._models if m.source == "file" and Path(m.path).is_dir()
+                  and not any(_same_model(m, i) for i in installed)]
+        self._models = installed + opened
+        self.sig_models_changed.emit(self.models)
+
     def set_model(self, model: ModelEntry | str | Path) -> bool:
         """Use ``model`` (an entry, a name, or a bundle folder); False if it cannot even be found.
 
