@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
+from .core.privacy import install_log_redaction
 
 EXIT_OK, EXIT_USAGE, EXIT_NOTHING = 0, 2, 3
 SUBCOMMANDS = ("info", "convert", "screenshot", "demo", "analyze", "models", "finetune", "anonymise")
@@ -114,7 +115,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
     result = _scan(args.path)
     series = _pick_series(result, args.series)
     volume = load_volume(series, progress=_progress_printer("loading"))
-    out = export_volume(volume, args.out)
+    out = export_volume(volume, args.out, include_identifiers=args.with_patient_info)
     print(f"wrote {out} ({volume.n_slices} slices, {volume.units or 'stored values'})")
     for index, reason in sorted(volume.failed.items())[:5]:
         print(f"warning: slice {index} unreadable: {reason}", file=sys.stderr)
@@ -145,7 +146,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
 
     out = render_screenshot(
         [args.path], args.out, series=series.key if series else None, slice_index=args.slice,
-        preset=args.preset, size=args.size, ai=args.ai,
+        preset=args.preset, size=args.size, ai=args.ai, identifiers=args.with_patient_info,
     )
     print(f"wrote {out}")
     return EXIT_OK
@@ -415,6 +416,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--series", help="SeriesInstanceUID (default: the series with the most slices)")
     p.add_argument("--out", required=True, help="output file: .nii.gz, .nii, .nrrd or .mha")
+    p.add_argument("--with-patient-info", action="store_true",
+                   help="also write the patient's name, ID and birth date into the file (default: none)")
     p.set_defaults(func=cmd_convert)
 
     p = sub.add_parser("screenshot", help="render what the viewer shows to a PNG, offscreen")
@@ -426,6 +429,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--size", type=_parse_size, default=(1280, 800), help="WxH (default 1280x800)")
     p.add_argument("--ai", action="store_true",
                    help="with the AI second reader: wait for the analysis and show its heatmap and panels")
+    p.add_argument("--with-patient-info", action="store_true",
+                   help="show the patient and study lines and the tag panel (default: no identifiers)")
     p.set_defaults(func=cmd_screenshot)
 
     p = sub.add_parser("analyze", help="nodule probability and heatmap per slice, as JSON")
@@ -501,6 +506,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # no patient name, ID or birth date in any log record (viewer.core.privacy)
     if not debug:
         logging.getLogger("pydicom").setLevel(logging.ERROR)  # odd values are judged by the scan itself
     if not any(a in SUBCOMMANDS for a in argv) and not any(a in ("-h", "--help", "--version") for a in argv):

@@ -1,11 +1,14 @@
 """Export a loaded volume to NIfTI, NRRD or MetaImage with real-world units and LPS geometry.
 
 SimpleITK's image model is LPS like DICOM; its NIfTI writer converts to NIfTI's RAS itself. Nothing
-identifying is written: the image carries pixels and geometry only.
+identifying is written unless asked for (``include_identifiers``): by default the image carries pixels
+and geometry only. When asked, the patient's name, ID and birth date go into the header's key/value
+pairs (NRRD, MetaImage) or NIfTI's 80-character ``descrip`` field.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +17,10 @@ from .atomic import atomic_output_path
 from .volume import Volume
 
 SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
+#: Identifying header fields written only on request (``include_identifiers``).
+IDENTIFIER_FIELDS = ("PatientName", "PatientID", "PatientBirthDate")
+#: Length of NIfTI-1's ``descrip`` field.
+NIFTI_DESCRIP_CHARS = 80
 
 
 def modality_array(volume: Volume) -> np.ndarray:
@@ -51,14 +58,30 @@ def to_sitk(volume: Volume):
     return image
 
 
-def export_volume(volume: Volume, out: str | Path) -> Path:
-    """Write ``volume`` to ``out`` (format from the suffix), atomically."""
+def identifier_metadata(patient: Mapping[str, str]) -> dict[str, str]:
+    """The key/value pairs an export with identifiers carries (empty fields left out)."""
+    meta = {k: str(patient.get(k, "") or "") for k in IDENTIFIER_FIELDS}
+    meta = {k: v for k, v in meta.items() if v}
+    if meta:  # NIfTI keeps only its descrip field, which ITK fills from this key
+        meta["ITK_FileNotes"] = " ".join(f"{k}={v}" for k, v in meta.items())[:NIFTI_DESCRIP_CHARS]
+    return meta
+
+
+def export_volume(volume: Volume, out: str | Path, include_identifiers: bool = False) -> Path:
+    """Write ``volume`` to ``out`` (format from the suffix), atomically.
+
+    ``include_identifiers`` adds the patient's name, ID and birth date to the file (the user's explicit
+    choice); by default the file holds no identifier.
+    """
     import SimpleITK as sitk
 
     out = Path(out)
     if not out.name.lower().endswith(SUFFIXES):
         raise ValueError(f"unsupported output format {out.name!r}; use one of {', '.join(SUFFIXES)}")
     image = to_sitk(volume)
+    if include_identifiers:
+        for key, value in identifier_metadata(volume.series.first.patient).items():
+            image.SetMetaData(key, value)
     with atomic_output_path(out) as tmp:
         sitk.WriteImage(image, str(tmp), useCompression=True)
     return out

@@ -1,4 +1,9 @@
-"""Render exactly what the window shows to a PNG, offscreen (``radview screenshot``)."""
+"""Render exactly what the window shows to a PNG, offscreen (``radview screenshot``).
+
+A screenshot is a file that travels (slides, bug reports, papers): by default it shows no patient
+identifier — the patient and study lines are hidden and the tag panel stays behind its tab — unless the
+caller opts in with ``identifiers=True`` (``--with-patient-info``).
+"""
 
 from __future__ import annotations
 
@@ -45,6 +50,7 @@ def render_screenshot(
     preset: str | int | None = None,
     size: tuple[int, int] = (1280, 800),
     ai: bool = False,
+    identifiers: bool = False,
 ) -> Path:
     """Open ``paths`` in a real main window of ``size``, wait until the series is loaded, save a PNG.
 
@@ -59,6 +65,9 @@ def render_screenshot(
     ai:
         Run the AI second reader and wait until it has analysed the whole series and tested the heatmap
         of the slice shown (loads torch); off by default, so a screenshot of the plain viewer stays quick.
+    identifiers:
+        Show the patient and study lines and the tag panel (which list name, ID, birth date); off by
+        default.
 
     Raises
     ------
@@ -76,6 +85,10 @@ def render_screenshot(
     controller = window.controller
     try:
         window.resize(*size)
+        if not identifiers:
+            controller.set_show_patient_info(False)
+            if not ai:  # the tag panel lists PatientName & co.; with the AI its dock is in front anyway
+                window.problems_dock.raise_()
         window.show()
         app.processEvents()
         controller.open_paths([str(p) for p in paths], auto_select=series is None)
