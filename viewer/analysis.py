@@ -1,7 +1,8 @@
 """From a loaded series to the model's input and back to patient coordinates (Qt-free).
 
-Used by ``radview analyze`` and the viewer's inference worker. torch is imported by the model code
-only when a model is loaded, never at import of this module.
+Used by ``radview analyze`` (in-process) and the viewer's inference lane (which sends
+:func:`stored_slices` to the model service in a child process). torch is imported by the model code only
+when a model is loaded, never at import of this module.
 """
 
 from __future__ import annotations
@@ -32,6 +33,22 @@ def context_stack(volume: Volume, indices: Sequence[int], context: int) -> np.nd
         for k, offset in enumerate(range(-context, context + 1)):
             out[i, k] = volume.modality_values(min(max(index + offset, 0), n - 1))
     return out
+
+
+def stored_slices(volume: Volume, indices: Sequence[int], context: int):
+    """The slices a batch needs as stored integers, for the model service (:class:`models.service.StoredSlices`).
+
+    Each distinct slice crosses to the child process once (neighbours clamp at the series ends, as in
+    :func:`context_stack`); the child rescales them, so its modality values equal :func:`context_stack`'s.
+    """
+    from models.service import StoredSlices  # torch-free at import
+
+    n = volume.n_slices
+    wanted = np.array([[min(max(index + offset, 0), n - 1) for offset in range(-context, context + 1)]
+                       for index in indices], dtype=np.intp).reshape(len(indices), 2 * context + 1)
+    distinct, stacks = np.unique(wanted, return_inverse=True)
+    return StoredSlices(np.ascontiguousarray(volume.stored[distinct]), float(volume.slope), float(volume.intercept),
+                        stacks.reshape(wanted.shape).astype(np.int32))
 
 
 def analysis_order(n: int, first: int) -> list[int]:

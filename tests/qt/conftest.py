@@ -120,15 +120,25 @@ def demo_study():
     return ensure_demo_study()
 
 
+@pytest.fixture(scope="session")
+def ai_service():
+    """One model service process for the whole session (torch imported once); lanes given it never close it."""
+    from viewer.qt.ai.inference import model_service
+
+    service = model_service()
+    yield service
+    service.close()
+
+
 @pytest.fixture
-def ai_controller(qtbot):
+def ai_controller(qtbot, ai_service):
     """Factory of threaded controllers with the AI on (``sweep=False``: only the slice on screen)."""
     from viewer.qt.controller import ViewerController
 
     made = []
 
     def make(sweep: bool = True):
-        c = ViewerController(ai=True)
+        c = ViewerController(ai=True, ai_service=ai_service)
         c.ai.sweep = sweep
         made.append(c)
         return c

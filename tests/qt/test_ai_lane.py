@@ -1,13 +1,21 @@
 """The AI's background work on real data: newest request wins, series switches cancel, the UI keeps ticking.
 
-The demo CTs (pyradiomics lung1, 48 slices; lung2, 61 slices; 512²) and the shipped demo model. Each test
-analyses what it needs: single slices on request (``sweep=False``) unless the test is about the sweep.
+The demo CTs (pyradiomics lung1, 48 slices; lung2, 61 slices; 512²) and the shipped demo model, run by the
+session's one model service process (``ai_service`` in conftest.py; a test that needs a fault injected or a
+fresh interpreter makes its own). Each test analyses what it needs: single slices on request
+(``sweep=False``) unless the test is about the sweep.
 """
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import textwrap
 import threading
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,6 +26,7 @@ from viewer.qt.ai.state import ResultCache, SliceStatus, probability_text
 from viewer.qt.ai.inference import SliceAI
 from viewer.core.overlay import COLORMAPS, heat_rgba
 
+ROOT = Path(__file__).resolve().parents[2]
 #: The issue's figure for the UI thread while a whole series is analysed (95th percentile of timer gaps).
 TARGET_GAP_MS = 50.0
 #: Asserted bound on the single worst gap on this shared 2-core machine (reported, not the target).
@@ -128,27 +137,82 @@ def test_event_loop_keeps_ticking_during_whole_series_analysis(qtbot, ai_window,
     assert worst < MAX_GAP_MS
 
 
-def test_gpu_out_of_memory_falls_back_to_the_cpu_and_says_so(qtbot, ai_controller, demo_study, monkeypatch):
-    from models.analysis import SliceAnalyzer
+def test_gpu_out_of_memory_falls_back_to_the_cpu_and_says_so(qtbot, demo_study):
+    from viewer.core.child_process import ChildProcess
+    from viewer.qt.controller import ViewerController
 
-    original = SliceAnalyzer.analyze
-    calls = {"n": 0}
+    service = ChildProcess("oom_service:create", name="oom-test")  # its first batch runs out of GPU memory
+    c = ViewerController(ai=True, ai_service=service)
+    try:
+        c.ai.sweep = False
+        messages: list[str] = []
+        c.ai.sig_message.connect(messages.append)
+        _open(qtbot, c, demo_study.lung1)
+        _wait_result(qtbot, c.ai, c.slice_index)
+        assert messages == ["GPU out of memory: the AI continues on the CPU (slower)"]
+        assert "CPU" in c.ai.status_text()
+        assert c.problems().errors == ()  # a fallback is a notice, not an error
+    finally:
+        c.shutdown()
+        service.close()
 
-    def analyze_once_oom(self, indices, hu):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(self, indices, hu)
 
-    monkeypatch.setattr(SliceAnalyzer, "analyze", analyze_once_oom)
+def test_a_killed_service_process_is_a_clear_error_and_a_new_one_takes_over(qtbot, ai_controller, ai_service,
+                                                                              demo_study):
     c = ai_controller(sweep=False)
-    messages: list[str] = []
-    c.ai.sig_message.connect(messages.append)
+    ai = c.ai
     _open(qtbot, c, demo_study.lung1)
-    _wait_result(qtbot, c.ai, c.slice_index)
-    assert any("out of memory" in m and "CPU" in m for m in messages)
-    assert "CPU" in c.ai.status_text()
-    assert c.problems().errors == ()  # a fallback is a notice, not an error
+    _wait_result(qtbot, ai, c.slice_index)
+    assert c.wait_idle(30)
+    first_pid = ai_service.pid
+    reached, release = threading.Event(), threading.Event()
+
+    def hold(rid: int, batch: list[int]) -> None:  # worker thread: the request for slice 10, before its call
+        if batch == [10] and not reached.is_set():
+            reached.set()
+            release.wait(30)
+
+    ai.lane.before_batch = hold
+    c.set_slice(10)
+    assert reached.wait(30)
+    os.kill(first_pid, signal.SIGKILL)
+    with qtbot.waitSignal(c.sig_error, timeout=30_000) as error:
+        release.set()
+    assert error.args[0] == ("the AI process ended unexpectedly (killed by SIGKILL) while analysing slice(s) 11; "
+                             "it restarts with the next request")
+    _wait_result(qtbot, ai, 10)  # asked again, answered by a new process
+    assert ai_service.alive and ai_service.pid != first_pid
+    assert ai.model.name == "demo-nodule" and ai.pending_model is None  # not the model's fault: it stays
+    c.set_slice(11)
+    _wait_result(qtbot, ai, 11)
+
+
+def test_a_full_series_analysis_leaves_torch_out_of_the_gui_process(ct_folder):
+    """The lane's whole-series sweep in a fresh interpreter (pytest's own process imports torch elsewhere)."""
+    code = textwrap.dedent(f"""
+        import os, sys, time
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        from viewer.qt.app import get_app
+        from viewer.qt.controller import ViewerController
+        app = get_app()
+        c = ViewerController(ai=True)
+        c.open_paths([{str(ct_folder)!r}])
+        deadline = time.monotonic() + 240
+        while not (c.loaded and c.ai.idle() and c.ai.progress[1] and c.ai.progress[0] == c.ai.progress[1]):
+            app.processEvents()
+            time.sleep(0.01)
+            assert time.monotonic() < deadline, (c.ai.progress, c.ai.status_text())
+        probabilities = c.ai.results().probabilities
+        pid = c.ai.lane.service.pid
+        c.shutdown()
+        print(c.ai.progress[0], int((probabilities >= 0).sum()), pid, "torch" in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    analysed, answered, pid, torch_loaded = out.stdout.split()[-4:]
+    assert analysed == answered == "12"  # every slice of the 12-slice CT has a probability
+    assert torch_loaded == "False"
+    assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
 
 
 # -- Qt-free pieces ------------------------------------------------------------------------------------------

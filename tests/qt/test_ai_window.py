@@ -171,6 +171,31 @@ def test_a_corrupt_bundle_gives_a_clear_message_and_the_previous_model_stays(qtb
     assert w.slice_view.ai_text().startswith("p = ")
 
 
+def test_a_model_whose_input_does_not_fit_gives_a_clear_message_and_the_previous_model_stays(
+        qtbot, ai_window, demo_study, tmp_path):
+    w = ai_window(sweep=False)
+    c, ai, panel = w.controller, w.controller.ai, w.ai_panel
+    _open(qtbot, w, demo_study.lung1)
+    _wait_result(qtbot, ai, c.slice_index)
+    shipped = ai.model
+    # the same weights (they fit the architecture, so the bundle loads) fed 252 px slices: the model's
+    # location map needs sides divisible by its stride of 8
+    bundle = tmp_path / "odd-size"
+    shutil.copytree(shipped.path, bundle)
+    card = json.loads((bundle / "card.json").read_text())
+    card.update(name="odd-size", input_size=252, preprocessing=dict(card["preprocessing"], size=252))
+    (bundle / "card.json").write_text(json.dumps(card))
+    c.set_slice(30)  # not analysed yet by the shipped model either
+    with qtbot.waitSignal(c.sig_error, timeout=60_000) as error:
+        assert ai.set_model(bundle)
+    assert error.args[0] == ("model 'odd-size' could not analyse slice(s) 31: ModelInputError: model needs input "
+                             "sides divisible by 8, got (252, 252); keeping model demo-nodule")
+    assert ai.model is shipped and ai.pending_model is None
+    assert panel.picker.currentData().path == shipped.path
+    _wait_result(qtbot, ai, 30)  # the previous model answers for the slice on screen
+    assert w.slice_view.ai_text().startswith("p = ")
+
+
 def test_a_cr_image_with_a_ct_model_says_the_model_does_not_apply(qtbot, ai_window, pydicom_data):
     w = ai_window()
     c, ai = w.controller, w.controller.ai

@@ -18,6 +18,8 @@ The shape:
 - An exception raised in the child becomes a :class:`ChildError` here, with the child's traceback text;
   a child that ends mid-call (crash, kill, out-of-memory killer) becomes :class:`ChildDied` with its
   exit code or signal, and the next call starts a fresh child.
+- ``spawn`` imports the parent's main script in the child (as ``__mp_main__``), so a script that starts a
+  child needs the usual ``if __name__ == "__main__":`` guard; radview's entry points have it.
 - The child ignores SIGINT (Ctrl-C in a terminal stops the parent, which then closes the child), runs at
   the requested nice value, and exits by itself when the parent dies: its end of the pipe reaches EOF.
 
@@ -37,6 +39,7 @@ import multiprocessing.util  # noqa: F401 - imported first, so our atexit hook r
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -184,6 +187,14 @@ def _child_main(target: str, conn: Any, cancel: Any, nice: int) -> None:
         close = getattr(handler, "close", None)
         if callable(close):
             close()
+    # Skip the interpreter's finalisation: with torch loaded it takes ~2 s here, and the parent's close()
+    # (e.g. quitting the viewer) would wait for it. Nothing is left to flush but the standard streams.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (AttributeError, OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 # -- the parent ---------------------------------------------------------------------------------------------

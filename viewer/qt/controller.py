@@ -94,6 +94,8 @@ class ViewerController(QObject):
         Run the AI second reader (:attr:`ai`, :class:`~viewer.qt.ai.state.AIState`) on every loaded
         series. Off by default here (the plain viewer, its tests and benchmarks); the main window turns
         it on.
+    ai_service:
+        The AI's model service process (tests share one); default: the AI makes, and closes, its own.
     """
 
     sig_scan_started = Signal(list)  # paths as str
@@ -113,7 +115,8 @@ class ViewerController(QObject):
     sig_error = Signal(str)  # one line, for the status bar
     sig_busy_changed = Signal(bool)
 
-    def __init__(self, parent: QObject | None = None, *, sync: bool = False, ai: bool = False) -> None:
+    def __init__(self, parent: QObject | None = None, *, sync: bool = False, ai: bool = False,
+                 ai_service=None) -> None:
         super().__init__(parent)
         self._scanner = Worker("scan", sync=sync, parent=self)
         self._loader = Worker("load", sync=sync, parent=self)
@@ -149,7 +152,7 @@ class ViewerController(QObject):
         self._stopped = False
         #: The AI view state (model, results, overlay); connected to this controller's signals first, so
         #: its snapshot of a new slice is ready before any view redraws that slice.
-        self.ai = AIState(self, enabled=ai, sync=sync)
+        self.ai = AIState(self, enabled=ai, sync=sync, service=ai_service)
         #: The reader's labels of the open study and the slice view's marking mode.
         self.labels = LabelState(self)
         app = QCoreApplication.instance()

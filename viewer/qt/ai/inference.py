@@ -1,4 +1,4 @@
-"""The inference lane: one long-lived worker thread that owns the loaded models and analyses slices.
+"""The inference lane: one long-lived worker thread that drives the model service in a child process.
 
 It is the project's one background-work pattern (:class:`~viewer.qt.workers.Worker`, newest request
 wins), applied to inference:
@@ -7,47 +7,46 @@ wins), applied to inference:
   :attr:`~viewer.core.model_registry.ModelEntry.version_key`) and carries its request id on every answer.
   A newer request cancels the running one at its next batch boundary; the receiver
   (:class:`~viewer.qt.ai.state.AIState`) drops answers whose id is no longer current.
-- The model is loaded in the worker thread (:func:`viewer.analysis.load_model`, which imports torch and
-  picks the GPU when there is one), so the window opens before torch loads, and kept for later requests
-  (at most :data:`MAX_LOADED_MODELS`, keyed by bundle path *and* version, so a corrupt copy of a good bundle
-  is still loaded, and refused, on its own).
-- A sweep request analyses the whole series in small batches (:data:`BATCH_SIZE` slices). Before each
-  batch it picks the unanalysed slices nearest to the slice the reader is looking at *now*: the UI posts
-  that slice into a mailbox (:meth:`InferenceLane.set_focus`) instead of cancelling, so scrolling to an
-  unanalysed slice gets it analysed next without wasting the batch in flight. The faithfulness test of
-  the slice the reader paused on (22 forwards) is posted the same way (:meth:`ask_faithfulness`).
-- Heatmaps travel and are cached as uint8 (64 KB for 256², a quarter of float32): the overlay's colour
-  table has 256 entries anyway.
+- The models live in a child process (:class:`~viewer.core.child_process.ChildProcess` running
+  :class:`models.service.ModelService`), started by the first request, at nice :data:`NICE`. The GUI
+  process never imports torch: importing torch's C extension holds the GIL for a few hundred milliseconds,
+  and in a worker *thread* of the GUI process that froze the window once at the first model load (and
+  the garbage collector's passes over torch's objects, and every forward, competed with the UI thread
+  for the GIL). The worker thread here only sends stored slices and waits on a pipe. The service keeps at
+  most two models, keyed by bundle path *and* sha256, so a corrupt copy of a good bundle is still
+  loaded, and refused, on its own.
+- A sweep request analyses the whole series in small batches (:data:`BATCH_SIZE` slices, one call to the
+  child each). Before each batch it picks the unanalysed slices nearest to the slice the reader is
+  looking at *now*: the UI posts that slice into a mailbox (:meth:`InferenceLane.set_focus`) instead of
+  cancelling, so scrolling to an unanalysed slice gets it analysed next without wasting the batch in
+  flight. The faithfulness test of the slice the reader paused on (22 forwards) is posted the same way
+  (:meth:`ask_faithfulness`); the child keeps the float heatmaps of the request's recent slices for it.
+- Slices cross as stored integers with their rescale (:func:`viewer.analysis.stored_slices`), each
+  distinct slice once; heatmaps come back, and are cached, as uint8 (64 KB for 256², a quarter of
+  float32): the overlay's colour table has 256 entries anyway.
 - A GPU that runs out of memory moves the model to the CPU and the batch is retried there; the lane says
   so (:attr:`InferenceLane.sig_notice`). A bundle that cannot be loaded ends the request with a
-  :class:`ModelLoadError` (a one-line reason), through the worker's one failure route.
+  :class:`ModelLoadError` (a one-line reason), a batch the model cannot take with an
+  :class:`AnalysisError`, and a child that dies mid-request (crash, kill, out-of-memory killer) with a
+  :class:`ServiceDiedError` (after :attr:`InferenceLane.sig_service_died`); the next request starts a
+  new child. All go through the worker's one failure route, the child's traceback included.
 
-- The worker thread runs at a lower priority (Linux: nice :data:`NICE`), so that scrolling wins the CPU;
-  the cyclic garbage collector is paused while torch is imported and the model built, and everything
-  that import created is then frozen out of its sight (:func:`gc.freeze`): a full collection holds the
-  GIL, and over torch's objects it took ~0.2 s, a visible freeze of the UI thread. Importing torch's C
-  extension still holds the GIL for a few hundred milliseconds once, at the first model load.
-
-One thread owns the model: Grad-CAM registers hooks on it, so two threads must never run it at once.
+A lane given a ``service`` (tests share one child per session) uses it and never closes it.
 """
 
 from __future__ import annotations
 
-import gc
 import logging
-import os
-import sys
 import threading
-from collections import OrderedDict
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from viewer.analysis import analysis_order, context_stack
+from models.service import SERVICE_TARGET, BatchAnalysis, ModelInfo, ModelRef  # torch-free
+from viewer.analysis import analysis_order, stored_slices
+from viewer.core.child_process import ChildDied, ChildError, ChildProcess, describe_exit
 from viewer.core.model_registry import ModelEntry
 from viewer.core.volume import Volume
 
@@ -58,12 +57,15 @@ log = logging.getLogger(__name__)
 #: Slices per forward. Small batches are as fast per slice as large ones for the compact CNNs here
 #: (23 ms/slice at 4 against 33 ms at 16 on this machine, one thread), and keep re-prioritising prompt.
 BATCH_SIZE = 4
-#: Loaded models kept by the lane (the active one and the previous one, for a quick switch back).
-MAX_LOADED_MODELS = 2
-#: Niceness of the inference thread on Linux (0..19; the UI thread stays at 0).
+#: Niceness of the model service's process (0..19; the GUI process stays at 0), so that scrolling wins.
 NICE = 10
-#: Float heatmaps a sweep keeps for a faithfulness test of a slice it analysed recently.
-RECENT_HEATMAPS = 16
+#: Process name of the model service (shown by ``ps`` and in the message when it dies).
+SERVICE_NAME = "radview-ai"
+
+
+def model_service() -> ChildProcess:
+    """A model service process (not started: the first call starts it)."""
+    return ChildProcess(SERVICE_TARGET, nice=NICE, name=SERVICE_NAME)
 
 
 class ModelLoadError(Exception):
@@ -79,9 +81,8 @@ class AnalysisError(Exception):
     """The loaded model failed on a batch (e.g. its input does not fit the series)."""
 
 
-def heat_to_u8(heatmap: np.ndarray) -> np.ndarray:
-    """A heatmap in [0, 1] as uint8 0..255 (rounded), the form the cache and the overlay use."""
-    return (np.clip(np.asarray(heatmap, np.float32), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+class ServiceDiedError(AnalysisError):
+    """The model service's process ended in the middle of a request; the next request starts a new one."""
 
 
 @dataclass(frozen=True, eq=False)
@@ -156,34 +157,6 @@ class JobSummary:
     analysed: int
 
 
-@contextmanager
-def _collector_paused():
-    """No cyclic garbage collection while torch is imported and a model built (worker thread).
-
-    Importing torch and timm creates ~4·10^5 objects; the collections they trigger hold the GIL for up to
-    ~0.2 s each, freezing the UI thread. Reference counting still frees almost everything meanwhile.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
-_frozen = False
-
-
-def _freeze_imports_once() -> None:
-    """After the first model load: move torch's and timm's ~4·10^5 long-lived objects out of the collector's
-    sight, so a full collection (which holds the GIL while the UI thread waits) takes ~1 ms, not ~0.2 s."""
-    global _frozen
-    if not _frozen:
-        _frozen = True
-        gc.freeze()
-
-
 def analysable(volume: Volume, context: int) -> np.ndarray:
     """Slices whose pixels and context neighbours are in memory and readable (bool per slice)."""
     ok = volume.loaded.astype(bool).copy()
@@ -198,6 +171,10 @@ def analysable(volume: Volume, context: int) -> np.ndarray:
     return ok
 
 
+def _slices_text(indices: list[int]) -> str:
+    return ", ".join(str(i + 1) for i in indices)
+
+
 class InferenceLane(QObject):
     """The inference worker: submit :class:`AnalysisRequest` s; answers arrive as signals with their id.
 
@@ -209,6 +186,10 @@ class InferenceLane(QObject):
         ``"auto"`` (GPU when present, else CPU) or a torch device name.
     batch_size:
         Slices per forward.
+    service:
+        The model service to use (a :class:`~viewer.core.child_process.ChildProcess` running
+        :data:`models.service.SERVICE_TARGET`). Default: the lane makes its own, and closes it in
+        :meth:`stop`; a service given here is left running.
     """
 
     #: request id, :class:`ModelReady` (before the first batch of every request)
@@ -219,14 +200,18 @@ class InferenceLane(QObject):
     sig_faithfulness = Signal(int, object)
     #: request id, one line for the reader (e.g. the GPU ran out of memory and the CPU took over)
     sig_notice = Signal(int, str)
+    #: request id, one line: the service's process died during that request (it then fails, and the
+    #: next request starts a new process)
+    sig_service_died = Signal(int, str)
 
     def __init__(self, parent: QObject | None = None, *, sync: bool = False, device: str = "auto",
-                 batch_size: int = BATCH_SIZE) -> None:
+                 batch_size: int = BATCH_SIZE, service: ChildProcess | None = None) -> None:
         super().__init__(parent)
         self.worker = Worker("inference", sync=sync, parent=self)
         self.device = device
         self.batch_size = batch_size
-        self._models: OrderedDict[tuple[str, str], Any] = OrderedDict()  # touched by the worker thread only
+        self._owns_service = service is None
+        self.service = service if service is not None else model_service()
         self._lock = threading.Lock()
         self._focus: tuple[str, int] | None = None
         self._faith: tuple[str, str, int] | None = None
@@ -235,9 +220,6 @@ class InferenceLane(QObject):
         self.before_batch: Callable[[int, list[int]], None] | None = None
         #: Id of the request the worker thread is running (0 when none), for tests and diagnostics.
         self.running_request = 0
-        #: Niceness added to the worker thread (Linux), so that scrolling wins the CPU over analysis.
-        self.nice = NICE
-        self._niced = False
 
     # -- UI thread ---------------------------------------------------------------------------------------
 
@@ -270,7 +252,11 @@ class InferenceLane(QObject):
             self._faith = (series_key, version_key, int(index))
 
     def stop(self, timeout_ms: int = 10_000) -> bool:
-        return self.worker.stop(timeout_ms)
+        """Cancel, join the worker thread, and close the service process if this lane made it."""
+        stopped = self.worker.stop(timeout_ms)
+        if self._owns_service:
+            self.service.close(timeout=min(5.0, timeout_ms / 1000))
+        return stopped
 
     # -- worker thread -----------------------------------------------------------------------------------
 
@@ -287,59 +273,26 @@ class InferenceLane(QObject):
                 return wanted[2]
         return None
 
-    def _ensure_model(self, entry: ModelEntry, rid: int) -> Any:
-        """The entry's :class:`models.analysis.SliceAnalyzer`, loading (and verifying) the bundle once."""
-        key = (str(entry.path), entry.version_key)
-        if key in self._models:
-            self._models.move_to_end(key)
-            return self._models[key]
-        from viewer.analysis import load_model  # imports torch: only ever here, in the worker thread
+    def _died(self, rid: int, e: ChildDied, doing: str) -> ServiceDiedError:
+        text = (f"the AI process ended unexpectedly ({describe_exit(e.exitcode)}) {doing}; "
+                "it restarts with the next request")
+        self.sig_service_died.emit(rid, text)
+        return ServiceDiedError(text)
 
+    def _load(self, entry: ModelEntry, ref: ModelRef, rid: int) -> ModelInfo:
+        """Load (and verify) the entry's bundle in the service, unless it is loaded there already."""
         try:
-            try:
-                with _collector_paused():
-                    loaded = load_model(entry, self.device)
-            except Exception as e:
-                from models.device import is_oom
+            info: ModelInfo = self.service.call("load", ref)
+        except ChildDied as e:
+            raise self._died(rid, e, f"while loading model {entry.name!r}") from e
+        except ChildError as e:
+            raise ModelLoadError(entry, e.message if e.type_name == "ModelLoadFailed" else str(e)) from e
+        self._notice(rid, info.notice)
+        return info
 
-                if not is_oom(e):
-                    raise
-                oom = True
-            else:
-                oom = False
-            if oom:  # retried outside the except block, so the GPU tensors of the traceback are freed
-                loaded = load_model(entry, "cpu")
-                self.sig_notice.emit(rid, f"GPU out of memory loading {entry.name}: running on the CPU")
-        except Exception as e:
-            from models.bundle import BundleError
-
-            reason = e.reason if isinstance(e, BundleError) else f"{type(e).__name__}: {e}"
-            raise ModelLoadError(entry, reason) from e
-        from models.analysis import SliceAnalyzer
-
-        analyzer = SliceAnalyzer(loaded, batch_size=self.batch_size)
-        _freeze_imports_once()
-        self._models[key] = analyzer
-        while len(self._models) > MAX_LOADED_MODELS:
-            self._models.popitem(last=False)
-        return analyzer
-
-    def _with_oom_fallback(self, analyzer: Any, rid: int, fn: Callable[[], Any]) -> Any:
-        """Run ``fn``; if the GPU runs out of memory, move the model to the CPU (for good) and retry."""
-        try:
-            return fn()
-        except Exception as e:
-            from models.device import is_oom
-
-            if not is_oom(e):
-                raise
-        import torch
-
-        analyzer.loaded.model.to("cpu")
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
-        self.sig_notice.emit(rid, "GPU out of memory: the AI continues on the CPU (slower)")
-        return fn()
+    def _notice(self, rid: int, text: str) -> None:
+        if text:
+            self.sig_notice.emit(rid, text)
 
     def _next_batch(self, request: AnalysisRequest, done: np.ndarray, ok: np.ndarray) -> list[int]:
         if not request.sweep:
@@ -354,30 +307,21 @@ class InferenceLane(QObject):
                     break
         return batch
 
-    def _analyze(self, analyzer: Any, request: AnalysisRequest, batch: list[int], rid: int) -> list[Any]:
-        volume = request.volume
+    def _analyze(self, ref: ModelRef, info: ModelInfo, request: AnalysisRequest, batch: list[int],
+                 rid: int) -> BatchAnalysis:
+        slices = stored_slices(request.volume, batch, info.context)
         try:
-            return self._with_oom_fallback(
-                analyzer, rid, lambda: analyzer.analyze(batch, context_stack(volume, batch, analyzer.context)))
-        except Exception as e:
+            answer: BatchAnalysis = self.service.call("analyze", ref, batch, slices, scope=str(rid))
+        except ChildDied as e:
+            raise self._died(rid, e, f"while analysing slice(s) {_slices_text(batch)}") from e
+        except ChildError as e:
             raise AnalysisError(f"model {request.entry.name!r} could not analyse slice(s) "
-                                f"{', '.join(str(i + 1) for i in batch)}: {type(e).__name__}: {e}") from e
-
-    def _lower_priority(self) -> None:
-        """Make the worker thread yield the CPU to the UI thread (Linux: a per-thread nice value)."""
-        if self._niced or self.worker.sync:
-            return
-        self._niced = True
-        if self.nice and hasattr(os, "setpriority") and sys.platform.startswith("linux"):
-            try:
-                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self.nice)
-            except OSError as e:  # not allowed here: the analysis simply competes as an equal
-                log.debug("could not lower the inference thread's priority: %s", e)
+                                f"{_slices_text(batch)}: {e}") from e
+        self._notice(rid, answer.notice)
+        return answer
 
     def _run(self, request: AnalysisRequest, ctx: JobContext) -> JobSummary:
-        rid = ctx.request_id
-        self._lower_priority()
-        self.running_request = rid
+        self.running_request = ctx.request_id
         try:
             return self._sweep(request, ctx)
         finally:
@@ -385,19 +329,16 @@ class InferenceLane(QObject):
 
     def _sweep(self, request: AnalysisRequest, ctx: JobContext) -> JobSummary:
         rid = ctx.request_id
-        analyzer = self._ensure_model(request.entry, rid)
+        ref = ModelRef(str(request.entry.path), request.entry.card.sha256, self.device)
+        info = self._load(request.entry, ref, rid)
         ctx.check()
-        from models.predict import model_device
-
-        device = str(model_device(analyzer.loaded.model))
-        self.sig_model_ready.emit(rid, ModelReady(request.entry, device))
+        self.sig_model_ready.emit(rid, ModelReady(request.entry, info.device))
         volume = request.volume
         if volume is None:  # a load-only request (a model chosen before any series is open)
             return JobSummary(request.series_key, request.version_key, 0)
         done = np.array(request.done, dtype=bool, copy=True)
-        ok = analysable(volume, analyzer.context)
+        ok = analysable(volume, info.context)
         total = int(ok.sum()) if request.sweep else 1
-        recent: OrderedDict[int, np.ndarray] = OrderedDict()
         faith_pending = request.slice_index if request.faithfulness else None
         analysed = 0
         while True:
@@ -408,7 +349,7 @@ class InferenceLane(QObject):
             if faith_pending is not None and (done[faith_pending] or not ok[faith_pending]):
                 index, faith_pending = faith_pending, None
                 if ok[index]:
-                    self._faithfulness(analyzer, request, index, recent, rid)
+                    self._faithfulness(ref, info, request, index, rid)
                 continue
             batch = self._next_batch(request, done, ok)
             if not batch:
@@ -418,17 +359,12 @@ class InferenceLane(QObject):
                     break
             if self.before_batch is not None:
                 self.before_batch(rid, batch)
-            results = self._analyze(analyzer, request, batch, rid)
-            for r in results:
-                recent[r.index] = r.heatmap
-                recent.move_to_end(r.index)
-            while len(recent) > RECENT_HEATMAPS:
-                recent.popitem(last=False)
+            answer = self._analyze(ref, info, request, batch, rid)
             done[batch] = True
             analysed += len(batch)
             n_done = int((done & ok).sum()) if request.sweep else 1
-            items = tuple(SliceAI(r.index, float(r.probability), heat_to_u8(r.heatmap),
-                                  (float(r.peak_rc[0]), float(r.peak_rc[1]))) for r in results)
+            items = tuple(SliceAI(i, p, heat, peak) for i, p, heat, peak
+                          in zip(answer.indices, answer.probabilities, answer.heatmaps, answer.peaks_rc))
             # Emitted before the next cancel check: an answer computed for a superseded request still
             # reaches the receiver, which drops it by its id (the pattern's "stale results are dropped").
             self.sig_results.emit(rid, AnalysisBatch(request.series_key, request.version_key, items, n_done, total))
@@ -437,19 +373,23 @@ class InferenceLane(QObject):
                 break
         return JobSummary(request.series_key, request.version_key, analysed)
 
-    def _faithfulness(self, analyzer: Any, request: AnalysisRequest, index: int,
-                      recent: OrderedDict[int, np.ndarray], rid: int) -> None:
-        heat = recent.get(index)
-        if heat is None:  # analysed by an earlier request: one more forward gives the float heatmap
-            heat = self._analyze(analyzer, request, [index], rid)[0].heatmap
-        hu = context_stack(request.volume, [index], analyzer.context)
-        result = self._with_oom_fallback(analyzer, rid, lambda: analyzer.faithfulness(hu, heat[None])[0])
+    def _faithfulness(self, ref: ModelRef, info: ModelInfo, request: AnalysisRequest, index: int, rid: int) -> None:
+        slices = stored_slices(request.volume, [index], info.context)
+        try:
+            answer = self.service.call("faithfulness", ref, index, slices, scope=str(rid))
+        except ChildDied as e:
+            raise self._died(rid, e, f"while testing the heatmap of slice {index + 1}") from e
+        except ChildError as e:
+            raise AnalysisError(f"model {request.entry.name!r} could not test the heatmap of slice "
+                                f"{index + 1}: {e}") from e
+        self._notice(rid, answer.notice)
         self.sig_faithfulness.emit(rid, FaithfulnessReport(request.series_key, request.version_key, index,
-                                                           float(result.score), bool(result.faithful),
-                                                           float(result.initial_probability)))
+                                                           answer.score, answer.faithful,
+                                                           answer.initial_probability))
 
 
 __all__ = [
-    "BATCH_SIZE", "AnalysisBatch", "AnalysisError", "AnalysisRequest", "FaithfulnessReport", "InferenceLane",
-    "JobSummary", "ModelLoadError", "ModelReady", "SliceAI", "analysable", "heat_to_u8",
+    "BATCH_SIZE", "NICE", "AnalysisBatch", "AnalysisError", "AnalysisRequest", "FaithfulnessReport",
+    "InferenceLane", "JobSummary", "ModelLoadError", "ModelReady", "ServiceDiedError", "SliceAI", "analysable",
+    "model_service",
 ]

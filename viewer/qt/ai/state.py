@@ -13,7 +13,10 @@ the only object that submits inference requests (to its :class:`~viewer.qt.ai.in
   heatmap runs (only that slice: 22 forwards);
 - choosing a model loads it in the worker; until it has produced its first answer the previous model stays
   active and its results stay on screen, so a corrupt bundle, a hash mismatch or a model whose input does
-  not fit leaves a clear message and the previous model.
+  not fit leaves a clear message and the previous model;
+- the model runs in a child process; if that process dies mid-request (crash, out-of-memory killer) the
+  error is reported and the request is retried once with a new process (:data:`SERVICE_RETRIES`), after
+  which the failure sticks like any other.
 """
 
 from __future__ import annotations
@@ -37,6 +40,8 @@ from .inference import (
 )
 
 if TYPE_CHECKING:
+    from viewer.core.child_process import ChildProcess
+
     from ..controller import ViewerController
 
 log = logging.getLogger(__name__)
@@ -48,6 +53,8 @@ PAUSE_MS = 300
 SUMMARY_INTERVAL_MS = 200
 #: Bytes of cached heatmaps (uint8) before the least recently used series' results are dropped.
 CACHE_BUDGET_BYTES = 200 * 2**20
+#: Requests of one series and model retried after the model service's process died (then it is an error).
+SERVICE_RETRIES = 1
 DEFAULT_COLORMAP = "jet"
 DEFAULT_OPACITY = 0.5
 #: Heat below this (of the heatmap's 0..1 range) is transparent.
@@ -225,6 +232,9 @@ class AIState(QObject):
         True: analyse the whole series in the background. False: only the slice on screen, on request.
     device:
         ``"auto"`` (GPU when present) or a torch device name.
+    service:
+        The model service process to use (see :class:`~viewer.qt.ai.inference.InferenceLane`); default:
+        the lane's own.
     """
 
     sig_models_changed = Signal(list)  # [ModelEntry], the picker's list
@@ -238,12 +248,12 @@ class AIState(QObject):
     sig_message = Signal(str)  # notices for the status bar (GPU fell back to CPU...)
 
     def __init__(self, controller: ViewerController, *, enabled: bool = True, sync: bool = False,
-                 sweep: bool = True, device: str = "auto") -> None:
+                 sweep: bool = True, device: str = "auto", service: ChildProcess | None = None) -> None:
         super().__init__(controller)
         self._c = controller
         self.enabled = enabled
         self.sweep = sweep
-        self.lane = InferenceLane(self, sync=sync, device=device)
+        self.lane = InferenceLane(self, sync=sync, device=device, service=service)
         self.cache = ResultCache()
         #: Answers dropped because a newer request superseded theirs.
         self.dropped = 0
@@ -260,6 +270,8 @@ class AIState(QObject):
         self._tried: set[tuple[tuple[str, str, str], int]] = set()  # single slices answered (sweep off)
         self._faith_tried: set[tuple[tuple[str, str, str], int]] = set()
         self._failed: dict[tuple[str, str, str], str] = {}
+        self._service_died: set[int] = set()  # requests during which the model service's process died
+        self._crashes: dict[tuple[str, str, str], int] = {}  # such deaths per (series, model) since an answer
         self._faith_index: int | None = None
         self._stopped = False
         self._pause = QTimer(self)
@@ -276,6 +288,7 @@ class AIState(QObject):
         lane.sig_results.connect(self._on_results)
         lane.sig_faithfulness.connect(self._on_faithfulness)
         lane.sig_notice.connect(self._on_notice)
+        lane.sig_service_died.connect(lambda rid, text: self._service_died.add(rid))
         lane.worker.sig_finished.connect(self._on_finished)
         lane.worker.sig_failed.connect(self._on_failed)
         lane.worker.sig_done.connect(self._on_done)  # after the worker's own bookkeeping: busy is exact
@@ -680,6 +693,7 @@ class AIState(QObject):
             self.dropped += 1
             return
         self.cache.add(batch.series_key, batch.version_key, c.n_slices, batch.results)
+        self._crashes.clear()  # the service answers again
         if self._pending is not None and self._job is not None and _same_model(self._job.entry, self._pending):
             self._confirm_pending()
         entry = self.model
@@ -731,6 +745,14 @@ class AIState(QObject):
             return
         key = (job.series_key, str(job.entry.path), job.entry.version_key)
         message = message.removeprefix("AI: ")  # the lane's job name; the status bar says "AI" anyway
+        if rid in self._service_died:
+            self._service_died.discard(rid)
+            self._crashes[key] = self._crashes.get(key, 0) + 1
+            if self._crashes[key] <= SERVICE_RETRIES:  # not the model's fault: _on_done asks again
+                self._job = None
+                self._c.report_error(message, traceback_text)
+                self._emit_all()
+                return
         if self._pending is not None and _same_model(job.entry, self._pending):
             failed, self._pending = self._pending, None
             keep = self._entry
