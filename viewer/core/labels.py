@@ -53,6 +53,7 @@ __all__ = [
     "Label",
     "LabelFileError",
     "LabelStore",
+    "forget_open_stores",
     "labels_dir",
 ]
 
@@ -218,6 +219,16 @@ def _check_classes(classes: Iterable[str]) -> tuple[str, ...]:
 
 _OPEN: dict[tuple[Path, str], LabelStore] = {}
 _OPEN_LOCK = threading.Lock()
+
+
+def forget_open_stores() -> None:
+    """Drop this process's shared stores, so the next :meth:`LabelStore.open` reads the files again.
+
+    For a process that only reads labels another process writes (the fine-tune child reading what the
+    viewer labelled since): one store per study and process cannot notice another process's writes.
+    """
+    with _OPEN_LOCK:
+        _OPEN.clear()
 
 
 class LabelStore:
