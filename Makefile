@@ -1,14 +1,17 @@
 # radview: two commands for a new machine with Python 3.11 and pip:
 #   make run    set up .venv, fetch the demo study once, open the viewer on it
 #   make test   set up .venv, then the whole test suite offscreen
-# Other targets: bench (benchmarks, JSON in bench-results/), demo, screenshot, lint-imports, clean.
+# Other targets: bench (benchmarks, JSON in bench-results/), demo, screenshot, lint-imports, clean;
+# package, package-cpu, package-test (the desktop bundle, see packaging/README.md), icons.
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.radview-installed
+PKG_STAMP := $(VENV)/.radview-package-installed
+BUNDLE ?= dist/radview
 
-.PHONY: run test bench demo screenshot lint-imports clean
+.PHONY: run test bench demo screenshot lint-imports clean bundle package package-cpu package-test icons
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +37,33 @@ bench: demo
 screenshot: demo
 	$(PY) -m viewer screenshot "$$($(PY) -c 'from viewer.core.demo import demo_dir; print(demo_dir() / "lung2")')" \
 		--preset lung --out resources/screenshot-lung2.png --size 1280x800
+
+# The desktop bundle (issue D): dist/radview/ and dist/radview-<version>-<os>-<arch>.tar.gz;
+# package-cpu leaves out the CUDA libraries torch loads only on demand (dist/radview-cpu/, ...-cpu.tar.gz).
+# bundle builds dist/radview/ only (no archive); package-test runs packaging/test_bundle.py on the frozen
+# binary ($(BUNDLE)), building the bundle first if it is missing.
+$(PKG_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[test,package]'
+	touch $(PKG_STAMP)
+
+bundle: demo $(PKG_STAMP)
+	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/full \
+		packaging/radview.spec
+
+package: bundle
+	$(PY) packaging/archive.py --variant full
+
+package-cpu: demo $(PKG_STAMP)
+	$(VENV)/bin/pyinstaller --noconfirm --clean --log-level WARN --distpath dist --workpath build/cpu \
+		packaging/radview.spec -- --variant cpu
+	$(PY) packaging/archive.py --variant cpu
+
+package-test: $(PKG_STAMP)
+	test -x $(BUNDLE)/radview || $(MAKE) bundle
+	QT_QPA_PLATFORM=offscreen RADVIEW_BUNDLE=$(BUNDLE) $(PY) -m pytest -q -p no:cacheprovider packaging/test_bundle.py
+
+icons: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) packaging/make_icons.py
 
 lint-imports: $(STAMP)
 	$(VENV)/bin/lint-imports

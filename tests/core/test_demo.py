@@ -184,3 +184,24 @@ def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.M
     assert demo.demo_dir() == tmp_path / "demo"
     monkeypatch.delenv(demo.CACHE_ENV)
     assert demo.cache_dir().name.lower() == "radview"
+
+
+def test_a_packaged_build_reads_the_study_it_ships(empty_cache: Path, demo_study: DemoStudy, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    """A frozen bundle (sys._MEIPASS) with the converted study in resources/demo needs no cache and no pip."""
+    bundle = tmp_path / "bundle"
+    (bundle / "resources").mkdir(parents=True)
+    (bundle / "resources" / "demo").symlink_to(demo_study.root, target_is_directory=True)
+    monkeypatch.setattr(sys, "_MEIPASS", str(bundle), raising=False)
+    study = ensure_demo_study()
+    assert study.root == bundle / "resources" / "demo" == demo.bundled_demo_dir()
+    assert len(list(study.lung2.glob("*.dcm"))) == 61 and study.lung1_label.is_file()
+    assert not (empty_cache / "demo" / "lung1").exists()  # read in place, nothing converted
+
+
+def test_an_incomplete_shipped_study_is_not_used(empty_cache: Path, tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "bundle" / "resources" / "demo" / "lung1").mkdir(parents=True)
+    monkeypatch.setattr(sys, "_MEIPASS", str(tmp_path / "bundle"), raising=False)
+    with pytest.raises(AssertionError, match="pip must not run"):
+        ensure_demo_study()  # no manifest: it would fetch (and here the fetch is refused)

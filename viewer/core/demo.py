@@ -14,6 +14,10 @@ Cache layout (``<cache>`` = ``platformdirs.user_cache_dir("radview")`` or ``$RAD
     <cache>/demo/lung2/IM0001.dcm … IM0061.dcm
     <cache>/demo/labels/lung1_label.nrrd, lung2_label.nrrd
     <cache>/demo/manifest.json                        written last; its presence means "complete"
+
+A packaged build (PyInstaller) carries the converted study in ``<resources>/demo`` with the same layout
+(without the archive): :func:`ensure_demo_study` uses it when the cache has none, so the first start of a
+bundle needs no network (a bundle cannot run pip anyway).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ import SimpleITK as sitk
 from viewer.core.atomic import atomic_replace_dir, atomic_write_text, fsync_dir
 from viewer.core.dicom_writer import derive_uid, write_bench_series, write_ct_series
 from viewer.core.errors import RadviewError
+from viewer.core.model_registry import resources_dir
+from viewer.core.user_dirs import writable_dir
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -48,6 +54,7 @@ __all__ = [
     "CASES",
     "DemoFetchError",
     "DemoStudy",
+    "bundled_demo_dir",
     "cache_dir",
     "demo_archive_path",
     "demo_dir",
@@ -119,14 +126,24 @@ def _study_at(root: Path) -> DemoStudy:
 
 
 def cache_dir() -> Path:
-    """radview's per-user cache folder: ``$RADVIEW_CACHE_DIR`` if set, else the platform's."""
+    """radview's per-user cache folder: ``$RADVIEW_CACHE_DIR`` if set, else the platform's.
+
+    When that folder cannot be written, a private temporary folder, said once
+    (:func:`viewer.core.user_dirs.writable_dir`).
+    """
     override = os.environ.get(CACHE_ENV)
-    return Path(override) if override else Path(platformdirs.user_cache_dir("radview"))
+    preferred = Path(override) if override else Path(platformdirs.user_cache_dir("radview"))
+    return writable_dir(preferred, "cache")
 
 
 def demo_dir() -> Path:
     """``<cache>/demo``, the root of the converted demo study."""
     return cache_dir() / "demo"
+
+
+def bundled_demo_dir() -> Path:
+    """``<resources>/demo``: the converted study a packaged build ships (absent in a source tree)."""
+    return resources_dir() / "demo"
 
 
 def demo_archive_path() -> Path:
@@ -390,7 +407,8 @@ def ensure_demo_study(progress: DemoProgress | None = None) -> DemoStudy:
     Returns
     -------
     DemoStudy
-        Returned at once, without network, when the manifest says the study is complete.
+        Returned at once, without network, when the manifest says the study is complete: the cached
+        one, else the one a packaged build ships (:func:`bundled_demo_dir`, read in place).
 
     Raises
     ------
@@ -400,7 +418,7 @@ def ensure_demo_study(progress: DemoProgress | None = None) -> DemoStudy:
     report = progress or (lambda stage, fraction: None)
     root = demo_dir()
     with _lock:
-        study = _complete_study(root)
+        study = _complete_study(root) or _complete_study(bundled_demo_dir())
         if study is None:
             archive = ensure_demo_archive(report)
             study = _convert(archive, root, report)

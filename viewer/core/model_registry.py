@@ -18,6 +18,7 @@ from pathlib import Path
 import platformdirs
 
 from models.bundle import BundleError, ModelCard, read_card
+from viewer.core.user_dirs import writable_dir
 
 #: The model the viewer uses when the user has chosen none.
 DEFAULT_MODEL = "demo-nodule"
@@ -48,9 +49,14 @@ def resources_dir() -> Path:
 
 
 def data_dir() -> Path:
-    """radview's per-user data folder (labels, models): ``$RADVIEW_DATA_DIR`` or the platform's."""
+    """radview's per-user data folder (labels, models): ``$RADVIEW_DATA_DIR`` or the platform's.
+
+    When that folder cannot be written (no writable home), a private temporary folder, said once on
+    stderr and in the window (:mod:`viewer.core.user_dirs`).
+    """
     override = os.environ.get(DATA_ENV)
-    return Path(override) if override else Path(platformdirs.user_data_dir("radview"))
+    preferred = Path(override) if override else Path(platformdirs.user_data_dir("radview"))
+    return writable_dir(preferred, "data")
 
 
 def user_models_dir() -> Path:

@@ -6,9 +6,11 @@ import logging
 import sys
 from collections.abc import Callable, Sequence
 
+from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from .. import __version__
+from ..core.model_registry import resources_dir
 from ..core.privacy import install_log_redaction
 from .error_panel import install_last_resort_hooks
 from .main_window import APPLICATION, ORGANISATION, MainWindow
@@ -27,7 +29,32 @@ def get_app(argv: Sequence[str] | None = None) -> QApplication:
     app.setApplicationName(APPLICATION)
     app.setOrganizationName(ORGANISATION)
     app.setApplicationVersion(__version__)
+    if app.windowIcon().isNull():
+        app.setWindowIcon(application_icon())
     return app
+
+
+def application_icon() -> QIcon:
+    """radview's icon (``resources/icons``, drawn by ``packaging/make_icons.py``) at every size it has."""
+    icon = QIcon()
+    for png in sorted((resources_dir() / "icons").glob("radview-*.png")):
+        icon.addFile(str(png))
+    return icon
+
+
+def _say_where_data_lives(window: MainWindow) -> None:
+    """Resolve the data folder now; if the home cannot be written, say where the data go instead.
+
+    (The cache folder is the demo's, resolved when the demo is fetched; resolving it here would import
+    SimpleITK before the first paint.)
+    """
+    from ..core.model_registry import data_dir
+    from ..core.user_dirs import fallback_notices
+
+    data_dir()
+    notices = fallback_notices()
+    if notices:
+        window.statusBar().showMessage("; ".join(notices), 30_000)
 
 
 def _install_excepthook(window: MainWindow) -> Callable[[], None]:
@@ -43,6 +70,7 @@ def run_gui(paths: list[str]) -> int:
     window = MainWindow()
     uninstall_hooks = _install_excepthook(window)
     window.show()
+    _say_where_data_lives(window)
     if paths:
         window.open_paths(paths)
     code = app.exec()
