@@ -19,11 +19,22 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from .deflate import read_deflated_header
 from .errors import DicomFileError
 from .privacy import remember_identifiers
 
 #: Refuse images whose decoded pixels would need more than this many bytes (checked before allocating).
 MAX_PIXEL_BYTES = 8 * 1024**3
+
+#: Decoded pixels above :data:`PLAUSIBLE_PIXEL_BYTES` may be at most this many times the file's size.
+#: Above deflate's ceiling (~1032:1); real JPEG, JPEG-LS, JPEG 2000 and RLE images stay far below it
+#: (RLE cannot pass 64:1), so only a forged header (or a bomb) claims more.
+MAX_EXPANSION = 1100
+#: Below this many decoded bytes no expansion check is made (blank compressed slices can exceed 1100:1).
+PLAUSIBLE_PIXEL_BYTES = 64 * 1024**2
+
+#: BitsAllocated values an image may have (PS3.5 8.1.1; 1 for bit-packed, 64 for double-float-free ints).
+VALID_BITS_ALLOCATED = (1, 8, 16, 32, 64)
 
 #: Transfer syntaxes whose pixels can be read straight from the file (little endian, not encapsulated).
 NATIVE_LITTLE_ENDIAN = {
@@ -194,14 +205,27 @@ def _layout(ds: Dataset, transfer_syntax: str) -> PixelLayout:
     bits_allocated = _int(ds, "BitsAllocated")
     if not rows or not cols or not bits_allocated:
         raise ValueError("no image: Rows, Columns or BitsAllocated missing")
+    if rows < 0 or cols < 0:
+        raise ValueError(f"invalid image size {rows}×{cols}")
+    if bits_allocated not in VALID_BITS_ALLOCATED:
+        raise ValueError(f"invalid BitsAllocated {bits_allocated}")
+    samples = _int(ds, "SamplesPerPixel", 1) or 1
+    if samples not in (1, 3):
+        raise ValueError(f"invalid SamplesPerPixel {samples} (1 or 3)")
+    bits_stored = _int(ds, "BitsStored", bits_allocated) or bits_allocated
+    if not 1 <= bits_stored <= bits_allocated:
+        raise ValueError(f"invalid BitsStored {bits_stored} for BitsAllocated {bits_allocated}")
+    representation = _int(ds, "PixelRepresentation", 0) or 0
+    if representation not in (0, 1):
+        raise ValueError(f"invalid PixelRepresentation {representation}")
     return PixelLayout(
         rows=rows,
         cols=cols,
         frames=max(1, _int(ds, "NumberOfFrames", 1) or 1),
-        samples_per_pixel=_int(ds, "SamplesPerPixel", 1) or 1,
+        samples_per_pixel=samples,
         bits_allocated=bits_allocated,
-        bits_stored=_int(ds, "BitsStored", bits_allocated) or bits_allocated,
-        pixel_representation=_int(ds, "PixelRepresentation", 0) or 0,
+        bits_stored=bits_stored,
+        pixel_representation=representation,
         photometric=str(ds.get("PhotometricInterpretation", "MONOCHROME2")).strip().upper(),
         planar_configuration=_int(ds, "PlanarConfiguration", 0) or 0,
         transfer_syntax=str(transfer_syntax),
@@ -289,6 +313,11 @@ def header_from_dataset(
             f"absurd image size {layout.rows}×{layout.cols}×{layout.frames} frames "
             f"({layout.nbytes / 1024**3:.1f} GiB): refused before allocating"
         )
+    if file_size is not None and layout.nbytes > max(PLAUSIBLE_PIXEL_BYTES, MAX_EXPANSION * file_size):
+        raise ValueError(
+            f"absurd image size {layout.rows}×{layout.cols}×{layout.frames} frames "
+            f"({layout.nbytes / 1024**2:.0f} MB from a {file_size / 1024:.0f} KB file): refused before allocating"
+        )
     if layout.is_native and pixel_length is not None and pixel_length != 0xFFFFFFFF:
         expected = layout.nbytes if layout.bits_allocated >= 8 else (layout.nbytes + 7) // 8
         available = pixel_length if file_size is None or pixel_offset is None else min(pixel_length, file_size - pixel_offset)
@@ -368,10 +397,16 @@ def _read_header(path: Path) -> FileHeader:
             if not looks_like_dicom(fp.read(132)):
                 raise NotDicom(str(path))
             fp.seek(0)
-            ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+            ds = _read_deflated_header(fp, path)
+            if ds is not None:
+                ds, has_pixels = ds
+                offset = length = None
+            else:
+                fp.seek(0)
+                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+                has_pixels, offset, length = _pixel_element_extent(fp, ds)
             if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == _MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
                 raise DicomFileError(path, "DICOMDIR (an index of the folder, not an image)")
-            has_pixels, offset, length = _pixel_element_extent(fp, ds)
         if not has_pixels:
             what = str(ds.get("Modality", "") or "")
             raise DicomFileError(path, f"no pixel data (not an image: {what or 'unknown'} object)")
@@ -386,6 +421,29 @@ def _read_header(path: Path) -> FileHeader:
         raise DicomFileError(path, str(e) or type(e).__name__) from e
     except OSError as e:
         raise DicomFileError(path, e.strerror or str(e)) from e
+    except MemoryError as e:
+        raise DicomFileError(path, "not enough memory to read the header") from e
+    except RecursionError as e:
+        raise DicomFileError(path, "sequences nested too deeply to read") from e
+    except Exception as e:  # noqa: BLE001 - a hostile file may trip any parser error; it becomes a reason
+        raise DicomFileError(path, f"malformed DICOM header: {one_line(f'{type(e).__name__}: {e}')}") from e
+
+
+def one_line(text: str, limit: int = 240) -> str:
+    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters."""
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _read_deflated_header(fp: Any, path: Path) -> tuple[Dataset, bool] | None:
+    """The header of a Deflated Explicit VR Little Endian file, read with a bound (see
+    :mod:`viewer.core.deflate`), or None for any other file."""
+    if pydicom.uid.DeflatedExplicitVRLittleEndian.encode() not in fp.read(8192):
+        return None
+    ds, has_pixels = read_deflated_header(path)
+    if ds.file_meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return None
+    return ds, has_pixels
 
 
 __all__ = ["FileHeader", "PixelLayout", "NotDicom", "read_header", "looks_like_dicom", "UID"]

@@ -14,8 +14,10 @@ import numpy as np
 import pydicom
 from pydicom.pixels import pixel_array
 
+from .decode_pool import decode_contained
+from .deflate import read_deflated, read_deflated_header
 from .errors import DicomFileError
-from .header import FileHeader, PixelLayout
+from .header import FileHeader, PixelLayout, one_line
 
 
 def stored_dtype(layout: PixelLayout) -> np.dtype:
@@ -72,7 +74,12 @@ def _palette_to_rgb(arr: np.ndarray, path) -> np.ndarray:
     """
     from pydicom.pixels import apply_color_lut
 
-    ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
+    with open(path, "rb") as fp:
+        deflated = pydicom.uid.DeflatedExplicitVRLittleEndian.encode() in fp.read(8192)
+    if deflated:
+        ds = read_deflated_header(path)[0]  # never inflate a whole deflated file just for its LUT
+    else:
+        ds = pydicom.dcmread(path, stop_before_pixels=True, force=True)
     rgb = apply_color_lut(arr, ds)
     if rgb.dtype.itemsize > 1:
         rgb = (rgb >> 8 if rgb.max() > 255 else rgb).astype(np.uint8)
@@ -81,7 +88,10 @@ def _palette_to_rgb(arr: np.ndarray, path) -> np.ndarray:
 
 def _full_read(header: FileHeader) -> np.ndarray:
     """Decode through a full ``dcmread``: inflates deflated files and accepts files without file meta
-    (the transfer syntax the header scan detected is supplied)."""
+    (the transfer syntax the header scan detected is supplied). Deflated files are inflated no further
+    than their header's pixel size allows (:func:`viewer.core.deflate.read_deflated`)."""
+    if header.layout.transfer_syntax == pydicom.uid.DeflatedExplicitVRLittleEndian:
+        return read_deflated(header.path, header.layout.nbytes).pixel_array
     ds = pydicom.dcmread(header.path, force=True)
     if "TransferSyntaxUID" not in ds.file_meta:
         ds.file_meta.TransferSyntaxUID = pydicom.uid.UID(header.layout.transfer_syntax)
@@ -111,7 +121,7 @@ def decode_frames(header: FileHeader) -> np.ndarray:
     except MemoryError as e:
         raise DicomFileError(header.path, "not enough memory to decode the image") from e
     except Exception as e:  # any decoder failure becomes a reason for the Problems panel
-        raise DicomFileError(header.path, f"cannot decode pixel data ({_syntax_name(layout)}): {e}") from e
+        raise DicomFileError(header.path, f"cannot decode pixel data ({_syntax_name(layout)}): {one_line(e)}") from e
     expected = (layout.frames, *frame_shape(layout))
     if arr.shape == expected[1:]:
         arr = arr[np.newaxis]
@@ -126,7 +136,7 @@ def read_frames_into(header: FileHeader, out: np.ndarray) -> None:
     if layout.is_native and not layout.is_color and out.dtype == stored_dtype(layout):
         read_native_into(header, out)
         return
-    arr = decode_frames(header)
+    arr = decode_contained(header)  # compressed data is decoded where a crash is contained
     if out.dtype.kind == "f" or np.can_cast(arr.dtype, out.dtype, casting="safe"):
         out[...] = arr
     else:

@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from . import decode_pool
 from .errors import Cancelled, DicomFileError
 from .header import FileHeader, NotDicom, read_header
 from .series import SeriesInfo, group_series
@@ -81,6 +82,7 @@ def scan(
     headers: list[FileHeader] = []
     skipped = [Skipped(p, "no such file or folder") for p in missing]
     not_dicom: list[Path] = []
+    warmed = False
     for i, path in enumerate(files):
         if cancel is not None and cancel():
             raise Cancelled("scan cancelled")
@@ -88,6 +90,9 @@ def scan(
             progress(i, len(files))
         try:
             headers.append(read_header(path))
+            if not warmed and decode_pool.is_contained(headers[-1]):
+                decode_pool.warm()  # compressed pixels ahead: start the decode workers meanwhile
+                warmed = True
         except NotDicom:
             if path.suffix.lower() in DICOM_SUFFIXES:
                 skipped.append(Skipped(path, f"named {path.suffix} but not a DICOM file (no DICM preamble)"))

@@ -18,7 +18,8 @@ import numpy as np
 
 from .errors import Cancelled, DicomFileError, SeriesLoadError
 from .geometry import Geometry
-from .pixels import decode_frames, frame_shape, read_frames_into, stored_dtype
+from .decode_pool import decode_contained
+from .pixels import frame_shape, read_frames_into, stored_dtype
 from .series import SeriesInfo
 from .windowing import Window, percentile_window
 
@@ -163,7 +164,7 @@ def _fill_file(volume: Volume, file_index: int, start: int, count: int) -> None:
     target = volume.stored[start : start + count]
     per_slice_rescale = volume.stored.dtype.kind == "f" and (volume.slope, volume.intercept) == (1.0, 0.0)
     if per_slice_rescale and (header.rescale_slope, header.rescale_intercept) != (1.0, 0.0):
-        target[...] = decode_frames(header).astype(np.float32) * header.rescale_slope + header.rescale_intercept
+        target[...] = decode_contained(header).astype(np.float32) * header.rescale_slope + header.rescale_intercept
     else:
         read_frames_into(header, target)
 

@@ -1,0 +1,55 @@
+"""The fuzz target: load a folder exactly as the viewer does, in a child process the fuzzer can lose.
+
+The viewer's load lane runs :func:`viewer.core.scan.scan` (header scan and series grouping), then for the
+chosen series :func:`viewer.core.volume.allocate`, :func:`viewer.core.volume.load_into` (pixels, through
+the decoders) and the default window. Here every series found is loaded that way. Anything but a
+skipped file or a failed slice with its reason (or a series refused with its reason) is a bug: an
+exception that escapes, a process that dies, or a load that does not return.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+import traceback
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+from viewer.core.errors import SeriesLoadError
+from viewer.core.scan import scan
+from viewer.core.volume import allocate, load_into
+
+
+def load_folder(folder: str | Path) -> dict:
+    """Scan and load ``folder``; returns what happened, with reasons, and how long it took."""
+    start = time.perf_counter()
+    out: dict = {"skipped": [], "failed": [], "refused": [], "loaded_series": 0, "unhandled": None}
+    try:
+        result = scan([folder])
+        out["skipped"] = [s.reason for s in result.skipped]
+        for series in result.series:
+            try:
+                volume = allocate(series)
+                load_into(volume, first=series.n_slices // 2)
+                volume.default_window()
+            except SeriesLoadError as e:
+                out["refused"].append(e.reason)
+                continue
+            out["loaded_series"] += 1
+            out["failed"].extend(volume.failed.values())
+    except BaseException as e:  # noqa: BLE001 - the fuzzer reports it as a bug, with where it came from
+        frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
+        where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
+        out["unhandled"] = f"{type(e).__name__}: {str(e)[:200]}{where}"
+    out["seconds"] = time.perf_counter() - start
+    out["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def serve(conn: Connection) -> None:
+    """Child process loop: receive a folder, send back :func:`load_folder`'s answer; ``None`` ends it."""
+    while True:
+        folder = conn.recv()
+        if folder is None:
+            return
+        conn.send(load_folder(folder))

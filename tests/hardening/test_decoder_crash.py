@@ -1,0 +1,92 @@
+"""A native decoder that kills its process must not take the viewer down (issue 6).
+
+The decode workers are made to really die (``os.abort()``, a read of address 0) on one file of a real
+compressed series; the loading process must survive, name that file with a reason, load every other
+slice exactly, and decode normally afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.uid import RLELossless
+
+from viewer.core import decode_pool
+from viewer.core.header import read_header
+from viewer.core.pixels import decode_frames
+from viewer.core.scan import scan
+from viewer.core.volume import load_volume
+
+from . import crashing_decoder
+
+
+@pytest.fixture
+def rle_series(tmp_path, write_ct_stack):
+    """Six real CT slices (64²), RLE-compressed, and their native pixels by file name."""
+    folder = tmp_path / "rle"
+    expected = {}
+    for path in write_ct_stack(folder, 6, size=64):
+        ds = pydicom.dcmread(path)
+        expected[path.name] = ds.pixel_array.copy()
+        ds.compress(RLELossless)
+        ds.save_as(path, enforce_file_format=True)
+    return folder, expected
+
+
+@pytest.fixture
+def crashing_workers():
+    def install(name: str) -> None:
+        decode_pool.set_decoder(f"{crashing_decoder.__name__}:{name}")
+
+    yield install
+    decode_pool.set_decoder()
+
+
+@pytest.mark.parametrize("how, signal_name", [("abort_on_crash_files", "SIGABRT"),
+                                              ("segfault_on_crash_files", "SIGSEGV")])
+def test_a_decoder_crash_is_contained_and_names_the_file(rle_series, crashing_workers, how, signal_name):
+    folder, expected = rle_series
+    bad = folder / "0003"
+    bad.rename(folder / "crash0003")
+    expected["crash0003"] = expected.pop("0003")
+    crashing_workers(how)
+    series = scan(folder).series[0]
+    assert decode_pool.is_contained(series.first)
+
+    volume = load_volume(series, workers=3)
+
+    names = [h.path.name for h in series.files]
+    crashed = names.index("crash0003")
+    assert set(volume.failed) == {crashed}
+    reason = volume.failed[crashed]
+    assert "RLE Lossless decoder crashed" in reason and signal_name in reason and "\n" not in reason
+    for i, name in enumerate(names):
+        if i != crashed:
+            np.testing.assert_array_equal(volume.stored[i], expected[name])
+    assert os.getpid()  # still here: this process did not die with the worker
+
+
+def test_the_pool_decodes_again_after_a_crash(rle_series, crashing_workers):
+    folder, _ = rle_series
+    (folder / "0001").rename(folder / "crash0001")
+    header = read_header(folder / "crash0001")
+    crashing_workers("abort_on_crash_files")
+    with pytest.raises(Exception, match="decoder crashed"):
+        decode_pool.decode_contained(header)
+    decode_pool.set_decoder()  # the real decoder again, in a fresh pool
+    np.testing.assert_array_equal(decode_pool.decode_contained(header), decode_frames(header))
+
+
+def test_native_pixels_never_reach_the_workers(real_ct_slice, crashing_workers, tmp_path):
+    """Uncompressed data stays on the in-process readinto path: the worker decoder, which would crash on
+    this file's name, is never asked."""
+    path = tmp_path / "crash.dcm"
+    path.write_bytes(real_ct_slice.read_bytes())
+    crashing_workers("abort_on_crash_files")
+    assert not decode_pool.is_contained(read_header(path))
+    volume = load_volume(scan(path).series[0])
+    assert not volume.failed
+    np.testing.assert_array_equal(volume.stored[0], pydicom.dcmread(real_ct_slice).pixel_array)

@@ -1,0 +1,198 @@
+"""Decode compressed pixel data in worker processes, where a crash of a native decoder is contained.
+
+JPEG, JPEG-LS, JPEG 2000 and RLE codestreams (and deflate streams) from strangers are parsed by C code
+(pylibjpeg's libjpeg, openjpeg and rle, zlib). A segfault or abort there would take the whole viewer
+down; in a worker process it only ends the worker. Native pixels never come here: they are read
+straight into the volume (one ``readinto``), which is the loader's fast path.
+
+The shape:
+
+- A small pool (:data:`WORKERS`) of ``spawn``-context processes (a fresh interpreter, no copy of the
+  GUI's threads; it also works in a frozen bundle), created on first use and shared by the loader's
+  threads. An array crosses back pickled (~2 ms for a 512² int16 slice).
+- When a worker dies, every decode in flight fails with ``BrokenProcessPool`` and nobody knows which
+  file did it. The pool is replaced, and each of those files is decoded once more alone in a fresh
+  process: the innocent ones decode, the guilty one kills its own process again and becomes
+  ``DicomFileError(path, "the … decoder crashed …")``, a skipped-slice reason like any other.
+- A decode that does not answer within :data:`DECODE_TIMEOUT_S` is abandoned the same way (its process
+  is killed) and reported.
+"""
+
+from __future__ import annotations
+
+import importlib
+import multiprocessing
+import os
+import signal
+import threading
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+import numpy as np
+import pydicom
+
+from .errors import DicomFileError
+from .header import FileHeader
+
+#: Worker processes: the machine's cores, at most 2 (decoding also competes with the GUI thread).
+WORKERS = max(1, min(2, os.cpu_count() or 1))
+#: A decode of one file taking longer than this is abandoned (its process killed) and reported.
+DECODE_TIMEOUT_S = 60.0
+#: The function that decodes one file, as "module:function", resolved in the worker.
+DEFAULT_DECODER = "viewer.core.pixels:decode_frames"
+
+_lock = threading.Lock()
+_pool: ProcessPoolExecutor | None = None
+_decoder = DEFAULT_DECODER
+
+
+def is_contained(header: FileHeader) -> bool:
+    """True when ``header``'s pixels are compressed (encapsulated or deflated): decoded in a worker."""
+    syntax = pydicom.uid.UID(header.layout.transfer_syntax)
+    return syntax.is_encapsulated or syntax == pydicom.uid.DeflatedExplicitVRLittleEndian
+
+
+def set_decoder(reference: str = DEFAULT_DECODER) -> None:
+    """Test hook: make the workers decode with another ``"module:function"`` (e.g. one that really
+    crashes its process). The pool is replaced so that no worker keeps the previous one."""
+    global _decoder
+    with _lock:
+        _decoder = reference
+    shutdown()
+
+
+def shutdown() -> None:
+    """Stop the workers (they are started again on the next decode)."""
+    global _pool
+    with _lock:
+        pool, _pool = _pool, None
+    if pool is not None:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _resolve(reference: str):
+    module, _, name = reference.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _decode_in_worker(reference: str, header: FileHeader) -> tuple[str, Any]:
+    """Runs in a worker: ("ok", array) or ("error", reason); never raises a DicomFileError across (its
+    constructor takes two arguments, which pickling an exception does not give back)."""
+    try:
+        return "ok", _resolve(reference)(header)
+    except DicomFileError as e:
+        return "error", e.reason
+    except Exception as e:  # noqa: BLE001 - any decoder failure is a reason, as in-process
+        return "error", f"cannot decode pixel data: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
+
+
+def _current_pool() -> tuple[ProcessPoolExecutor, str]:
+    global _pool
+    with _lock:
+        if _pool is None:
+            _pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"))
+        return _pool, _decoder
+
+
+def _ready() -> bool:
+    return True
+
+
+def warm() -> None:
+    """Start the workers now, in the background (they take ~0.5-1 s to import their decoders), so that
+    the first compressed slice does not wait for them. The scan calls this when it meets compressed data."""
+    pool, _ = _current_pool()
+    try:
+        for _ in range(WORKERS):
+            pool.submit(_ready)
+    except (BrokenProcessPool, RuntimeError):
+        _discard(pool)
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    """Forget a broken or stuck pool (only if it is still the current one) and kill its processes."""
+    global _pool
+    with _lock:
+        if _pool is pool:
+            _pool = None
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        if proc.is_alive():
+            proc.kill()  # a worker of this module's own pool, by its handle
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _answer(header: FileHeader, answer: tuple[str, Any]) -> np.ndarray:
+    kind, value = answer
+    if kind == "error":
+        raise DicomFileError(header.path, value)
+    return value
+
+
+def decode_contained(header: FileHeader) -> np.ndarray:
+    """Decode every frame of ``header``'s file like :func:`viewer.core.pixels.decode_frames`, in a worker
+    process for compressed pixel data, in this process otherwise.
+
+    Raises
+    ------
+    DicomFileError
+        The file cannot be decoded, its decoder crashed or it did not finish in time; ``reason`` says which.
+    """
+    if not is_contained(header):
+        from .pixels import decode_frames
+
+        return decode_frames(header)
+    pool, reference = _current_pool()
+    try:
+        future = pool.submit(_decode_in_worker, reference, header)
+    except (BrokenProcessPool, RuntimeError):  # broken or shut down by another thread meanwhile
+        _discard(pool)
+        return _answer(header, _decode_alone(reference, header))
+    try:
+        return _answer(header, future.result(timeout=DECODE_TIMEOUT_S))
+    except BrokenProcessPool:
+        _discard(pool)
+        return _answer(header, _decode_alone(reference, header))
+    except FutureTimeout:
+        _discard(pool)
+        raise DicomFileError(header.path, f"decoding took longer than {DECODE_TIMEOUT_S:.0f} s: abandoned") from None
+
+
+def _child(conn, reference: str, header: FileHeader) -> None:
+    conn.send(_decode_in_worker(reference, header))
+
+
+def _decode_alone(reference: str, header: FileHeader) -> tuple[str, Any]:
+    """Decode one file in a process of its own, to tell whether this file is the one that kills it."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_child, args=(child, reference, header), daemon=True)
+    proc.start()
+    child.close()
+    try:
+        if parent.poll(DECODE_TIMEOUT_S):
+            return parent.recv()
+    except EOFError:
+        pass  # the process died before answering
+    finally:
+        if proc.is_alive():
+            proc.kill()  # the process started just above
+        proc.join()
+        parent.close()
+    return "error", _death_reason(header, proc.exitcode)
+
+
+def _death_reason(header: FileHeader, exitcode: int | None) -> str:
+    syntax = pydicom.uid.UID(header.layout.transfer_syntax)
+    name = syntax.name if syntax.is_valid else header.layout.transfer_syntax
+    if exitcode is not None and exitcode < 0:
+        try:
+            how = f"killed by {signal.Signals(-exitcode).name}"
+        except ValueError:
+            how = f"killed by signal {-exitcode}"
+    elif exitcode is None:
+        how = f"no answer in {DECODE_TIMEOUT_S:.0f} s"
+    else:
+        how = f"exit code {exitcode}"
+    return f"the {name} decoder crashed on this file ({how}); the viewer carried on without it"
