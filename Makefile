@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.radview-installed
 PKG_STAMP := $(VENV)/.radview-package-installed
 BUNDLE ?= dist/radview
 
-.PHONY: run test bench demo screenshot lint-imports clean bundle package package-cpu package-test icons
+.PHONY: run test bench demo screenshot lint-imports clean bundle package package-cpu package-test icons soak check
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,18 @@ test: demo
 
 bench: demo
 	QT_QPA_PLATFORM=offscreen $(PY) -m tests.benchmarks.run --out bench-results/bench.json
+
+# Hardening (issue 6). soak: the full-size soak (10,000 slice changes + 1,000 inference requests in the window,
+# 100 series openings, 10 windows opened and closed); figures in bench-results/soak.json. check: the hardening
+# tests at CI size (also part of `make test`): soak, privacy, anonymisation, error panel, tests/hardening.
+soak: demo
+	RADVIEW_SOAK=full RADVIEW_SOAK_OUT=bench-results/soak.json QT_QPA_PLATFORM=offscreen \
+		$(PY) -m pytest -q -s -p no:cacheprovider tests/qt/test_soak.py
+
+check: demo
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider tests/qt/test_soak.py tests/qt/test_privacy.py \
+		tests/core/test_anonymise.py tests/qt/test_anonymise_export.py tests/qt/test_error_panel.py \
+		$(wildcard tests/hardening)
 
 screenshot: demo
 	$(PY) -m viewer screenshot "$$($(PY) -c 'from viewer.core.demo import demo_dir; print(demo_dir() / "lung2")')" \

@@ -93,6 +93,11 @@ class ProbabilityPlot(pg.PlotWidget):
     # -- AI -> plot --------------------------------------------------------------------------------------------
 
     def _on_curve(self, curve: ProbabilityCurve) -> None:
+        previous = self._curve_data
+        if previous is not None and _same_curve(previous, curve):
+            # nothing to redraw; and PySide6 6.11 leaks references to None in pyqtgraph's item updates
+            # (~8 per redraw, TextItem.setPos alone 7), which the soak test counts
+            return
         self._curve_data = curve
         p = curve.probabilities
         n = len(p)
@@ -113,14 +118,16 @@ class ProbabilityPlot(pg.PlotWidget):
             self._above.setData(x[above], p[above].astype(np.float64))
             self._threshold.setValue(threshold)
             self._threshold_label.setText(f"threshold {threshold:.3g}")
-            self._threshold_label.setPos(0.6, threshold)
+            if previous is None or previous.threshold != threshold:
+                self._threshold_label.setPos(0.6, threshold)
         else:
             self._above.setData([], [])
         has_threshold = threshold is not None and not curve.reason
         self._threshold.setVisible(has_threshold)
         self._threshold_label.setVisible(has_threshold)
         self._message.setText(curve.reason and f"the model does not apply: {curve.reason}")
-        self._message.setPos((n + 1) / 2, 0.5)
+        if previous is None or len(previous.probabilities) != n:
+            self._message.setPos((n + 1) / 2, 0.5)
 
     def _on_slice(self, index: int) -> None:
         self._cursor.setValue(index + 1)
@@ -140,3 +147,9 @@ class ProbabilityPlot(pg.PlotWidget):
         self.controller.ai.sig_curve_changed.disconnect(self._on_curve)
         self.controller.sig_slice_changed.disconnect(self._on_slice)
         return super().close()
+
+
+def _same_curve(a: ProbabilityCurve, b: ProbabilityCurve) -> bool:
+    """True when ``b`` draws exactly what ``a`` drew (NaN where not analysed compares equal)."""
+    return (a.series_key == b.series_key and a.threshold == b.threshold and a.reason == b.reason
+            and np.array_equal(a.probabilities, b.probabilities, equal_nan=True))
