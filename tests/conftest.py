@@ -102,3 +102,12 @@ def write_ct_stack(real_ct_slice: Path):
         return paths
 
     return write
+
+
+@pytest.fixture(scope="session")
+def written(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    """Fine-tune data, built once: demo-CT series per pseudo-patient with synthetic nodules, the same slices
+    sorted into nodule/ and no nodule/, and PNG exports in a CSV (:func:`finetune_data.write_nodule_data`)."""
+    from finetune_data import write_nodule_data
+
+    return write_nodule_data(tmp_path_factory.mktemp("finetune-data"))

@@ -6,14 +6,16 @@ thread::
 
     child.call("load_data", DataSource("import", ("labelled/",)))   -> DataSummary
     child.call("prepare", config, test=0.2, val=0.1)                 -> PreparedSummary (with the estimate)
-    for item in child.stream("train"): ...                          -> Progress | EpochPoint | ResultView
+    for item in child.stream("train"): ...                          -> TrainingProgress | EpochReport | ResultView
     child.call("compare", stack)                                     -> Comparison (base and new heatmaps)
     child.call("set_threshold", "sensitivity", target=0.9)           -> ThresholdChoice
     child.call("save", "my-model")                                   -> bundle folder (str)
 
 The trained model stays here, in the child, until it is saved; only frozen dataclasses and numpy arrays
-cross (:mod:`models.metrics` types are numpy-only). ``cancel`` is the shared event the parent sets; the
-engine polls it before every batch, so Cancel takes effect at the next batch and nothing is saved.
+cross (:mod:`models.metrics` types are numpy-only; the engine's own
+:class:`models.training.TrainingProgress` and :class:`models.training.EpochReport` are torch-free too).
+``cancel`` is the shared event the parent sets; the engine polls it before every batch, so Cancel takes
+effect at the next batch and nothing is saved.
 
 Everything is :mod:`viewer.finetune` (the same path as ``radview finetune``), so the dialog and the command
 line train, score and save identically.
@@ -39,10 +41,8 @@ __all__ = [
     "Comparison",
     "DataSource",
     "DataSummary",
-    "EpochPoint",
     "FineTuneService",
     "PreparedSummary",
-    "Progress",
     "ResultView",
 ]
 
@@ -88,34 +88,6 @@ class PreparedSummary:
     class_map: dict[str, int]
     skipped: tuple[tuple[str, str], ...]
     seconds_per_epoch: float
-
-
-@dataclass(frozen=True)
-class Progress:
-    """After a batch (throttled): the engine's :class:`models.training.TrainingProgress`, flattened."""
-
-    phase: str
-    epoch: int
-    epochs: int
-    batch: int
-    batches: int
-    elapsed: float
-    eta_seconds: float | None
-
-
-@dataclass(frozen=True)
-class EpochPoint:
-    """One epoch's losses and validation/training metrics at 0.5 (the curves)."""
-
-    epoch: int
-    epochs: int
-    train_loss: float | None
-    val_loss: float
-    train: BinaryMetrics | None
-    val: BinaryMetrics
-    best: bool
-    stopping_early: bool
-    seconds: float
 
 
 @dataclass(frozen=True, eq=False)
@@ -221,10 +193,10 @@ class FineTuneService:
 
     # -- training --------------------------------------------------------------------------------------------
 
-    def train(self) -> Iterator[Progress | EpochPoint | ResultView]:
-        """Train on the prepared data: per-batch :class:`Progress` (throttled), an :class:`EpochPoint` per
-        epoch, then the :class:`ResultView`. Raises ``TrainingCancelled`` / ``TrainingDiverged`` /
-        ``TrainingDataError`` (nothing is kept then)."""
+    def train(self) -> Iterator[Any]:
+        """Train on the prepared data: per-batch :class:`models.training.TrainingProgress` (throttled),
+        an :class:`models.training.EpochReport` per epoch, then the :class:`ResultView`. Raises
+        ``TrainingCancelled`` / ``TrainingDiverged`` / ``TrainingDataError`` (nothing is kept then)."""
         if self._data is None:
             raise RuntimeError("prepare the data first")
         self._result = None
@@ -235,14 +207,13 @@ class FineTuneService:
             now = time.monotonic()
             if now - last[0] >= PROGRESS_INTERVAL_S or p.batch == p.batches:
                 last[0] = now
-                items.put(Progress(p.phase, p.epoch, p.epochs, p.batch, p.batches, p.elapsed, p.eta_seconds))
+                items.put(p)
 
         def work() -> None:  # the engine calls progress() from the thread that iterates it
             try:
                 run = ft.start(self._config, self._data, cancel=self._cancelled, progress=progress)
-                for r in run:
-                    items.put(EpochPoint(r.epoch, r.epochs, r.train_loss, r.val_loss, r.train, r.val, r.best,
-                                         r.stopping_early, r.seconds))
+                for report in run:
+                    items.put(report)
                 self._result = run.result
                 items.put(self._view())
             except BaseException as e:  # re-raised in the generator below, so the parent gets it

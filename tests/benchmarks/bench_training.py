@@ -191,43 +191,6 @@ def measure_loops(n_train: int = 64) -> dict[str, float]:
     return out
 
 
-def _nodule_classes(root: Path, block: int = 12) -> Path:
-    """Demo CT slices (256 px) with synthetic nodules as ``root/nodule`` and ``root/no nodule`` DICOM files,
-    one pseudo-patient per ``block`` slices (a split by patient needs several patients)."""
-    import numpy as np
-    import SimpleITK as sitk
-
-    from models.datasets import simulated_nodule_slices
-    from viewer.core.demo import ensure_demo_study
-    from viewer.core.dicom_writer import write_ct_series
-    from viewer.core.scan import scan
-    from viewer.core.volume import load_volume
-
-    study = ensure_demo_study()
-    for name, folder, label in (("lung1", study.lung1, study.lung1_label), ("lung2", study.lung2, study.lung2_label)):
-        (series,) = scan(folder).series
-        volume = load_volume(series)
-        hu = volume.stored.astype(np.float32) * volume.slope + volume.intercept
-        z, h, w = hu.shape
-        hu = hu.reshape(z, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
-        lesion = sitk.GetArrayFromImage(sitk.ReadImage(str(label)))[:, ::2, ::2] > 0
-        row, col = series.first.pixel_spacing
-        spacing = (series.geometry.slice_spacing, 2 * row, 2 * col)
-        sim = simulated_nodule_slices(hu, spacing, n_nodules=10, diameter_mm=(10.0, 20.0), seed=1, exclude=lesion)
-        for b in range(0, z, block):
-            patient = f"{name}-{b // block}"
-            files = write_ct_series(root / "series" / patient, np.rint(sim.volume[b : b + block]).astype(np.int16),
-                                    spacing_xyz=(2 * col, 2 * row, spacing[0]), origin_lps=(0.0, 0.0, b * spacing[0]),
-                                    direction=np.eye(3), series_description=patient, patient_id=patient,
-                                    uid_seed=f"bench finetune {patient}")
-            for k, f in enumerate(files):
-                if sim.labels[b + k] >= 0:  # -1: a nodule's faint edge, neither class
-                    target = root / "classes" / ("nodule" if sim.labels[b + k] else "no nodule")
-                    target.mkdir(parents=True, exist_ok=True)
-                    f.rename(target / f"{patient}_{f.name}")
-    return root / "classes"
-
-
 def finetune_window_updates() -> dict:
     """p95 slice update and frame (ms) in the real window while the dialog's lane trains, and while stopped."""
     import os
@@ -236,8 +199,10 @@ def finetune_window_updates() -> dict:
     import numpy as np
 
     from models.training import FineTuneConfig
+    from tests.finetune_data import write_nodule_data
     from viewer.core.model_registry import find_model
-    from viewer.finetune_service import DataSource, Progress
+    from models.training import TrainingProgress
+    from viewer.finetune_service import DataSource
     from viewer.qt.finetune.lane import FineTuneLane
     from viewer.qt.main_window import MainWindow
 
@@ -256,7 +221,7 @@ def finetune_window_updates() -> dict:
     c = window.controller
     with tempfile.TemporaryDirectory() as tmp:
         try:
-            classes = _nodule_classes(Path(tmp))
+            classes = write_nodule_data(Path(tmp))["classes"]
             c.open_paths([str(bench_series_dir())])
             _process_until(lambda: c.loaded)
             config = FineTuneConfig(base=str(find_model("demo-nodule").path), mode="full", epochs=500, patience=0,
@@ -264,7 +229,7 @@ def finetune_window_updates() -> dict:
             lane.load_data(DataSource("import", (str(classes),)))
             lane.prepare(config, 0.2, 0.1, None)
             lane.train()
-            _process_until(lambda: failures or any(isinstance(i, Progress) and i.phase == "train" for i in seen))
+            _process_until(lambda: failures or any(isinstance(i, TrainingProgress) and i.phase == "train" for i in seen))
             if failures:
                 raise RuntimeError(f"the fine-tune did not start: {failures[0]}")
             pid = lane.child.pid
@@ -272,7 +237,7 @@ def finetune_window_updates() -> dict:
             cycle = list(range(middle - SCROLL_HALF_RANGE, middle + SCROLL_HALF_RANGE + 1))
             cycle += cycle[-2:0:-1]
             during_u, during_f, idle_u, idle_f = [], [], [], []
-            batches_at_start = sum(isinstance(i, Progress) for i in seen)
+            batches_at_start = sum(isinstance(i, TrainingProgress) for i in seen)
             for b in range(2 * WINDOW_BLOCKS):
                 indices = [cycle[(b * WINDOW_BLOCK + k) % len(cycle)] for k in range(WINDOW_BLOCK)]
                 training = b % 2 == 0
@@ -287,7 +252,7 @@ def finetune_window_updates() -> dict:
                         os.kill(pid, signal.SIGCONT)
                 (during_u if training else idle_u).extend(u)
                 (during_f if training else idle_f).extend(f)
-            progress_items = sum(isinstance(i, Progress) for i in seen) - batches_at_start
+            progress_items = sum(isinstance(i, TrainingProgress) for i in seen) - batches_at_start
             lane.cancel()
             _process_until(lambda: not lane.busy, timeout=120)
         finally:

@@ -1,8 +1,8 @@
 """The fine-tune dialog driven by qtbot on real data, training in its child process.
 
 Data: the demo CTs with the project's synthetic nodules, one DICOM series per block of 12 slices and
-pseudo-patient, sorted into ``nodule/`` and ``no nodule/`` (the ``written`` fixture of
-``tests/test_finetune_cli.py``, built once per module). The window shows the real demo CT lung1 with the
+pseudo-patient, sorted into ``nodule/`` and ``no nodule/`` (the session fixture ``written`` of
+``tests/conftest.py``, shared with ``tests/test_finetune_cli.py``). The window shows the real demo CT lung1 with the
 AI on (the slice on screen only), so activation is seen where the reader sees it. Every write goes under
 ``RADVIEW_DATA_DIR`` in tmp_path.
 """
@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from models.bundle import file_sha256, read_card
-from test_finetune_cli import written  # noqa: F401 - the module-scoped data fixture, shared
 from viewer.cli import main
 from viewer.core.model_registry import resources_dir
 
@@ -58,7 +57,7 @@ def _open_demo(window, demo_study) -> None:
     assert window.wait_idle(120) and window.controller.loaded
 
 
-def test_dialog_flow_ends_with_an_activated_model_that_analyze_uses(written, data_dir: Path, tmp_path: Path,  # noqa: F811
+def test_dialog_flow_ends_with_an_activated_model_that_analyze_uses(written, data_dir: Path, tmp_path: Path,
                                                                      ai_window, demo_study, qtbot) -> None:
     shipped = file_sha256(DEMO / "weights.safetensors")
     w = ai_window(sweep=False)
@@ -113,7 +112,7 @@ def test_dialog_flow_ends_with_an_activated_model_that_analyze_uses(written, dat
     d.shutdown()
 
 
-def test_cancel_mid_epoch_keeps_the_active_model(written, data_dir: Path, window, qtbot) -> None:  # noqa: F811
+def test_cancel_mid_epoch_keeps_the_active_model(written, data_dir: Path, window, qtbot) -> None:
     shipped = file_sha256(DEMO / "weights.safetensors")
     d = _dialog(window, qtbot, written["classes"], mode="full", epochs=30)
     seen = []

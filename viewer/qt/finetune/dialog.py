@@ -22,9 +22,10 @@ from PySide6.QtWidgets import (
     QDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget,
 )
 
+from models.training import EpochReport, TrainingProgress
 from viewer.analysis import context_stack
 from viewer.core.model_registry import find_model
-from viewer.finetune_service import Comparison, DataSummary, EpochPoint, PreparedSummary, Progress, ResultView
+from viewer.finetune_service import Comparison, DataSummary, PreparedSummary, ResultView
 
 from ..controller import ViewerController
 from .lane import FineTuneLane
@@ -80,7 +81,7 @@ class TrainingPage(QWidget):
         layout.addLayout(plots, 1)
         layout.addLayout(row)
         layout.addWidget(self.log)
-        self.points: list[EpochPoint] = []
+        self.points: list[EpochReport] = []
 
     def reset(self) -> None:
         self.points = []
@@ -90,7 +91,7 @@ class TrainingPage(QWidget):
         self.progress.setFormat("starting…")
         self.log.setText("")
 
-    def add_point(self, point: EpochPoint) -> None:
+    def add_point(self, point: EpochReport) -> None:
         self.points.append(point)
         trained = [p for p in self.points if p.train_loss is not None]
         self.train_loss.setData([p.epoch for p in trained], [p.train_loss for p in trained])
@@ -104,7 +105,7 @@ class TrainingPage(QWidget):
                          + (" (best so far)" if point.best else "") + (" — stopping early" if point.stopping_early
                                                                        else ""))
 
-    def show_progress(self, p: Progress) -> None:
+    def show_progress(self, p: TrainingProgress) -> None:
         self.progress.setRange(0, max(p.batches, 1))
         self.progress.setValue(p.batch)
         epoch = f" epoch {p.epoch}/{p.epochs}" if p.phase in ("train", "validate") else ""
@@ -349,9 +350,9 @@ class FineTuneDialog(QDialog):
             self._set_state("idle", text)
 
     def _on_item(self, item: object) -> None:
-        if isinstance(item, Progress):
+        if isinstance(item, TrainingProgress):
             self.training.show_progress(item)
-        elif isinstance(item, EpochPoint):
+        elif isinstance(item, EpochReport):
             self.training.add_point(item)
         elif isinstance(item, ResultView):
             self.result = item

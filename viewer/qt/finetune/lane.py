@@ -45,7 +45,7 @@ class FineTuneLane(QObject):
 
     sig_data = Signal(object)  # DataSummary
     sig_prepared = Signal(object)  # PreparedSummary
-    sig_item = Signal(object)  # Progress | EpochPoint | ResultView, while training
+    sig_item = Signal(object)  # TrainingProgress | EpochReport | ResultView, while training
     sig_compared = Signal(object)  # Comparison
     sig_threshold = Signal(object)  # ThresholdChoice stored for the save
     sig_saved = Signal(str)  # bundle folder

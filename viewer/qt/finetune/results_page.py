@@ -8,11 +8,13 @@ chosen rule is also sent to the child, whose saved card then carries it.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QButtonGroup, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QLabel, QLineEdit, QPushButton,
+    QButtonGroup, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
     QRadioButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
 )
 
@@ -107,15 +109,18 @@ class ResultsPage(QWidget):
         super().__init__(parent)
         self.view: ResultView | None = None
         self.threshold: ThresholdChoice | None = None
+        self._pair: tuple[np.ndarray, Comparison] | None = None
         self.summary = QLabel("", self)
         self.summary.setWordWrap(True)
         self.table = QTableWidget(len(ROWS), 0, self)
         self.table.setVerticalHeaderLabels([text for _, text in ROWS])
         self.table.setMinimumHeight(230)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.confusion = QTableWidget(2, 2, self)
         self.confusion.setHorizontalHeaderLabels(["predicted −", "predicted +"])
         self.confusion.setVerticalHeaderLabels(["actual −", "actual +"])
         self.confusion.setMaximumHeight(90)
+        self.confusion.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.confusion_title = QLabel("", self)
         self.roc = pg.PlotWidget(self)
         self.roc.setLabel("bottom", "1 − specificity")
@@ -169,6 +174,7 @@ class ResultsPage(QWidget):
         cm.addWidget(self.confusion_title)
         cm.addWidget(self.confusion)
         cm.addWidget(self.before_after)
+        cm.addStretch(1)
         grid.addLayout(cm, 1, 0)
         heat_box = QVBoxLayout()
         heat_box.addWidget(self.heat, 1)
@@ -193,6 +199,7 @@ class ResultsPage(QWidget):
     def show_result(self, view: ResultView, default_name: str) -> None:
         self.view = view
         self.threshold = view.threshold
+        self._pair = None
         self.name_edit.setText(default_name)
         self.saved_label.setText("not saved yet")
         splits = [k for k in ("train", "val", "test") if k in view.scores]
@@ -254,6 +261,9 @@ class ResultsPage(QWidget):
         method = "sensitivity" if self.by_sensitivity.isChecked() else "youden"
         self.threshold = select_threshold(y, p, method, target_sensitivity=self.target.value(), chosen_on="val")
         self._redraw()
+        if self._pair is not None:  # the new model's verdict on the compared slice, at the new threshold
+            grey, comparison = self._pair
+            self.show_comparison(grey, replace(comparison, new_threshold=float(self.threshold.threshold)))
         self.sig_threshold_chosen.emit(method, float(self.target.value()))
         return self.threshold
 
@@ -266,6 +276,7 @@ class ResultsPage(QWidget):
         return out
 
     def show_comparison(self, grey: np.ndarray, comparison: Comparison) -> None:
+        self._pair = (grey, comparison)
         self.heat.show_pair(grey, comparison)
 
     def show_saved(self, path: str, active: bool) -> None:
