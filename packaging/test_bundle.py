@@ -265,3 +265,32 @@ def test_no_home_as_a_user_who_owns_nothing(demo: Path, tmp_path: Path) -> None:
     info = frozen("info", str(demo / "lung1"), "--json", env=env, prefix=tuple(_nobody()))
     assert info.returncode == 0, info.stderr
     assert json.loads(info.stdout)["series"][0]["n_slices"] == 48
+
+
+# --- the other spawned workers and by-name imports ---------------------------------------------------
+
+
+def test_convert_of_compressed_files_equals_source(tmp_path: Path) -> None:
+    """Compressed pixels are decoded in spawned worker processes (viewer.core.decode_pool) in the bundle too."""
+    import numpy as np
+    import SimpleITK as sitk
+    from pydicom.data import get_testdata_file
+
+    series = tmp_path / "jpeg-ls MR"
+    series.mkdir()
+    shutil.copy(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"), series / "IM1.dcm")
+    ok(frozen("convert", str(series), "--out", str(tmp_path / "frozen.nrrd")))
+    ok(source("convert", str(series), "--out", str(tmp_path / "source.nrrd")))
+    mine, theirs = (sitk.ReadImage(str(tmp_path / f"{name}.nrrd")) for name in ("frozen", "source"))
+    assert np.array_equal(sitk.GetArrayFromImage(mine), sitk.GetArrayFromImage(theirs))
+    assert mine.GetSpacing() == theirs.GetSpacing() and mine.GetOrigin() == theirs.GetOrigin()
+
+
+def test_anonymise_in_the_bundle(demo: Path, tmp_path: Path) -> None:
+    """The PS3.15 table is imported by name (dicomanonymizer): it must be in the bundle."""
+    ok(frozen("anonymise", str(demo / "lung1"), str(tmp_path / "anon"), "--seed", "smoke"))
+    files = sorted((tmp_path / "anon").rglob("*.dcm"))
+    assert len(files) == 48
+    from pydicom import dcmread
+
+    assert "DEMO" not in str(dcmread(files[0]).get("PatientID", "")).upper()
