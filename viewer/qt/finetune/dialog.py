@@ -174,6 +174,7 @@ class FineTuneDialog(QDialog):
         self.results.sig_save.connect(self.save)
         self.results.sig_activate.connect(self.activate)
         self.results.sig_compare.connect(self.compare)
+        controller.sig_scan_finished.connect(lambda _result: self.setup.set_study_paths(controller.paths))
         lane = self.lane
         lane.sig_data.connect(self._on_data)
         lane.sig_prepared.connect(self._on_prepared)

@@ -284,6 +284,14 @@ class SetupPage(QWidget):
 
     # -- data ----------------------------------------------------------------------------------------------------
 
+    def set_study_paths(self, paths: tuple[str, ...]) -> None:
+        """The folders of the study now open (the "my labels" source reads the labels of studies under them)."""
+        self.study_paths = tuple(paths)
+        self.data_labels.setEnabled(bool(self.study_paths))
+        if not self.study_paths and self.data_labels.isChecked():
+            self.data_import.setChecked(True)
+        self.sig_changed.emit()
+
     def _choose_data_folder(self) -> None:
         path = QFileDialog.getExistingDirectory(self, "Folder with one sub-folder per class")
         if path:
