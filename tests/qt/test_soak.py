@@ -156,6 +156,9 @@ def test_soak_slice_changes_and_inference_requests_in_the_window(qtbot, ai_windo
     from viewer.qt.ai.inference import AnalysisRequest
     from viewer.qt.ai.state import PAUSE_MS
 
+    from viewer.qt.app import get_app
+
+    get_app()
     w = ai_window(sweep=True)
     c, ai = w.controller, w.controller.ai
     w.open_paths([soak_ct])
@@ -229,6 +232,9 @@ def test_soak_opening_series_after_series_returns_the_memory(qtbot, window, tmp_
     """
     import weakref
 
+    from viewer.qt.app import get_app
+
+    get_app()  # the application's set-up, as `radview` makes it (its allocator setting matters here)
     folders = [tmp_path / "a", tmp_path / "b"]
     for k, folder in enumerate(folders):
         write_ct_stack(folder, 40, size=512, seed=20 + k)  # 40 × 512² int16: 20 MB of volume per opening
@@ -246,6 +252,8 @@ def test_soak_opening_series_after_series_returns_the_memory(qtbot, window, tmp_
     before = Sample.take()
     for k in range(OPEN_CLOSE):
         open_series(k)
+        if os.environ.get("RADVIEW_SOAK_TRACE"):
+            print("rss", k, Sample.take().rss // 2**20, flush=True)
     after = Sample.take()
     alive = sum(ref() is not None for ref in volumes)
     _figures("open_close", before, after, openings=OPEN_CLOSE, volume_mb=20.0, volumes_alive=alive)
@@ -267,6 +275,9 @@ def test_soak_windows_opened_and_closed_free_their_series_threads_and_files(qtbo
 
     from viewer.qt.main_window import MainWindow
 
+    from viewer.qt.app import get_app
+
+    get_app()
     folder = tmp_path / "big"
     write_ct_stack(folder, 40, size=512, seed=12)
     volumes: list[weakref.ref] = []

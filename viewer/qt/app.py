@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import sys
 from collections.abc import Callable, Sequence
@@ -17,9 +18,31 @@ from .main_window import APPLICATION, ORGANISATION, MainWindow
 
 log = logging.getLogger(__name__)
 
+#: glibc's mallopt parameter M_MMAP_THRESHOLD, and the size from which blocks are always mapped.
+_M_MMAP_THRESHOLD = -3
+MMAP_THRESHOLD_BYTES = 4 * 1024**2
+
+
+def return_large_blocks_to_the_os() -> bool:
+    """Make glibc map every block of :data:`MMAP_THRESHOLD_BYTES` or more, so freeing it unmaps it at once.
+
+    By default glibc raises its mapping threshold after the first large block is freed (up to 32 MB), so a
+    closed series' volume below that size came from the heap and its pages stayed resident: the soak saw
+    resident memory step up by one volume (20 MB) while series were opened one after another, and stay
+    flat with this. True if set (Linux with glibc); elsewhere nothing changes.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # not glibc (musl has no mallopt)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
+
 
 def get_app(argv: Sequence[str] | None = None) -> QApplication:
     """The running QApplication, or a new one named for QSettings (organisation "radview")."""
+    return_large_blocks_to_the_os()
     app = QApplication.instance()
     if app is None:
         app = QApplication(list(argv) if argv is not None else ["radview"])
