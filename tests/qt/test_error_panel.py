@@ -26,38 +26,34 @@ def test_scan_and_load_failures_reach_the_panel_and_the_window_keeps_working(qtb
     panel, c = window.error_panel, window.controller
     assert window.errors_dock.isHidden()
 
-    def broken_scan(*args, **kwargs):
-        raise RuntimeError("the disk vanished mid-scan")
+    def fail_in(worker_function: str, error: BaseException, n: int):
+        """Make the controller's ``worker_function`` raise ``error`` in its worker; the report that arrives."""
+        def broken(*args, **kwargs):
+            raise error
 
-    monkeypatch.setattr(controller_module, "scan", broken_scan)
-    window.open_paths([ct_folder])
-    _wait_reports(qtbot, panel, 1)
-    scan_report = panel.reports[0]
+        monkeypatch.setattr(controller_module, worker_function, broken)
+        window.open_paths([ct_folder])
+        _wait_reports(qtbot, panel, n)
+        monkeypatch.undo()
+        return panel.reports[n - 1]
+
+    scan_report = fail_in("scan", RuntimeError("the disk vanished mid-scan"), 1)
     assert scan_report.kind == "RuntimeError" and scan_report.source.startswith("scan worker")
     assert "the disk vanished mid-scan" in scan_report.message
-    assert "broken_scan" in scan_report.traceback_text  # the traceback reaches the frame that raised
+    assert "in broken" in scan_report.traceback_text  # the traceback reaches the frame that raised
     assert not window.errors_dock.isHidden() and window.errors_dock.windowTitle() == "Errors (1)"
 
-    monkeypatch.undo()
-
-    def broken_load(*args, **kwargs):
-        raise MemoryError("decoder ran out of memory")
-
-    monkeypatch.setattr(controller_module, "load_into", broken_load)
-    window.open_paths([ct_folder])
-    _wait_reports(qtbot, panel, 2)
-    load_report = panel.reports[1]
+    load_report = fail_in("load_into", MemoryError("decoder ran out of memory"), 2)
     assert load_report.kind == "MemoryError" and load_report.source.startswith("load worker")
 
     # copyable: type, message, traceback, versions
     text = panel.copy_report()
     assert QGuiApplication.clipboard().text() == text
-    for part in ("type: MemoryError", "message: ", "decoder ran out of memory", "traceback:", "broken_load",
+    for part in ("type: MemoryError", "message: ", "decoder ran out of memory", "traceback:", "in broken",
                  "versions: radview", "pydicom", "PySide6"):
         assert part in text, part
 
-    monkeypatch.undo()  # the application kept running: the same window now opens the folder
-    window.open_paths([ct_folder])
+    window.open_paths([ct_folder])  # the application kept running: the same window now opens the folder
     assert window.wait_idle(60)
     assert c.loaded and c.n_slices == 12 and len(panel.reports) == 2
 

@@ -29,7 +29,7 @@ import hashlib
 import io
 import os
 import warnings
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -42,7 +42,7 @@ from pydicom.uid import UID_dictionary
 
 from .atomic import atomic_replace_dir
 from .errors import Cancelled, NothingLoadableError
-from .scan import Skipped, scan
+from .scan import CancelFn, ProgressFn, Skipped, scan
 
 #: Edition of PS3.15 table E.1-1 used (the module of that name in ``dicom-anonymizer``).
 PROFILE_EDITION = "dicomfields_2026c"
@@ -61,10 +61,6 @@ METHOD = "radview: PS3.15 E.1 Basic Profile"
 BURNED_IN_MODALITIES = {"US", "SC", "OT", "XC", "ES", "GM", "DOC", "SM", "IVUS"}
 #: Secondary Capture SOP classes start with this root.
 _SECONDARY_CAPTURE_ROOT = "1.2.840.10008.5.1.4.1.1.7"
-
-ProgressFn = Callable[[int, int], None]
-CancelFn = Callable[[], bool]
-
 
 @dataclass(frozen=True)
 class TableRule:
