@@ -47,6 +47,7 @@ from PySide6.QtCore import QObject, Signal
 from models.service import SERVICE_TARGET, BatchAnalysis, ModelInfo, ModelRef  # torch-free
 from viewer.analysis import analysis_order, stored_slices
 from viewer.core.child_process import ChildDied, ChildError, ChildProcess, describe_exit
+from viewer.core.errors import Cancelled
 from viewer.core.model_registry import ModelEntry
 from viewer.core.volume import Volume
 
@@ -61,6 +62,8 @@ BATCH_SIZE = 4
 NICE = 10
 #: Process name of the model service (shown by ``ps`` and in the message when it dies).
 SERVICE_NAME = "radview-ai"
+#: Seconds :meth:`InferenceLane.stop` lets a call in progress finish before the service is terminated.
+STOP_GRACE_S = 1.0
 
 
 def model_service() -> ChildProcess:
@@ -211,6 +214,7 @@ class InferenceLane(QObject):
         self.device = device
         self.batch_size = batch_size
         self._owns_service = service is None
+        self._stopping = False
         self.service = service if service is not None else model_service()
         self._lock = threading.Lock()
         self._focus: tuple[str, int] | None = None
@@ -252,11 +256,17 @@ class InferenceLane(QObject):
             self._faith = (series_key, version_key, int(index))
 
     def stop(self, timeout_ms: int = 10_000) -> bool:
-        """Cancel, join the worker thread, and close the service process if this lane made it."""
-        stopped = self.worker.stop(timeout_ms)
+        """Cancel, close the service process if this lane made it, and join the worker thread.
+
+        The service is closed first: a call in progress (e.g. the first model load, seconds of torch
+        import) is given :data:`STOP_GRACE_S` and then the process is terminated, so quitting never waits
+        for it; the request then ends as cancelled.
+        """
+        self._stopping = True
+        self.worker.cancel()
         if self._owns_service:
-            self.service.close(timeout=min(5.0, timeout_ms / 1000))
-        return stopped
+            self.service.close(timeout=STOP_GRACE_S)
+        return self.worker.stop(timeout_ms)
 
     # -- worker thread -----------------------------------------------------------------------------------
 
@@ -273,7 +283,15 @@ class InferenceLane(QObject):
                 return wanted[2]
         return None
 
-    def _died(self, rid: int, e: ChildDied, doing: str) -> ServiceDiedError:
+    def _call(self, method: str, *args, **kwargs):
+        """A call to the service, unless the lane is stopping (which would start a new process)."""
+        if self._stopping:
+            raise Cancelled("the AI is shutting down")
+        return self.service.call(method, *args, **kwargs)
+
+    def _died(self, rid: int, e: ChildDied, doing: str) -> Exception:
+        if self._stopping:  # closed by stop(): not a failure
+            return Cancelled(f"request {rid} cancelled: the AI is shutting down")
         text = (f"the AI process ended unexpectedly ({describe_exit(e.exitcode)}) {doing}; "
                 "it restarts with the next request")
         self.sig_service_died.emit(rid, text)
@@ -282,7 +300,7 @@ class InferenceLane(QObject):
     def _load(self, entry: ModelEntry, ref: ModelRef, rid: int) -> ModelInfo:
         """Load (and verify) the entry's bundle in the service, unless it is loaded there already."""
         try:
-            info: ModelInfo = self.service.call("load", ref)
+            info: ModelInfo = self._call("load", ref)
         except ChildDied as e:
             raise self._died(rid, e, f"while loading model {entry.name!r}") from e
         except ChildError as e:
@@ -311,7 +329,7 @@ class InferenceLane(QObject):
                  rid: int) -> BatchAnalysis:
         slices = stored_slices(request.volume, batch, info.context)
         try:
-            answer: BatchAnalysis = self.service.call("analyze", ref, batch, slices, scope=str(rid))
+            answer: BatchAnalysis = self._call("analyze", ref, batch, slices, scope=str(rid))
         except ChildDied as e:
             raise self._died(rid, e, f"while analysing slice(s) {_slices_text(batch)}") from e
         except ChildError as e:
@@ -376,7 +394,7 @@ class InferenceLane(QObject):
     def _faithfulness(self, ref: ModelRef, info: ModelInfo, request: AnalysisRequest, index: int, rid: int) -> None:
         slices = stored_slices(request.volume, [index], info.context)
         try:
-            answer = self.service.call("faithfulness", ref, index, slices, scope=str(rid))
+            answer = self._call("faithfulness", ref, index, slices, scope=str(rid))
         except ChildDied as e:
             raise self._died(rid, e, f"while testing the heatmap of slice {index + 1}") from e
         except ChildError as e:
