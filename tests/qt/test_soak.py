@@ -197,10 +197,7 @@ def test_soak_slice_changes_and_inference_requests_in_the_window(qtbot, ai_windo
     change_slices(SLICE_CHANGES, offset=3)
     t_mid = time.monotonic()
     mid = Sample.take()
-    # The reader pauses: the AI tests the heatmap of the slice on screen and the Tags panel reads its header.
-    # Not counted in the drift: refilling the panel's QStandardItemModel adds ~1.4 references to None per row
-    # inside PySide6 6.11's event processing (a bare QTableView does the same), ~170 per new header.
-    settle()
+    settle()  # the reader pauses: the AI tests the heatmap of the slice on screen, the Tags panel reads its header
     resumed = Sample.take()
     resumed_t = time.monotonic()
     for i in range(INFERENCE_REQUESTS):
@@ -208,7 +205,6 @@ def test_soak_slice_changes_and_inference_requests_in_the_window(qtbot, ai_windo
     assert w.wait_idle(120)
     t_end = time.monotonic()
     after = Sample.take()
-    drift = (mid.none_refs - before.none_refs) + (after.none_refs - resumed.none_refs)
     figures = _figures("window", before, after, slice_changes=SLICE_CHANGES, inference_requests=INFERENCE_REQUESTS,
                        rss_after_slices_mb=round(mid.rss / 2**20, 1), none_drift_slices=mid.none_refs - before.none_refs,
                        none_drift_inference=after.none_refs - resumed.none_refs,
@@ -216,9 +212,7 @@ def test_soak_slice_changes_and_inference_requests_in_the_window(qtbot, ai_windo
                        seconds_slices=round(t_mid - t0, 1), seconds_inference=round(t_end - resumed_t, 1))
     assert len(answered) >= INFERENCE_REQUESTS + 10
     assert w.error_panel.reports == []
-    if sys.version_info < (3, 12):
-        assert abs(drift) < MAX_NONE_DRIFT, figures
-    _assert_no_leak(before, after, none=False)
+    _assert_no_leak(before, after)
 
 
 @pytest.mark.slow
@@ -227,8 +221,9 @@ def test_soak_opening_series_after_series_returns_the_memory(qtbot, window, tmp_
     """The reader opens one study after another in the same window: each opening closes the previous series,
     whose volume (20 MB here) must be freed, with nothing else left behind.
 
-    sys.getrefcount(None) is reported, not asserted: every opening refills the Tags panel's item model,
-    which PySide6 6.11 pays for with ~1.4 references to None per row (~250 per opening here, memory flat).
+    sys.getrefcount(None) is reported, not asserted: every opening makes new Qt objects (the series list's
+    items, thumbnails), and PySide6 6.11 adds a reference to None for each wrapper it makes (1 per QWidget,
+    measured); ~8 per opening here, with memory flat.
     """
     import weakref
 

@@ -141,13 +141,14 @@ class TagPanel(QWidget):
         if path == self._shown_path:
             return
         self._shown_path = path
-        self.model.removeRows(0, self.model.rowCount())
         if path is None:
+            self.model.removeRows(0, self.model.rowCount())
             self.source_label.setText("")
             return
         try:
             ds = read_tags(path)
         except Exception as e:  # the file changed or vanished since the scan: say so in the panel
+            self.model.removeRows(0, self.model.rowCount())
             self.source_label.setText(f"{path.name}: cannot read the header ({e})")
             return
         rows = list(dataset_rows(ds.file_meta))
@@ -155,13 +156,19 @@ class TagPanel(QWidget):
             rows.append(row)
             if len(rows) >= MAX_ROWS:
                 break
+        # Rows are rewritten in place and only the difference in count is inserted or removed: the next
+        # header of a series has nearly the same elements, and inserting rows is what costs the view (with
+        # PySide6 6.11 also ~1.4 references to None per inserted row, which the soak test counts).
         self.model.setRowCount(len(rows))
         for r, (tag, keyword, vr, short, full) in enumerate(rows):
             for c, text in enumerate((tag, keyword, vr, short)):
-                item = QStandardItem(text)
-                if c == 3 and full != short:
-                    item.setToolTip(full[:4000])
-                self.model.setItem(r, c, item)
+                item = self.model.item(r, c)
+                if item is None:
+                    item = QStandardItem()
+                    self.model.setItem(r, c, item)
+                item.setText(text)
+                if c == 3:
+                    item.setToolTip(full[:4000] if full != short else "")
         more = f" (first {MAX_ROWS} elements)" if len(rows) >= MAX_ROWS else ""
         self.source_label.setText(f"{path.name}{more}")
         self.source_label.setToolTip(str(path))
