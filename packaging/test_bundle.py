@@ -218,7 +218,7 @@ def _read_only(script_args: list[str], tmp_path: Path, env: dict[str, str],
 @pytest.mark.skipif(not _can_bind_mount(), reason="needs root and unshare for read-only bind mounts (Linux)")
 def test_read_only_bundle_at_a_hostile_path_with_a_read_only_home(tmp_path: Path) -> None:
     env = _env(XDG_DATA_HOME=None, XDG_CACHE_HOME=None, XDG_CONFIG_HOME=None,
-               RADVIEW_DATA_DIR=None, RADVIEW_CACHE_DIR=None)
+               RADVIEW_DATA_DIR=None, RADVIEW_CACHE_DIR=None, LANG=None, LC_ALL=None, LC_CTYPE=None)  # C locale
     where = _read_only(["--bundle-self-check", "where"], tmp_path, env)
     assert where.returncode == 0, where.stderr
     doc = json.loads(where.stdout)
@@ -226,6 +226,8 @@ def test_read_only_bundle_at_a_hostile_path_with_a_read_only_home(tmp_path: Path
     assert Path(doc["data"]).parts[-1] == "data" and not Path(doc["data"]).is_relative_to(tmp_path / "home")
     assert any("cannot write" in n and "Read-only file system" in n for n in doc["notices"]), doc["notices"]
     demo = str(tmp_path / HOSTILE / "_internal/resources/demo/lung2")
+    printed = _read_only(["demo"], tmp_path, env)  # prints the non-ASCII paths of the study it ships
+    assert printed.returncode == 0 and printed.stdout.splitlines()[-1] == demo, printed.stderr
     shot = _read_only(["screenshot", demo, "--size", "800x500", "--out", str(tmp_path / "shot.png")], tmp_path, env)
     assert shot.returncode == 0, shot.stderr
     assert png_size_and_colours(tmp_path / "shot.png")[0] == (800, 500)
@@ -294,3 +296,14 @@ def test_anonymise_in_the_bundle(demo: Path, tmp_path: Path) -> None:
     from pydicom import dcmread
 
     assert "DEMO" not in str(dcmread(files[0]).get("PatientID", "")).upper()
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the desktop entry is for Linux desktops")
+def test_install_desktop_entry(tmp_path: Path) -> None:
+    env = _env(HOME=str(tmp_path), XDG_DATA_HOME=None)
+    ok(subprocess.run([str(BUNDLE / "install-desktop-entry.sh")], capture_output=True, text=True, env=env))
+    entry = tmp_path / ".local/share/applications/radview.desktop"
+    assert f'Exec="{BUNDLE / "radview"}" %F' in entry.read_text().splitlines()
+    assert (tmp_path / ".local/share/icons/hicolor/48x48/apps/radview.png").is_file()
+    if shutil.which("desktop-file-validate"):
+        ok(subprocess.run(["desktop-file-validate", str(entry)], capture_output=True, text=True))
