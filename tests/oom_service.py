@@ -1,25 +1,29 @@
-"""A model service whose first batch runs out of GPU memory: the real fallback path, inside a real child.
+"""A GPU that runs out of memory once, for the service tests (in-process) and the lane tests (in a real child).
 
-Named by string (``"oom_service:create"``) for a :class:`~viewer.core.child_process.ChildProcess`; only the
-child imports it. The fault is injected the way the service tests monkeypatch it in-process.
+``tests/`` is on ``sys.path`` under pytest (its conftest.py), and a spawned child inherits ``sys.path``, so a
+:class:`~viewer.core.child_process.ChildProcess` can name :func:`create` as ``"oom_service:create"``.
 """
 
 from __future__ import annotations
 
-from models.service import ModelService
 
-
-def create(cancel_event) -> ModelService:
-    from models.analysis import SliceAnalyzer
-
-    original = SliceAnalyzer.analyze
+def oom_once(original):
+    """``original`` wrapped so that its first call raises CUDA's out-of-memory error, like a full GPU."""
     calls = {"n": 0}
 
-    def analyze_once_oom(self, indices, hu):
+    def wrapper(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == 1:
             raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(self, indices, hu)
+        return original(*args, **kwargs)
 
-    SliceAnalyzer.analyze = analyze_once_oom
+    return wrapper
+
+
+def create(cancel_event):
+    """A model service whose first batch runs out of GPU memory (the ``ChildProcess`` factory)."""
+    from models.analysis import SliceAnalyzer
+    from models.service import ModelService
+
+    SliceAnalyzer.analyze = oom_once(SliceAnalyzer.analyze)
     return ModelService(cancel_event)

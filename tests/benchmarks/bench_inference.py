@@ -421,55 +421,45 @@ def window_updates(folder, runs: int = 2) -> dict:
     return out
 
 
-def run(n_slices: int = N_SLICES) -> dict:
+def run_ai_process_parts(n_slices: int = N_SLICES) -> dict:
+    """The first-load stall and the lane's throughput (alone: ``python -m tests.benchmarks.bench_inference first-load``)."""
     _app()
     folder = bench_series_dir()
     volume = _load(folder)
     stall = first_load_stall(folder)
     seconds = series_analysis(volume, n_slices)
     floor = min(seconds["plain_batch4"], seconds["plain_batch16"])
-    updates = window_updates(folder)
-    import torch
-
     return {
         "series": {"slices_analysed": n_slices, "rows": int(volume.stored.shape[1]), "cols": int(volume.stored.shape[2])},
-        "threads": {"torch_intra_op": torch.get_num_threads()},
         "seconds": seconds,
         "ms_per_slice": {k: 1000 * v / n_slices for k, v in seconds.items()},
-        "window": updates,
         "first_load": stall,
         "ratios": {
             "longest_stall_first_model_load_over_idle": stall["max_gap_ms_lane"] / stall["max_gap_ms_idle"],
             "longest_stall_first_load_in_a_thread_over_idle": stall["max_gap_ms_thread"] / stall["max_gap_ms_idle"],
             "series_analysis_with_heatmaps_over_plain_forward": seconds["lane"] / floor,
             "series_analysis_lane_over_analyzer_in_process": seconds["lane"] / seconds["analyzer"],
-            "p95_slice_update_during_analysis_over_idle": updates["update_p95_ms_during"] / updates["update_p95_ms_idle"],
-            "p95_frame_during_analysis_over_idle": updates["frame_p95_ms_during"] / updates["frame_p95_ms_idle"],
         },
         "targets": {
             "longest_stall_first_model_load_over_idle": STALL_TARGET,
             "series_analysis_with_heatmaps_over_plain_forward": 1.15,
-            "p95_slice_update_during_analysis_over_idle": 1.2,
-            "p95_frame_during_analysis_over_idle": 1.2,
         },
     }
 
 
-def run_ai_process_parts(n_slices: int = N_SLICES) -> dict:
-    """Only the first-load stall and the lane's throughput (``python -m tests.benchmarks.bench_inference first-load``)."""
-    _app()
-    folder = bench_series_dir()
-    volume = _load(folder)
-    stall = first_load_stall(folder)
-    seconds = series_analysis(volume, n_slices)
-    floor = min(seconds["plain_batch4"], seconds["plain_batch16"])
-    return {"first_load": stall, "seconds": seconds,
-            "ms_per_slice": {k: 1000 * v / n_slices for k, v in seconds.items()},
-            "ratios": {"longest_stall_first_model_load_over_idle": stall["max_gap_ms_lane"] / stall["max_gap_ms_idle"],
-                       "longest_stall_first_load_in_a_thread_over_idle":
-                           stall["max_gap_ms_thread"] / stall["max_gap_ms_idle"],
-                       "series_analysis_with_heatmaps_over_plain_forward": seconds["lane"] / floor,
-                       "series_analysis_lane_over_analyzer_in_process": seconds["lane"] / seconds["analyzer"]}}
+def run(n_slices: int = N_SLICES) -> dict:
+    result = run_ai_process_parts(n_slices)
+    updates = window_updates(bench_series_dir())
+    import torch
+
+    result["threads"] = {"torch_intra_op": torch.get_num_threads()}
+    result["window"] = updates
+    result["ratios"]["p95_slice_update_during_analysis_over_idle"] = (updates["update_p95_ms_during"]
+                                                                      / updates["update_p95_ms_idle"])
+    result["ratios"]["p95_frame_during_analysis_over_idle"] = updates["frame_p95_ms_during"] / updates["frame_p95_ms_idle"]
+    result["targets"]["p95_slice_update_during_analysis_over_idle"] = 1.2
+    result["targets"]["p95_frame_during_analysis_over_idle"] = 1.2
+    return result
 
 
 if __name__ == "__main__":

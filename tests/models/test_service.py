@@ -147,16 +147,9 @@ def test_a_model_whose_input_does_not_fit_fails_with_a_clear_reason(lung1, shipp
 
 
 def test_a_gpu_out_of_memory_on_a_batch_moves_the_model_to_the_cpu_and_says_so(lung1, shipped, monkeypatch):
-    original = SliceAnalyzer.analyze
-    calls = {"n": 0}
+    from oom_service import oom_once  # tests/oom_service.py, shared with the lane's test in a child
 
-    def analyze_once_oom(self, indices, hu):
-        calls["n"] += 1
-        if calls["n"] == 1:
-            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return original(self, indices, hu)
-
-    monkeypatch.setattr(SliceAnalyzer, "analyze", analyze_once_oom)
+    monkeypatch.setattr(SliceAnalyzer, "analyze", oom_once(SliceAnalyzer.analyze))
     service = ModelService()
     answer = service.analyze(_ref(shipped), [20], stored_slices(lung1, [20], 1))
     assert answer.notice == "GPU out of memory: the AI continues on the CPU (slower)"

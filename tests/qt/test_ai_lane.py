@@ -178,8 +178,8 @@ def test_a_killed_service_process_is_a_clear_error_and_a_new_one_takes_over(qtbo
     os.kill(first_pid, signal.SIGKILL)
     with qtbot.waitSignal(c.sig_error, timeout=30_000) as error:
         release.set()
-    assert error.args[0] == ("the AI process ended unexpectedly (killed by SIGKILL) while analysing slice(s) 11; "
-                             "it restarts with the next request")
+    assert error.args[0] == ("the AI process ended unexpectedly (killed by SIGKILL) and could not analyse slice(s) "
+                             "11; it restarts with the next request")
     _wait_result(qtbot, ai, 10)  # asked again, answered by a new process
     assert ai_service.alive and ai_service.pid != first_pid
     assert ai.model.name == "demo-nodule" and ai.pending_model is None  # not the model's fault: it stays

@@ -27,6 +27,23 @@ def _wait_result(qtbot, ai, index: int) -> None:
     qtbot.waitUntil(lambda: ai.probability(index) is not None, timeout=60_000)
 
 
+def _window_with_an_answer(qtbot, ai_window, demo_study):
+    """A window on lung1 (slice on screen only) whose model has answered once."""
+    w = ai_window(sweep=False)
+    _open(qtbot, w, demo_study.lung1)
+    _wait_result(qtbot, w.controller.ai, w.controller.slice_index)
+    return w
+
+
+def _bundle_copy(source: Path, bundle: Path, **card_changes) -> Path:
+    """A copy of a model bundle whose card says something else (the weights, and their hash, unchanged)."""
+    shutil.copytree(source, bundle)
+    card = json.loads((bundle / "card.json").read_text())
+    card.update(card_changes)
+    (bundle / "card.json").write_text(json.dumps(card))
+    return bundle
+
+
 def test_overlay_appears_after_a_result_and_h_hides_it(qtbot, ai_window, demo_study):
     w = ai_window(sweep=False)
     c, view = w.controller, w.slice_view
@@ -125,11 +142,8 @@ def test_the_demonstration_label_is_visible(qtbot, ai_window, demo_study, tmp_pa
     assert panel.demo_label.isVisible() and panel.demo_label.text() == DEMONSTRATION_TEXT
     assert w.slice_view.demonstration_text() == DEMONSTRATION_TEXT
     # the label follows the card: the same weights under a card that says otherwise
-    bundle = tmp_path / "clinical-copy"
-    shutil.copytree(find_model("demo-nodule").path, bundle)
-    card = json.loads((bundle / "card.json").read_text())
-    card.update(name="clinical-copy", demonstration=False, intended_use="test double")
-    (bundle / "card.json").write_text(json.dumps(card))
+    bundle = _bundle_copy(find_model("demo-nodule").path, tmp_path / "clinical-copy", name="clinical-copy",
+                          demonstration=False, intended_use="test double")
     assert ai.set_model(bundle)
     qtbot.waitUntil(lambda: ai.model.name == "clinical-copy" and ai.pending_model is None, timeout=60_000)
     assert not panel.demo_label.isVisible() and w.slice_view.demonstration_text() == ""
@@ -138,10 +152,8 @@ def test_the_demonstration_label_is_visible(qtbot, ai_window, demo_study, tmp_pa
 @pytest.mark.parametrize("damage", ["hash mismatch", "unreadable weights"])
 def test_a_corrupt_bundle_gives_a_clear_message_and_the_previous_model_stays(qtbot, ai_window, demo_study,
                                                                            tmp_path, damage):
-    w = ai_window(sweep=False)
+    w = _window_with_an_answer(qtbot, ai_window, demo_study)
     c, ai, panel = w.controller, w.controller.ai, w.ai_panel
-    _open(qtbot, w, demo_study.lung1)
-    _wait_result(qtbot, ai, c.slice_index)
     shipped = ai.model
     bundle = tmp_path / "broken"
     shutil.copytree(shipped.path, bundle)
@@ -173,18 +185,13 @@ def test_a_corrupt_bundle_gives_a_clear_message_and_the_previous_model_stays(qtb
 
 def test_a_model_whose_input_does_not_fit_gives_a_clear_message_and_the_previous_model_stays(
         qtbot, ai_window, demo_study, tmp_path):
-    w = ai_window(sweep=False)
+    w = _window_with_an_answer(qtbot, ai_window, demo_study)
     c, ai, panel = w.controller, w.controller.ai, w.ai_panel
-    _open(qtbot, w, demo_study.lung1)
-    _wait_result(qtbot, ai, c.slice_index)
     shipped = ai.model
     # the same weights (they fit the architecture, so the bundle loads) fed 252 px slices: the model's
     # location map needs sides divisible by its stride of 8
-    bundle = tmp_path / "odd-size"
-    shutil.copytree(shipped.path, bundle)
-    card = json.loads((bundle / "card.json").read_text())
-    card.update(name="odd-size", input_size=252, preprocessing=dict(card["preprocessing"], size=252))
-    (bundle / "card.json").write_text(json.dumps(card))
+    bundle = _bundle_copy(shipped.path, tmp_path / "odd-size", name="odd-size", input_size=252,
+                          preprocessing=dict(shipped.card.preprocessing, size=252))
     c.set_slice(30)  # not analysed yet by the shipped model either
     with qtbot.waitSignal(c.sig_error, timeout=60_000) as error:
         assert ai.set_model(bundle)

@@ -289,10 +289,10 @@ class InferenceLane(QObject):
             raise Cancelled("the AI is shutting down")
         return self.service.call(method, *args, **kwargs)
 
-    def _died(self, rid: int, e: ChildDied, doing: str) -> Exception:
+    def _died(self, rid: int, e: ChildDied, task: str) -> Exception:
         if self._stopping:  # closed by stop(): not a failure
             return Cancelled(f"request {rid} cancelled: the AI is shutting down")
-        text = (f"the AI process ended unexpectedly ({describe_exit(e.exitcode)}) {doing}; "
+        text = (f"the AI process ended unexpectedly ({describe_exit(e.exitcode)}) and could not {task}; "
                 "it restarts with the next request")
         self.sig_service_died.emit(rid, text)
         return ServiceDiedError(text)
@@ -302,7 +302,7 @@ class InferenceLane(QObject):
         try:
             info: ModelInfo = self._call("load", ref)
         except ChildDied as e:
-            raise self._died(rid, e, f"while loading model {entry.name!r}") from e
+            raise self._died(rid, e, f"load model {entry.name!r}") from e
         except ChildError as e:
             raise ModelLoadError(entry, e.message if e.type_name == "ModelLoadFailed" else str(e)) from e
         self._notice(rid, info.notice)
@@ -325,16 +325,15 @@ class InferenceLane(QObject):
                     break
         return batch
 
-    def _analyze(self, ref: ModelRef, info: ModelInfo, request: AnalysisRequest, batch: list[int],
-                 rid: int) -> BatchAnalysis:
-        slices = stored_slices(request.volume, batch, info.context)
+    def _ask(self, rid: int, request: AnalysisRequest, task: str, method: str, *args, **kwargs):
+        """The service's answer to ``method(*args, **kwargs)``, its notice passed on; a failure names the
+        model and the ``task`` ("analyse slice(s) 5, 6")."""
         try:
-            answer: BatchAnalysis = self._call("analyze", ref, batch, slices, scope=str(rid))
+            answer = self._call(method, *args, **kwargs)
         except ChildDied as e:
-            raise self._died(rid, e, f"while analysing slice(s) {_slices_text(batch)}") from e
+            raise self._died(rid, e, task) from e
         except ChildError as e:
-            raise AnalysisError(f"model {request.entry.name!r} could not analyse slice(s) "
-                                f"{_slices_text(batch)}: {e}") from e
+            raise AnalysisError(f"model {request.entry.name!r} could not {task}: {e}") from e
         self._notice(rid, answer.notice)
         return answer
 
@@ -377,7 +376,8 @@ class InferenceLane(QObject):
                     break
             if self.before_batch is not None:
                 self.before_batch(rid, batch)
-            answer = self._analyze(ref, info, request, batch, rid)
+            answer: BatchAnalysis = self._ask(rid, request, f"analyse slice(s) {_slices_text(batch)}", "analyze",
+                                              ref, batch, stored_slices(volume, batch, info.context), scope=str(rid))
             done[batch] = True
             analysed += len(batch)
             n_done = int((done & ok).sum()) if request.sweep else 1
@@ -392,15 +392,8 @@ class InferenceLane(QObject):
         return JobSummary(request.series_key, request.version_key, analysed)
 
     def _faithfulness(self, ref: ModelRef, info: ModelInfo, request: AnalysisRequest, index: int, rid: int) -> None:
-        slices = stored_slices(request.volume, [index], info.context)
-        try:
-            answer = self._call("faithfulness", ref, index, slices, scope=str(rid))
-        except ChildDied as e:
-            raise self._died(rid, e, f"while testing the heatmap of slice {index + 1}") from e
-        except ChildError as e:
-            raise AnalysisError(f"model {request.entry.name!r} could not test the heatmap of slice "
-                                f"{index + 1}: {e}") from e
-        self._notice(rid, answer.notice)
+        answer = self._ask(rid, request, f"test the heatmap of slice {index + 1}", "faithfulness", ref, index,
+                           stored_slices(request.volume, [index], info.context), scope=str(rid))
         self.sig_faithfulness.emit(rid, FaithfulnessReport(request.series_key, request.version_key, index,
                                                            answer.score, answer.faithful,
                                                            answer.initial_probability))
