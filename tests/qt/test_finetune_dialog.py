@@ -80,6 +80,8 @@ def test_dialog_flow_ends_with_an_activated_model_that_analyze_uses(written, dat
     table = d.results.table_values()
     assert list(table) == ["train", "validation", "test", "test, base model"]
     assert float(table["test"]["auc"]) >= 0.8
+    # a run that never beat the starting model says so, instead of passing it off as learning
+    assert ("No epoch beat the starting model" in d.results.summary.text()) == (d.results.view.best_epoch == 0)
     assert set(table["test"]) == {"accuracy", "sensitivity", "specificity", "precision", "recall", "f1", "auc"}
     youden = d.results.threshold.threshold
     # pick the threshold by target sensitivity: redrawn at once, sent to the child for the card

@@ -44,6 +44,11 @@ def before_metrics(view: ResultView) -> dict[str, BinaryMetrics]:
     return {k: binary_metrics(view.scores[k][0], p, view.before_threshold) for k, p in view.before_scores.items()}
 
 
+#: Appended to the summary when fine-tuning never beat the starting model: saving it then only stores a new
+#: threshold (and, with a new head, an untrained model), which a reader should not mistake for learning.
+NO_IMPROVEMENT = ("\nNo epoch beat the starting model on validation loss: the new model is the starting model "
+                  "(with a freshly initialised head, an untrained one). More or more varied labels are needed.")
+
 class HeatPair(QWidget):
     """The slice on screen twice, the base model's heatmap over one and the new model's over the other."""
 
@@ -210,7 +215,8 @@ class ResultsPage(QWidget):
         self.summary.setText(
             f"{view.epochs_run} epoch(s) in {view.seconds:.0f} s; weights of epoch {view.best_epoch} kept (lowest "
             f"validation loss{'; stopped early' if view.stopped_early else ''}); "
-            f"{view.n_trainable:,} trainable parameters. Splits are by patient.")
+            f"{view.n_trainable:,} trainable parameters. Splits are by patient."
+            + (NO_IMPROVEMENT if view.best_epoch == 0 else ""))
         self._redraw()
 
     def _redraw(self) -> None:
