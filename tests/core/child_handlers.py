@@ -30,6 +30,9 @@ class Probe:
     def niceness(self) -> int:
         return os.nice(0)
 
+    def scheduling_policy(self) -> int:
+        return os.sched_getscheduler(0)
+
     def ignores_sigint(self) -> bool:
         return signal.getsignal(signal.SIGINT) is signal.SIG_IGN
 

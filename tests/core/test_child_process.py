@@ -50,6 +50,16 @@ def test_the_child_ignores_sigint_and_runs_at_the_nice_value_asked(child):
         assert child.call("niceness") == min(19, os.nice(0) + 3)
 
 
+@pytest.mark.skipif(not hasattr(os, "SCHED_IDLE"), reason="the idle scheduling class is Linux-only")
+def test_an_idle_child_runs_in_the_idle_scheduling_class_and_a_plain_one_does_not(child):
+    idle = ChildProcess(TARGET, idle=True, name="idle-probe")
+    try:
+        assert idle.call("scheduling_policy") == os.SCHED_IDLE
+    finally:
+        idle.close()
+    assert child.call("scheduling_policy") == os.SCHED_OTHER
+
+
 def test_stream_yields_items_as_the_child_makes_them(child):
     arrival = []
     for item in child.stream("count", 4, delay_s=0.2):

@@ -162,7 +162,7 @@ def _serve(conn: Any, handler: Any, cancel: Any) -> None:
                          f"{type(e).__name__}: {_one_line(str(e))}", traceback.format_exc()))
 
 
-def _child_main(target: str, conn: Any, cancel: Any, nice: int) -> None:
+def _child_main(target: str, conn: Any, cancel: Any, nice: int, idle: bool = False) -> None:
     """Entry point of the child process (``spawn``: a fresh interpreter)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's; it then closes us
     if nice and hasattr(os, "nice"):
@@ -170,6 +170,11 @@ def _child_main(target: str, conn: Any, cancel: Any, nice: int) -> None:
             os.nice(nice)
         except OSError as e:
             log.debug("could not lower the child's priority: %s", e)
+    if idle and hasattr(os, "SCHED_IDLE"):  # before any thread exists: torch's threads inherit it
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+        except OSError as e:
+            log.debug("could not move the child to the idle scheduling class: %s", e)
     try:
         handler = _resolve(target)(cancel)
     except Exception as e:
@@ -219,15 +224,20 @@ class ChildProcess:
         ``"package.module:factory"``; in the child, ``handler = factory(cancel_event)``.
     nice : int
         Niceness added to the child (0..19; Linux and macOS), so the UI process wins the CPU.
+    idle : bool
+        Linux: run the child in the ``SCHED_IDLE`` class, i.e. only on CPU time no other process wants.
+        For long jobs the reader is not waiting for slice by slice (training): a niced child still takes
+        ~10 % of a contended core from the UI, an idle-class one almost nothing.
     name : str
         The process name (shown by ``ps`` tools and in :class:`ChildDied` messages).
     """
 
-    def __init__(self, target: str, *, nice: int = 0, name: str = "radview-child") -> None:
+    def __init__(self, target: str, *, nice: int = 0, idle: bool = False, name: str = "radview-child") -> None:
         if ":" not in target:
             raise ValueError(f"target must be 'package.module:factory', got {target!r}")
         self.target = target
         self.nice = int(nice)
+        self.idle = bool(idle)
         self.name = name
         self._ctx = multiprocessing.get_context("spawn")
         self._lock = threading.Lock()  # one call at a time
@@ -262,7 +272,8 @@ class ChildProcess:
                 self._cancel = self._ctx.Event()
             parent_end, child_end = self._ctx.Pipe(duplex=True)
             proc = self._ctx.Process(target=_child_main, name=self.name,
-                                     args=(self.target, child_end, self._cancel, self.nice), daemon=False)
+                                     args=(self.target, child_end, self._cancel, self.nice, self.idle),
+                                     daemon=False)
             proc.start()
             child_end.close()  # only the child holds it now: its death reaches us as EOF
             self._proc, self._conn, self._ready = proc, parent_end, False

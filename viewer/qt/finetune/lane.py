@@ -3,7 +3,8 @@
 The project's Worker pattern (:class:`viewer.qt.workers.Worker`, here queueing, not newest-wins: every
 step of the session must run, in order) drives a :class:`viewer.core.child_process.ChildProcess` running
 :class:`viewer.finetune_service.FineTuneService`. torch lives only in the child, at nice
-:data:`NICE`, so the window keeps its CPU share and never waits for the GIL while a model trains.
+:data:`NICE` and (Linux) in the idle scheduling class, so the window keeps its CPU and never waits for
+the GIL while a model trains.
 
 Answers reach the dialog as signals (queued to the UI thread): one per step, and during training one per
 item the child streams (per-batch progress, per-epoch points, the result). Cancel sets the child's
@@ -70,7 +71,7 @@ class FineTuneLane(QObject):
     @property
     def child(self) -> ChildProcess:
         if self._child is None:
-            self._child = ChildProcess(TARGET, nice=NICE, name="radview-finetune")
+            self._child = ChildProcess(TARGET, nice=NICE, idle=True, name="radview-finetune")
         return self._child
 
     # -- steps (UI thread) -------------------------------------------------------------------------------------
