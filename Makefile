@@ -11,7 +11,7 @@ STAMP  := $(VENV)/.radview-installed
 PKG_STAMP := $(VENV)/.radview-package-installed
 BUNDLE ?= dist/radview
 
-.PHONY: run test bench demo screenshot lint-imports clean bundle package package-cpu package-test icons soak check
+.PHONY: run test bench demo screenshot lint-imports clean bundle package package-cpu package-test icons soak check fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -45,6 +45,12 @@ check: demo
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider tests/qt/test_soak.py tests/qt/test_privacy.py \
 		tests/core/test_anonymise.py tests/qt/test_anonymise_export.py tests/qt/test_error_panel.py \
 		$(wildcard tests/hardening)
+
+# fuzz: 10,000 mutated real DICOM examples (~20,000 files) through the loader in a child process; figures in
+# bench-results/fuzz.json, failing inputs in bench-results/fuzz-failures/ (tests/hardening/fuzz.py).
+fuzz: demo
+	$(PY) -W ignore -m tests.hardening.fuzz --examples 10000 --seed 0 --out bench-results/fuzz.json \
+		--failures bench-results/fuzz-failures
 
 screenshot: demo
 	$(PY) -m viewer screenshot "$$($(PY) -c 'from viewer.core.demo import demo_dir; print(demo_dir() / "lung2")')" \

@@ -43,6 +43,12 @@ DECODE_TIMEOUT_S = 60.0
 #: The function that decodes one file, as "module:function", resolved in the worker.
 DEFAULT_DECODER = "viewer.core.pixels:decode_frames"
 
+#: Transfer syntaxes whose pixels a native decoder (or zlib) parses: encapsulated ones, and deflate.
+_COMPRESSED = frozenset(
+    {str(uid) for uid in pydicom.uid.AllTransferSyntaxes if uid.is_encapsulated}
+    | {str(pydicom.uid.DeflatedExplicitVRLittleEndian)}
+)
+
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _decoder = DEFAULT_DECODER
@@ -50,8 +56,7 @@ _decoder = DEFAULT_DECODER
 
 def is_contained(header: FileHeader) -> bool:
     """True when ``header``'s pixels are compressed (encapsulated or deflated): decoded in a worker."""
-    syntax = pydicom.uid.UID(header.layout.transfer_syntax)
-    return syntax.is_encapsulated or syntax == pydicom.uid.DeflatedExplicitVRLittleEndian
+    return header.layout.transfer_syntax in _COMPRESSED  # an unknown syntax is refused before any decoder
 
 
 def set_decoder(reference: str = DEFAULT_DECODER) -> None:
@@ -84,7 +89,7 @@ def _decode_in_worker(reference: str, header: FileHeader) -> tuple[str, Any]:
         return "ok", _resolve(reference)(header)
     except DicomFileError as e:
         return "error", e.reason
-    except Exception as e:  # noqa: BLE001 - any decoder failure is a reason, as in-process
+    except BaseException as e:  # noqa: BLE001 - pylibjpeg-rle's Rust panics are BaseExceptions
         return "error", f"cannot decode pixel data: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
 
 
@@ -154,9 +159,13 @@ def decode_contained(header: FileHeader) -> np.ndarray:
     except BrokenProcessPool:
         _discard(pool)
         return _answer(header, _decode_alone(reference, header))
+    except DicomFileError:
+        raise
     except FutureTimeout:
         _discard(pool)
         raise DicomFileError(header.path, f"decoding took longer than {DECODE_TIMEOUT_S:.0f} s: abandoned") from None
+    except Exception as e:  # e.g. an answer that could not cross back (pickling): still this file's reason
+        raise DicomFileError(header.path, f"cannot decode pixel data: {type(e).__name__}") from e
 
 
 def _child(conn, reference: str, header: FileHeader) -> None:

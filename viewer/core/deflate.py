@@ -17,7 +17,7 @@ from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
 
 #: Bytes of inflated stream a header (everything before Pixel Data) may take.
-HEADER_INFLATE_LIMIT = 2 * 1024**2
+HEADER_INFLATE_LIMIT = 1024**2
 
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00009, 0x7FE00008}
 

@@ -120,7 +120,9 @@ def decode_frames(header: FileHeader) -> np.ndarray:
         raise
     except MemoryError as e:
         raise DicomFileError(header.path, "not enough memory to decode the image") from e
-    except Exception as e:  # any decoder failure becomes a reason for the Problems panel
+    except (KeyboardInterrupt, SystemExit):
+        raise
+    except BaseException as e:  # any decoder failure becomes a reason (pylibjpeg-rle's Rust panics included)
         raise DicomFileError(header.path, f"cannot decode pixel data ({_syntax_name(layout)}): {one_line(e)}") from e
     expected = (layout.frames, *frame_shape(layout))
     if arr.shape == expected[1:]:
@@ -137,6 +139,8 @@ def read_frames_into(header: FileHeader, out: np.ndarray) -> None:
         read_native_into(header, out)
         return
     arr = decode_contained(header)  # compressed data is decoded where a crash is contained
+    if arr.shape != out.shape:
+        raise DicomFileError(header.path, f"decoded shape {arr.shape} does not match the series {out.shape}")
     if out.dtype.kind == "f" or np.can_cast(arr.dtype, out.dtype, casting="safe"):
         out[...] = arr
     else:

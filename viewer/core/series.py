@@ -79,7 +79,8 @@ def _split_key(h: FileHeader) -> tuple:
     """Files of one SeriesInstanceUID that can share a volume have equal split keys."""
     layout = h.layout
     multi = h.path.as_posix() if h.n_frames > 1 else ""
-    return (_orientation_key(h), layout.rows, layout.cols, layout.samples_per_pixel, layout.bits_allocated, multi)
+    return (_orientation_key(h), layout.rows, layout.cols, layout.samples_per_pixel, layout.is_color,
+            layout.bits_allocated, multi)
 
 
 def _normal(orientation: tuple[float, ...]) -> np.ndarray:
