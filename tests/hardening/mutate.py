@@ -102,6 +102,7 @@ def walk(data: bytes, limit: int = 20000) -> list[Element]:
 def _walk_range(data: bytes, pos: int, end: int, implicit: bool, little: bool, depth: int,
                 out: list[Element], limit: int) -> int:
     e = "<" if little else ">"
+    end = min(end, len(data))
     if depth > 30:
         return end  # deeper nesting is not walked (the mutations never need it)
     while pos + 8 <= end and len(out) < limit:
@@ -340,8 +341,12 @@ OPS = {
 
 
 def apply(data: bytes, ops: list[tuple[str, tuple]]) -> bytes:
+    """Apply ``ops`` in order; an operation that does not fit the bytes left (a walker limit) is skipped."""
     for name, args in ops:
-        data = OPS[name][0](data, *args)
+        try:
+            data = OPS[name][0](data, *args)
+        except (struct.error, IndexError, ValueError):
+            continue
     return data
 
 

@@ -15,6 +15,7 @@ import traceback
 from multiprocessing.connection import Connection
 from pathlib import Path
 
+from viewer.core import decode_pool
 from viewer.core.errors import SeriesLoadError
 from viewer.core.scan import scan
 from viewer.core.volume import allocate, load_into
@@ -48,8 +49,11 @@ def load_folder(folder: str | Path) -> dict:
 
 def serve(conn: Connection) -> None:
     """Child process loop: receive a folder, send back :func:`load_folder`'s answer; ``None`` ends it."""
-    while True:
-        folder = conn.recv()
-        if folder is None:
-            return
-        conn.send(load_folder(folder))
+    try:
+        while True:
+            folder = conn.recv()
+            if folder is None:
+                return
+            conn.send(load_folder(folder))
+    finally:
+        decode_pool.shutdown()  # a multiprocessing child ends with os._exit: no atexit would stop them

@@ -7,7 +7,11 @@ slice exactly, and decode normally afterwards.
 
 from __future__ import annotations
 
+import multiprocessing
 import os
+import signal
+import time
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -90,3 +94,40 @@ def test_native_pixels_never_reach_the_workers(real_ct_slice, crashing_workers, 
     volume = load_volume(scan(path).series[0])
     assert not volume.failed
     np.testing.assert_array_equal(volume.stored[0], pydicom.dcmread(real_ct_slice).pixel_array)
+
+
+def _pool_owner(conn) -> None:
+    """A stand-in viewer: start the decode workers, report their pids, then wait to be killed."""
+    header = read_header(Path(conn.recv()))
+    decode_pool.decode_contained(header)
+    pool, _ = decode_pool._current_pool()
+    conn.send(sorted(pool._processes))
+    time.sleep(600)
+
+
+def test_decode_workers_end_when_the_viewer_is_killed(rle_series):
+    folder, _ = rle_series
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    owner = ctx.Process(target=_pool_owner, args=(child,))
+    owner.start()
+    parent.send(str(folder / "0001"))
+    assert parent.poll(60)
+    workers = parent.recv()
+    assert workers
+    os.kill(owner.pid, signal.SIGKILL)  # the process started above
+    owner.join()
+    deadline = time.monotonic() + 10
+    alive = list(workers)
+    while alive and time.monotonic() < deadline:
+        time.sleep(0.2)
+        alive = [pid for pid in workers if _running(pid)]
+    assert not alive, f"decode workers {alive} outlived their viewer"
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except FileNotFoundError:
+        return False

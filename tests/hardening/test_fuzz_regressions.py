@@ -56,6 +56,23 @@ def test_hostile_header_ends_as_a_one_line_reason(tmp_path, seed, ops, expected)
     assert any(expected in r for r in reasons), reasons
 
 
+def test_a_reason_never_carries_the_bytes_a_forged_length_swallowed(tmp_path):
+    """Modality's length made 400 bytes: the "not an image" reason showed the following elements raw,
+    patient name included ("Lastname^Firstname" in rtplan.dcm), over several lines."""
+    import pydicom
+
+    path = Path(get_testdata_file("rtplan.dcm"))
+    name = str(pydicom.dcmread(path).PatientName)
+    data = path.read_bytes()
+    modality = next(el for el in mutate.walk(data) if el.tag == 0x00080060)
+    swallowed = data[modality.value_at:modality.value_at + 400]
+    assert name.encode() in swallowed  # the forged Modality does reach the patient's name
+    forged = data[:modality.length_at] + mutate._pack_length(modality, 400) + data[modality.value_at:]
+    (tmp_path / "rtplan.dcm").write_bytes(forged)
+    result = load_folder(tmp_path)
+    assert result["skipped"] == ["no pixel data (not an image: unknown object)"]
+
+
 def test_a_decoder_error_over_several_lines_becomes_one_line(tmp_path):
     """All plugins failing gave a reason of three lines (one per plugin) in the Problems panel."""
     ops = [("syntax", ("1.2.840.10008.1.2.5",)), ("length", (336, 0, False))]

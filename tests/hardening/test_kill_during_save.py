@@ -27,7 +27,7 @@ from . import writers
 KILLS_PER_KIND = 25
 #: Kill at a random moment up to this long after the first save: several saves fit in it, so the kill
 #: lands inside a write as often as between two.
-MAX_DELAY_S = 0.15
+MAX_DELAY_S = 0.1
 TARGETS = {"labels": "data", "settings": "radview.ini", "bundle": "my-model", "export": "volume.nii.gz"}
 
 

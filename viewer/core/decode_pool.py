@@ -25,6 +25,7 @@ import multiprocessing
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -93,11 +94,27 @@ def _decode_in_worker(reference: str, header: FileHeader) -> tuple[str, Any]:
         return "error", f"cannot decode pixel data: {type(e).__name__}: {' '.join(str(e).split())[:200]}"
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Worker initializer: end this worker once the viewer is gone.
+
+    A pool's workers all hold the write end of its call queue, so a worker never sees end-of-file when
+    the viewer is killed or crashes; without this watch it would wait for work forever.
+    """
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="radview-decode-parent-watch", daemon=True).start()
+
+
 def _current_pool() -> tuple[ProcessPoolExecutor, str]:
     global _pool
     with _lock:
         if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"))
+            _pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_exit_with_parent, initargs=(os.getpid(),))
         return _pool, _decoder
 
 

@@ -8,6 +8,7 @@ second parse.
 from __future__ import annotations
 
 import os
+import re
 import struct
 import warnings
 from dataclasses import dataclass, field
@@ -408,8 +409,7 @@ def _read_header(path: Path) -> FileHeader:
             if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == _MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
                 raise DicomFileError(path, "DICOMDIR (an index of the folder, not an image)")
         if not has_pixels:
-            what = str(ds.get("Modality", "") or "")
-            raise DicomFileError(path, f"no pixel data (not an image: {what or 'unknown'} object)")
+            raise DicomFileError(path, f"no pixel data (not an image: {_modality_for_reason(ds)} object)")
         return header_from_dataset(ds, path, offset, length, size)
     except (NotDicom, DicomFileError):
         raise
@@ -427,6 +427,14 @@ def _read_header(path: Path) -> FileHeader:
         raise DicomFileError(path, "sequences nested too deeply to read") from e
     except Exception as e:  # noqa: BLE001 - a hostile file may trip any parser error; it becomes a reason
         raise DicomFileError(path, f"malformed DICOM header: {one_line(f'{type(e).__name__}: {e}')}") from e
+
+
+def _modality_for_reason(ds: Dataset) -> str:
+    """Modality as shown in a reason: a valid CS value (PS3.5 6.2: up to 16 of A-Z, 0-9, space, _) or
+    "unknown". A forged length can make Modality swallow the elements after it, patient name included;
+    such bytes must reach neither the Problems panel nor a log."""
+    value = str(ds.get("Modality", "") or "").strip()
+    return value if re.fullmatch(r"[A-Z0-9_ ]{1,16}", value) else "unknown"
 
 
 def one_line(text: str, limit: int = 240) -> str:
