@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -236,6 +237,23 @@ def test_atomic_replace_dir_swaps_a_whole_folder(tmp_path: Path) -> None:
         assert (final / "old.txt").exists()  # untouched until the block succeeds
     assert [p.name for p in final.iterdir()] == ["new.txt"]
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="renameat2 exchange is Linux-only")
+def test_atomic_replace_dir_exchanges_folders_in_one_step_on_linux(tmp_path: Path, monkeypatch) -> None:
+    """No moment without the folder: the swap needs no os.replace (the two-rename fallback's window)."""
+    final = tmp_path / "out"
+    final.mkdir()
+    (final / "old.txt").write_text("old")
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("os.replace used: the folder would be absent between two renames")
+
+    monkeypatch.setattr(atomic.os, "replace", refuse)
+    with atomic_replace_dir(final) as tmp:
+        (tmp / "new.txt").write_text("new")
+    assert sorted(p.name for p in final.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # the old folder is gone too
 
 
 def test_atomic_replace_dir_on_error_removes_the_temp_folder(tmp_path: Path) -> None:

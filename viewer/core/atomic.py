@@ -16,9 +16,12 @@ and ``mkdtemp`` would leave them private to the owner).
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import secrets
 import shutil
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -101,13 +104,45 @@ def _fsync_tree(root: Path) -> None:
         fsync_dir(dirpath)
 
 
+_AT_FDCWD = -100
+_RENAME_EXCHANGE = 2
+
+
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two existing paths in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``).
+
+    Returns False where the system or the file system cannot (other platforms, old kernels or C
+    libraries, some network file systems); the caller then falls back to two renames.
+    """
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (OSError, AttributeError):  # glibc < 2.28, musl without it
+        return False
+    renameat2.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    renameat2.restype = ctypes.c_int
+    if renameat2(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.ENOSYS, errno.EINVAL, errno.EOPNOTSUPP):
+        return False
+    raise OSError(err, os.strerror(err), os.fspath(a), None, os.fspath(b))
+
+
 def _swap_into_place(tmp: Path, final: Path) -> None:
     """Rename ``tmp`` to ``final``, replacing an existing ``final`` folder whole.
 
-    ``os.replace`` cannot replace a non-empty directory, so an old ``final`` is first renamed aside,
-    then removed once the new one is in place. In the short window between the two renames ``final``
-    is absent, never partial; if the second rename fails the old folder is put back.
+    ``os.replace`` cannot replace a non-empty directory. On Linux the two folders are exchanged in one
+    atomic step, so ``final`` is never absent, and the old one (now under ``tmp``'s name) is removed.
+    Elsewhere an old ``final`` is first renamed aside, then removed once the new one is in place: in the
+    short window between the two renames ``final`` is absent, never partial; if the second rename fails
+    the old folder is put back.
     """
+    if final.is_dir() and not final.is_symlink() and _exchange(tmp, final):
+        fsync_dir(final.parent)
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     old: Path | None = None
     if final.exists():
         old = _temp_sibling(final, "old")
