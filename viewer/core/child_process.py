@@ -47,7 +47,7 @@ import weakref
 from collections.abc import Iterator
 from typing import Any
 
-from .errors import RadviewError
+from .errors import RadviewError, one_line
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class ChildError(RadviewError):
 
     def __init__(self, type_name: str, message: str, traceback_text: str = "") -> None:
         self.type_name = type_name
-        self.message = _one_line(message)
+        self.message = one_line(message, limit=None)
         self.traceback_text = traceback_text
         super().__init__(f"{type_name}: {self.message}")
 
@@ -103,11 +103,6 @@ def describe_exit(exitcode: int | None) -> str:
     return f"exit code {exitcode}"
 
 
-def _one_line(text: str) -> str:
-    lines = [s.strip() for s in str(text).strip().splitlines() if s.strip()]
-    return " ".join(lines)
-
-
 def _send(conn: Any, message: tuple) -> None:
     conn.send_bytes(pickle.dumps(message, protocol=PICKLE_PROTOCOL))
 
@@ -130,7 +125,7 @@ def _resolve(target: str) -> Any:
 
 
 def _error_message(e: BaseException) -> tuple:
-    return ("error", type(e).__name__, _one_line(str(e)) or type(e).__name__, traceback.format_exc())
+    return ("error", type(e).__name__, one_line(e, limit=None) or type(e).__name__, traceback.format_exc())
 
 
 def _serve(conn: Any, handler: Any, cancel: Any) -> None:
@@ -159,7 +154,7 @@ def _serve(conn: Any, handler: Any, cancel: Any) -> None:
             _send(conn, reply)
         except Exception as e:  # an answer that cannot be pickled: say so instead
             _send(conn, ("error", "ChildError", f"the answer of {method!r} could not be sent: "
-                         f"{type(e).__name__}: {_one_line(str(e))}", traceback.format_exc()))
+                         f"{type(e).__name__}: {one_line(e, limit=None)}", traceback.format_exc()))
 
 
 def _child_main(target: str, conn: Any, cancel: Any, nice: int, idle: bool = False) -> None:

@@ -21,7 +21,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from .deflate import read_deflated_header
-from .errors import DicomFileError
+from .errors import DicomFileError, one_line
 from .privacy import remember_identifiers
 
 #: Refuse images whose decoded pixels would need more than this many bytes (checked before allocating).
@@ -435,12 +435,6 @@ def _modality_for_reason(ds: Dataset) -> str:
     such bytes must reach neither the Problems panel nor a log."""
     value = str(ds.get("Modality", "") or "").strip()
     return value if re.fullmatch(r"[A-Z0-9_ ]{1,16}", value) else "unknown"
-
-
-def one_line(text: str, limit: int = 240) -> str:
-    """``text`` on one line (whitespace runs collapsed), cut to ``limit`` characters."""
-    text = " ".join(str(text).split())
-    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def _read_deflated_header(fp: Any, path: Path) -> tuple[Dataset, bool] | None:

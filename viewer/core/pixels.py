@@ -16,8 +16,8 @@ from pydicom.pixels import pixel_array
 
 from .decode_pool import decode_contained
 from .deflate import read_deflated, read_deflated_header
-from .errors import DicomFileError
-from .header import FileHeader, PixelLayout, one_line
+from .errors import DicomFileError, one_line
+from .header import FileHeader, PixelLayout
 
 
 def stored_dtype(layout: PixelLayout) -> np.dtype:
