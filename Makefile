@@ -2,7 +2,8 @@
 #   make run    set up .venv, fetch the demo study once, open the viewer on it
 #   make test   set up .venv, then the whole test suite offscreen
 # Other targets: bench (benchmarks, JSON in bench-results/), demo, screenshot, lint-imports, clean;
-# package, package-cpu, package-test (the desktop bundle, see packaging/README.md), icons.
+# package, package-cpu, package-test (the desktop bundle, see packaging/README.md), icons;
+# check (hardening at CI size), fuzz (10,000 mutated-DICOM examples), soak (the long-session soak).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   ?= .venv
