@@ -25,13 +25,19 @@ def model_applies(card, volume: Volume) -> str | None:
     return None
 
 
+def context_indices(n: int, indices: Sequence[int], context: int) -> np.ndarray:
+    """(N, 2*context+1) slice indices z-context .. z+context of each index; neighbours clamp at the series ends."""
+    offsets = np.arange(-context, context + 1)
+    return np.clip(np.asarray(indices, dtype=np.intp).reshape(-1, 1) + offsets, 0, n - 1)
+
+
 def context_stack(volume: Volume, indices: Sequence[int], context: int) -> np.ndarray:
     """(N, 2*context+1, rows, cols) float32 modality values; neighbours clamp at the series ends."""
-    n = volume.n_slices
-    out = np.empty((len(indices), 2 * context + 1, volume.stored.shape[1], volume.stored.shape[2]), np.float32)
-    for i, index in enumerate(indices):
-        for k, offset in enumerate(range(-context, context + 1)):
-            out[i, k] = volume.modality_values(min(max(index + offset, 0), n - 1))
+    wanted = context_indices(volume.n_slices, indices, context)
+    out = np.empty((*wanted.shape, volume.stored.shape[1], volume.stored.shape[2]), np.float32)
+    for i, row in enumerate(wanted):
+        for k, index in enumerate(row):
+            out[i, k] = volume.modality_values(int(index))
     return out
 
 
@@ -43,9 +49,7 @@ def stored_slices(volume: Volume, indices: Sequence[int], context: int):
     """
     from models.service import StoredSlices  # torch-free at import
 
-    n = volume.n_slices
-    wanted = np.array([[min(max(index + offset, 0), n - 1) for offset in range(-context, context + 1)]
-                       for index in indices], dtype=np.intp).reshape(len(indices), 2 * context + 1)
+    wanted = context_indices(volume.n_slices, indices, context)
     distinct, stacks = np.unique(wanted, return_inverse=True)
     return StoredSlices(np.ascontiguousarray(volume.stored[distinct]), float(volume.slope), float(volume.intercept),
                         stacks.reshape(wanted.shape).astype(np.int32))
