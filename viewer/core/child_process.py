@@ -134,7 +134,8 @@ def _recv(conn: Any) -> tuple:
 # -- the child ----------------------------------------------------------------------------------------------
 
 
-def _resolve(target: str) -> Any:
+def resolve_target(target: str) -> Any:
+    """The object named by ``"package.module:attr"`` (``attr`` may be dotted), importing the module."""
     module_name, sep, attr = target.partition(":")
     if not sep or not module_name or not attr:
         raise ValueError(f"target must be 'package.module:factory', got {target!r}")
@@ -191,7 +192,7 @@ def _child_main(target: str, conn: Any, cancel: Any, nice: int, idle: bool = Fal
         except OSError as e:
             log.debug("could not move the child to the idle scheduling class: %s", e)
     try:
-        handler = _resolve(target)(cancel)
+        handler = resolve_target(target)(cancel)
     except Exception as e:
         try:
             _send(conn, _error_message(e))

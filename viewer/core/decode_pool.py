@@ -20,10 +20,8 @@ The shape:
 
 from __future__ import annotations
 
-import importlib
 import multiprocessing
 import os
-import signal
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -34,6 +32,7 @@ from typing import Any
 import numpy as np
 import pydicom
 
+from .child_process import describe_exit, resolve_target
 from .errors import DicomFileError
 from .header import FileHeader
 
@@ -78,16 +77,11 @@ def shutdown() -> None:
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def _resolve(reference: str):
-    module, _, name = reference.partition(":")
-    return getattr(importlib.import_module(module), name)
-
-
 def _decode_in_worker(reference: str, header: FileHeader) -> tuple[str, Any]:
     """Runs in a worker: ("ok", array) or ("error", reason); never raises a DicomFileError across (its
     constructor takes two arguments, which pickling an exception does not give back)."""
     try:
-        return "ok", _resolve(reference)(header)
+        return "ok", resolve_target(reference)(header)
     except DicomFileError as e:
         return "error", e.reason
     except BaseException as e:  # noqa: BLE001 - pylibjpeg-rle's Rust panics are BaseExceptions
@@ -212,13 +206,5 @@ def _decode_alone(reference: str, header: FileHeader) -> tuple[str, Any]:
 def _death_reason(header: FileHeader, exitcode: int | None) -> str:
     syntax = pydicom.uid.UID(header.layout.transfer_syntax)
     name = syntax.name if syntax.is_valid else header.layout.transfer_syntax
-    if exitcode is not None and exitcode < 0:
-        try:
-            how = f"killed by {signal.Signals(-exitcode).name}"
-        except ValueError:
-            how = f"killed by signal {-exitcode}"
-    elif exitcode is None:
-        how = f"no answer in {DECODE_TIMEOUT_S:.0f} s"
-    else:
-        how = f"exit code {exitcode}"
+    how = f"no answer in {DECODE_TIMEOUT_S:.0f} s" if exitcode is None else describe_exit(exitcode)
     return f"the {name} decoder crashed on this file ({how}); the viewer carried on without it"
