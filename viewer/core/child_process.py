@@ -405,12 +405,15 @@ class ChildProcess:
             raise self._died() from None
 
     def _died(self) -> ChildDied:
-        proc = self._proc
-        if proc is not None:
-            proc.join(5.0)
-            exitcode = proc.exitcode
-        else:  # close() ended it from another thread
-            exitcode = self._last_exitcode
+        # Under the state lock: close() may be ending the child from another thread, and two threads joining
+        # one process race for its exit status (the loser's waitpid fails and reads it as unknown).
+        with self._state_lock:
+            proc = self._proc
+            if proc is not None:
+                proc.join(5.0)
+                exitcode = proc.exitcode
+            else:  # close() ended it from another thread
+                exitcode = self._last_exitcode
         self._reap()
         return ChildDied(self.name, exitcode)
 
