@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .bundle import LoadedModel
-from .preprocess import preprocess
+from .preprocess import preprocess, preprocess_stacks
 
 
 @dataclass(frozen=True)
@@ -83,11 +83,20 @@ class SliceAnalyzer:
 
     def analyze(self, indices: Sequence[int], hu: np.ndarray) -> list[SliceResult]:
         """Results for ``indices``, whose context stacks are ``hu`` (N, 2*context+1, H, W)."""
+        return self._analyze_batch(indices, self.prepare(hu), tuple(np.shape(hu)[-2:]))
+
+    def analyze_stacks(self, indices: Sequence[int], slices: np.ndarray, stacks: np.ndarray) -> list[SliceResult]:
+        """Results for ``indices`` whose context stacks share slices: ``slices`` (M, H, W) in modality
+        units, ``stacks`` (N, 2*context+1) rows of it (:func:`models.preprocess.preprocess_stacks`, each
+        distinct slice prepared once; the same results as :meth:`analyze`)."""
+        return self._analyze_batch(indices, preprocess_stacks(slices, stacks, self.config),
+                                   tuple(np.shape(slices)[-2:]))
+
+    def _analyze_batch(self, indices: Sequence[int], batch: np.ndarray,
+                       image_shape: tuple[int, ...]) -> list[SliceResult]:
         from .explain import explain
 
-        batch = self.prepare(hu)
         result = explain(self.loaded.model, batch, self.method, batch_size=self.batch_size)
-        image_shape = tuple(hu.shape[-2:])
         out = []
         for i, index in enumerate(indices):
             heat = result.heatmaps[i]

@@ -17,7 +17,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-__all__ = ["PreprocessConfig", "clahe", "in_channels", "preprocess", "window"]
+__all__ = ["PreprocessConfig", "clahe", "in_channels", "preprocess", "preprocess_stacks", "window"]
 
 Normalise = Literal["unit", "standard"]
 
@@ -249,13 +249,63 @@ def preprocess(hu: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
         arr = arr[:, 1:2]
     else:
         raise ValueError(f"preprocessing with context={cfg.context} needs {need} slice(s) per item, got {k}")
-    # 1. Windows: (N, W*K, H, W), window-major.
-    x = np.concatenate([window(arr, c, w) for c, w in cfg.windows], axis=1)
+    n, k, h, w = arr.shape  # k is 1 again if the middle of three was taken
+    planes = _planes(arr.reshape(n * k, h, w), cfg)  # (N*K, windows, S, S)
+    return _assemble(planes, np.arange(n * k).reshape(n, k), cfg)
+
+
+def preprocess_stacks(slices: np.ndarray, stacks: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """:func:`preprocess` of context stacks that share slices, each distinct slice prepared once.
+
+    Neighbouring items of a 2.5-D batch share most of their slices (a batch of 4 consecutive slices with
+    one neighbour each side holds 12 channels made of 6 slices). Every step before normalisation works
+    plane by plane, so windowing, resizing and CLAHE of each distinct slice once, then gathering the
+    stacks, gives the same array as :func:`preprocess` of the stacks (equal to the last bit, tested) at
+    half the cost or less.
+
+    Parameters
+    ----------
+    slices : ndarray (M, H, W)
+        The distinct slices, in modality units.
+    stacks : ndarray int (N, 2*context+1)
+        Rows of ``slices`` that make each item's channels, first to last (as
+        :class:`models.service.StoredSlices` carries them).
+    cfg : PreprocessConfig
+
+    Returns
+    -------
+    ndarray float32 (N, C, size, size)
+    """
+    arr = np.asarray(slices)
+    idx = np.asarray(stacks, dtype=np.intp)
+    if arr.ndim != 3 or idx.ndim != 2:
+        raise ValueError(f"preprocess_stacks expects (M, H, W) slices and (N, K) stacks, got shapes "
+                         f"{arr.shape} and {idx.shape}")
+    if idx.shape[1] != 2 * cfg.context + 1:
+        raise ValueError(f"preprocessing with context={cfg.context} needs {2 * cfg.context + 1} slice(s) per "
+                         f"item, got {idx.shape[1]}")
+    if idx.size and (idx.min() < 0 or idx.max() >= len(arr)):
+        raise ValueError(f"stacks refer to slices outside the {len(arr)} given")
+    return _assemble(_planes(arr, cfg), idx, cfg)
+
+
+def _planes(slices: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """(M, H, W) modality values -> (M, windows, size, size): windowed, resized, CLAHE; not normalised."""
+    # 1. Windows.
+    x = np.stack([window(slices, c, w) for c, w in cfg.windows], axis=1)
     # 2. Resize (before CLAHE, so CLAHE's tiles cover the same anatomy at any source resolution).
     x = _resize(x, cfg.size)
     # 3. CLAHE on the windowed 0..1 values.
     if cfg.clahe:
         x = clahe(x, clip=cfg.clahe_clip, tiles=cfg.clahe_tiles)
+    return x
+
+
+def _assemble(planes: np.ndarray, stacks: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+    """Gather each item's planes (window-major channels, ``c = window * K + k``) and normalise."""
+    n, k = stacks.shape
+    x = planes[stacks]  # (N, K, windows, S, S)
+    x = np.ascontiguousarray(x.transpose(0, 2, 1, 3, 4)).reshape(n, -1, *planes.shape[-2:])
     # 4. Normalise.
     if cfg.normalise == "standard":
         mean = np.asarray(cfg.mean, np.float32).reshape(1, -1, 1, 1)

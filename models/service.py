@@ -75,6 +75,14 @@ class StoredSlices:
     intercept: float
     stacks: np.ndarray
 
+    def distinct_values(self) -> np.ndarray:
+        """(K, H, W) float32 modality values of the distinct slices (the same rounding as
+        :meth:`modality_values`), for :func:`models.preprocess.preprocess_stacks`."""
+        out = self.stored.astype(np.float32)
+        out *= self.slope
+        out += self.intercept
+        return out
+
     def modality_values(self) -> np.ndarray:
         """(N, 2*context+1, H, W) float32 modality values (HU for CT).
 
@@ -244,11 +252,13 @@ class ModelService:
         ``scope`` (the caller's request), the :data:`RECENT_HEATMAPS` most recent ones.
         """
         analyzer, notice = self._analyzer(ref)
-        hu = slices.modality_values()
-        if hu.shape[1] != 2 * analyzer.context + 1 or len(indices) != hu.shape[0]:
+        stacks = np.asarray(slices.stacks)
+        if stacks.ndim != 2 or stacks.shape[1] != 2 * analyzer.context + 1 or len(indices) != len(stacks):
             raise ValueError(f"model {analyzer.card.name} takes {2 * analyzer.context + 1} slice(s) per item; "
-                             f"got {hu.shape[1]} for {len(indices)} item(s)")
-        results, oom_notice = self._with_oom_fallback(analyzer, lambda: analyzer.analyze(list(indices), hu))
+                             f"got stacks of shape {stacks.shape} for {len(indices)} item(s)")
+        values = slices.distinct_values()
+        results, oom_notice = self._with_oom_fallback(
+            analyzer, lambda: analyzer.analyze_stacks(list(indices), values, stacks))
         for r in results:
             key = (scope, ref.key, r.index)
             self._recent[key] = r.heatmap

@@ -25,5 +25,5 @@ def create(cancel_event):
     from models.analysis import SliceAnalyzer
     from models.service import ModelService
 
-    SliceAnalyzer.analyze = oom_once(SliceAnalyzer.analyze)
+    SliceAnalyzer.analyze_stacks = oom_once(SliceAnalyzer.analyze_stacks)  # the service's batch route
     return ModelService(cancel_event)

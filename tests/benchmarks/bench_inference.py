@@ -3,12 +3,13 @@
 Targets (issue B):
 
 - whole-series analysis *with heatmaps*, as the viewer runs it (the inference lane: stored slices sent to
-  the model service's child process, context stacks, preprocessing, Grad-CAM, uint8 heatmaps back, one
-  signal per batch), ≤ 1.15× a plain batched forward over the same slices in this process (context stacks +
-  :func:`models.preprocess.preprocess` + :func:`models.predict.predict_probabilities`, no heatmaps). The
-  floor is the faster of batch 4 (the lane's batch) and batch 16. :class:`models.analysis.SliceAnalyzer`
-  called directly in a thread of this process at the service's niceness (the same work without the
-  process hop, as the lane ran before) is timed beside them (``lane_over_analyzer``). All use the app's thread setting (:func:`models.device.configure_threads`: one
+  the model service's child process, context stacks, preprocessing with each distinct slice prepared once,
+  Grad-CAM, uint8 heatmaps back, one signal per batch), ≤ 1.15× a plain batched forward over the same
+  slices (context stacks + :func:`models.preprocess.preprocess` + :func:`models.predict.predict_probabilities`,
+  no heatmaps) in a child process of its own at the AI process's niceness
+  (:mod:`tests.benchmarks.plain_forward`, which says why not in this process). The floor is the faster of
+  batch 4 (the lane's batch) and batch 16; the forwards alone, inputs prepared beforehand, are reported
+  beside it. Both sides use the app's thread setting (:func:`models.device.configure_threads`: one
   intra-op thread on this 2-vCPU machine, one core left to the UI) and are timed alternately;
 - the longest event-loop stall of a GUI process while the AI loads its model for the first time and
   answers its first batch, ÷ the longest gap of the same event loop left idle for as long right after,
@@ -100,19 +101,18 @@ def _load(folder):
     return load_volume(series)
 
 
-def series_analysis(volume, n_slices: int = N_SLICES, repeats: int = 2) -> dict:
-    """Seconds for the lane's sweep of ``n_slices`` slices and for plain batched forwards of the same slices."""
-    from models.analysis import SliceAnalyzer
-    from models.predict import predict_probabilities
-    from models.preprocess import preprocess
-    from viewer.analysis import analysis_order, context_stack, load_model
+def series_analysis(volume, folder, n_slices: int = N_SLICES, repeats: int = 3) -> dict:
+    """Seconds for the lane's sweep of ``n_slices`` slices and for plain batched forwards of the same slices.
+
+    The plain forwards run in a child process of their own (:mod:`tests.benchmarks.plain_forward`), at the
+    AI process's niceness, timed inside it; the lane is timed from this process, as the viewer drives it.
+    """
+    from viewer.analysis import analysis_order
+    from viewer.core.child_process import ChildProcess
     from viewer.core.model_registry import find_model
     from viewer.qt.ai.inference import NICE, AnalysisRequest, InferenceLane
 
-    app = _app()
     entry = find_model()
-    loaded = load_model(entry)  # the floor's copy, in this thread (sets the app's torch threads)
-    cfg = loaded.card.preprocess_config()
     n = volume.n_slices
     key = volume.series.key
     middle = n // 2
@@ -133,67 +133,31 @@ def series_analysis(volume, n_slices: int = N_SLICES, repeats: int = 2) -> dict:
         if failed:
             raise RuntimeError(failed[0])
 
-    analyzer = SliceAnalyzer(loaded, batch_size=4)
-    niced = _NicedThread(NICE)  # the service process runs at this niceness, as the in-thread lane did before
+    plain = ChildProcess("tests.benchmarks.plain_forward:create", nice=NICE, name="radview-bench-floor")
+    inside: dict[str, list[float]] = {"plain_batch4": [], "plain_batch16": [], "forward_only_batch4": []}
 
-    def run_analyzer() -> None:
-        def work() -> None:
-            for s in range(0, len(chosen), 4):
-                idx = chosen[s : s + 4]
-                analyzer.analyze(idx, context_stack(volume, idx, cfg.context))
+    def timed_inside(name: str, method: str, batch: int):
+        return lambda: inside[name].append(plain.call(method, chosen, batch))
 
-        niced.run(work)
-
-    def run_plain(batch: int) -> None:
-        for s in range(0, len(chosen), batch):
-            idx = chosen[s : s + batch]
-            predict_probabilities(loaded.model, preprocess(context_stack(volume, idx, cfg.context), cfg),
-                                  batch_size=batch)
-
-    # warm-up: the lane loads its model; everything runs once on a few slices
-    warm = np.ones(n, bool)
-    warm[chosen[:8]] = False
-    finished.clear()
-    lane.submit(AnalysisRequest(key, volume, middle, entry, warm, sweep=True))
-    _process_until(lambda: finished or failed)
-    run_plain(4)
-    try:  # no whole-series warm-up: the few slices above warmed both sides
-        return time_round_robin({"lane": run_lane, "analyzer": run_analyzer, "plain_batch4": lambda: run_plain(4),
-                                 "plain_batch16": lambda: run_plain(16)}, repeats=repeats, warmup=0)
+    try:
+        threads = plain.call("setup", str(folder), str(entry.path))
+        # warm-up: the lane loads its model; both sides run once on a few slices
+        warm = np.ones(n, bool)
+        warm[chosen[:8]] = False
+        finished.clear()
+        lane.submit(AnalysisRequest(key, volume, middle, entry, warm, sweep=True))
+        _process_until(lambda: finished or failed)
+        plain.call("run", chosen[:8], 4)
+        outside = time_round_robin({"lane": run_lane, "plain_batch4": timed_inside("plain_batch4", "run", 4),
+                                    "plain_batch16": timed_inside("plain_batch16", "run", 16),
+                                    "forward_only_batch4": timed_inside("forward_only_batch4", "forward_only", 4)},
+                                   repeats=repeats, warmup=0)
     finally:
         lane.stop()
-        niced.stop()
-
-
-class _NicedThread:
-    """One long-lived thread at a given niceness (Linux: per thread) that runs the callables it is given."""
-
-    def __init__(self, nice: int) -> None:
-        import queue
-
-        self._jobs: queue.Queue = queue.Queue()
-        self._nice = nice
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-        self._thread.start()
-
-    def _loop(self) -> None:
-        if sys.platform.startswith("linux"):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), self._nice)
-        while True:
-            job, done = self._jobs.get()
-            if job is None:
-                return
-            job()
-            done.set()
-
-    def run(self, fn) -> None:
-        done = threading.Event()
-        self._jobs.put((fn, done))
-        done.wait()
-
-    def stop(self) -> None:
-        self._jobs.put((None, None))
-        self._thread.join()
+        plain.close()
+    seconds = {"lane": outside["lane"]}
+    seconds.update({name: float(np.median(values)) for name, values in inside.items()})
+    return {"seconds": seconds, "floor_threads": threads}
 
 
 #: Timer interval of the stall probe (ms); a gap much longer than this is a stall of the event loop.
@@ -427,18 +391,20 @@ def run_ai_process_parts(n_slices: int = N_SLICES) -> dict:
     folder = bench_series_dir()
     volume = _load(folder)
     stall = first_load_stall(folder)
-    seconds = series_analysis(volume, n_slices)
+    analysis = series_analysis(volume, folder, n_slices)
+    seconds = analysis["seconds"]
     floor = min(seconds["plain_batch4"], seconds["plain_batch16"])
     return {
         "series": {"slices_analysed": n_slices, "rows": int(volume.stored.shape[1]), "cols": int(volume.stored.shape[2])},
         "seconds": seconds,
+        "floor_process_torch_threads": analysis["floor_threads"],
         "ms_per_slice": {k: 1000 * v / n_slices for k, v in seconds.items()},
         "first_load": stall,
         "ratios": {
             "longest_stall_first_model_load_over_idle": stall["max_gap_ms_lane"] / stall["max_gap_ms_idle"],
             "longest_stall_first_load_in_a_thread_over_idle": stall["max_gap_ms_thread"] / stall["max_gap_ms_idle"],
             "series_analysis_with_heatmaps_over_plain_forward": seconds["lane"] / floor,
-            "series_analysis_lane_over_analyzer_in_process": seconds["lane"] / seconds["analyzer"],
+            "plain_forward_over_forward_alone": floor / seconds["forward_only_batch4"],
         },
         "targets": {
             "longest_stall_first_model_load_over_idle": STALL_TARGET,

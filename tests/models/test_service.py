@@ -15,6 +15,7 @@ import pytest
 
 from models.analysis import SliceAnalyzer
 from models.bundle import load_bundle
+from models.preprocess import PreprocessConfig, preprocess, preprocess_stacks
 from models.service import (
     MAX_LOADED_MODELS, BatchAnalysis, ModelLoadFailed, ModelRef, ModelService, heat_to_u8,
 )
@@ -65,6 +66,26 @@ def test_stored_slices_rescale_to_exactly_the_context_stacks(lung1):
     assert slices.stored.dtype == lung1.stored.dtype
     assert len(slices.stored) == 8  # 0 (twice: clamped), 1, 19..22, 46, 47 (twice): each distinct slice once
     np.testing.assert_array_equal(slices.modality_values(), context_stack(lung1, indices, 1))
+
+
+@pytest.mark.parametrize("config", [
+    "card",  # the shipped model's recipe: lung window, 2.5-D, 256 px
+    PreprocessConfig(windows=((-600.0, 1500.0), (40.0, 400.0)), context=1, size=224, clahe=True,
+                     normalise="standard", mean=(0.45,), std=(0.27,)),
+])
+def test_each_distinct_slice_prepared_once_gives_the_stacks_preprocessing_bit_for_bit(lung1, shipped, config):
+    cfg = shipped.card.preprocess_config() if config == "card" else config
+    indices = [0, 20, 21, 22, 23, 47]  # clamped ends and a run of neighbours that share slices
+    slices = stored_slices(lung1, indices, 1)
+    assert len(slices.stored) < 3 * len(indices)
+    values = slices.distinct_values()
+    np.testing.assert_array_equal(values[slices.stacks], slices.modality_values())
+    shared = preprocess_stacks(values, slices.stacks, cfg)
+    np.testing.assert_array_equal(shared, preprocess(context_stack(lung1, indices, 1), cfg))
+    with pytest.raises(ValueError, match="outside"):
+        preprocess_stacks(values, slices.stacks + len(values), cfg)
+    with pytest.raises(ValueError, match="needs 3 slice"):
+        preprocess_stacks(values, slices.stacks[:, :2], cfg)
 
 
 def test_analysis_equals_the_analyzer_and_returns_plain_data(lung1, shipped):
@@ -149,7 +170,7 @@ def test_a_model_whose_input_does_not_fit_fails_with_a_clear_reason(lung1, shipp
 def test_a_gpu_out_of_memory_on_a_batch_moves_the_model_to_the_cpu_and_says_so(lung1, shipped, monkeypatch):
     from oom_service import oom_once  # tests/oom_service.py, shared with the lane's test in a child
 
-    monkeypatch.setattr(SliceAnalyzer, "analyze", oom_once(SliceAnalyzer.analyze))
+    monkeypatch.setattr(SliceAnalyzer, "analyze_stacks", oom_once(SliceAnalyzer.analyze_stacks))
     service = ModelService()
     answer = service.analyze(_ref(shipped), [20], stored_slices(lung1, [20], 1))
     assert answer.notice == "GPU out of memory: the AI continues on the CPU (slower)"
@@ -176,9 +197,9 @@ def test_a_gpu_out_of_memory_while_loading_retries_on_the_cpu(shipped, monkeypat
 
 
 def test_an_error_that_is_not_out_of_memory_propagates(lung1, shipped, monkeypatch):
-    def broken(self, indices, hu):
+    def broken(self, *args):
         raise RuntimeError("shape mismatch in layer 3")
 
-    monkeypatch.setattr(SliceAnalyzer, "analyze", broken)
+    monkeypatch.setattr(SliceAnalyzer, "analyze_stacks", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
         ModelService().analyze(_ref(shipped), [20], stored_slices(lung1, [20], 1))

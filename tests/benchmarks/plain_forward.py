@@ -1,0 +1,72 @@
+"""The floor of the whole-series analysis benchmark: a plain batched forward, in a process of its own.
+
+Run as a :class:`~viewer.core.child_process.ChildProcess` (``"tests.benchmarks.plain_forward:create"``) at the
+AI process's niceness, so floor and lane run under the same conditions: a spawned interpreter with glibc's
+default allocator settings and the app's torch threads (:func:`models.device.configure_threads`). Timing the
+floor in the benchmark's own process instead would include the GUI's ``mallopt`` (every block of 1 MB or more
+mapped and unmapped, :func:`viewer.qt.app.return_large_blocks_to_the_os`), which costs a forward pass here
+~1.6× (measured: 11.2–11.4 s against 7.0–7.8 s for the same 300 slices).
+
+The loop is what a script would write with the public API: :func:`viewer.analysis.context_stack` →
+:func:`models.preprocess.preprocess` → :func:`models.predict.predict_probabilities`, timed inside the child.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+
+class PlainForward:
+    """Loads the series and the model once; then times plain batched forwards over chosen slices."""
+
+    def __init__(self) -> None:
+        self._volume: Any = None
+        self._loaded: Any = None
+
+    def setup(self, folder: str, model_path: str) -> int:
+        """Load the series in ``folder`` and the bundle at ``model_path``; returns the torch thread count."""
+        import torch
+
+        from viewer.analysis import load_model
+        from viewer.core.model_registry import find_model
+        from viewer.core.scan import scan
+        from viewer.core.volume import load_volume
+
+        (series,) = scan(folder).series
+        self._volume = load_volume(series)
+        self._loaded = load_model(find_model(model_path))  # sets the app's torch threads
+        return torch.get_num_threads()
+
+    def run(self, indices: list[int], batch: int) -> float:
+        """Seconds for context stacks + preprocessing + forward of ``indices`` in batches of ``batch``."""
+        from models.predict import predict_probabilities
+        from models.preprocess import preprocess
+        from viewer.analysis import context_stack
+
+        cfg = self._loaded.card.preprocess_config()
+        start = time.perf_counter()
+        for s in range(0, len(indices), batch):
+            idx = indices[s : s + batch]
+            predict_probabilities(self._loaded.model, preprocess(context_stack(self._volume, idx, cfg.context), cfg),
+                                  batch_size=batch)
+        return time.perf_counter() - start
+
+    def forward_only(self, indices: list[int], batch: int) -> float:
+        """Seconds for the forwards alone, the inputs prepared beforehand (untimed): what preprocessing leaves."""
+        from models.predict import predict_probabilities
+        from models.preprocess import preprocess
+        from viewer.analysis import context_stack
+
+        cfg = self._loaded.card.preprocess_config()
+        inputs = [preprocess(context_stack(self._volume, indices[s : s + batch], cfg.context), cfg)
+                  for s in range(0, len(indices), batch)]
+        start = time.perf_counter()
+        for x in inputs:
+            predict_probabilities(self._loaded.model, x, batch_size=batch)
+        return time.perf_counter() - start
+
+
+def create(cancel_event: Any) -> PlainForward:
+    """The :class:`~viewer.core.child_process.ChildProcess` factory."""
+    return PlainForward()
