@@ -299,7 +299,14 @@ class ModelService:
 
 
 def create(cancel_event: Any) -> ModelService:
-    """The :class:`~viewer.core.child_process.ChildProcess` factory (:data:`SERVICE_TARGET`)."""
+    """The :class:`~viewer.core.child_process.ChildProcess` factory (:data:`SERVICE_TARGET`).
+
+    The process exists to run models, so it keeps freed tensor memory for the next batch
+    (:func:`models.allocator.keep_freed_memory_for_reuse`).
+    """
+    from .allocator import keep_freed_memory_for_reuse
+
+    keep_freed_memory_for_reuse()
     return ModelService(cancel_event)
 
 

@@ -1,8 +1,7 @@
 """The fine-tune dialog's other half: a handler that runs in a child process (Qt-free).
 
-The dialog never imports torch: it starts ``ChildProcess("viewer.finetune_service:FineTuneService",
-nice=10)`` (:mod:`viewer.core.child_process`; nice 10, so scrolling wins the CPU) and calls, from a worker
-thread::
+The dialog never imports torch: it starts ``ChildProcess("viewer.finetune_service:create", nice=10)``
+(:mod:`viewer.core.child_process`; nice 10, so scrolling wins the CPU) and calls, from a worker thread::
 
     child.call("load_data", DataSource("import", ("labelled/",)))   -> DataSummary
     child.call("prepare", config, test=0.2, val=0.1)                 -> PreparedSummary (with the estimate)
@@ -44,6 +43,7 @@ __all__ = [
     "FineTuneService",
     "PreparedSummary",
     "ResultView",
+    "create",
 ]
 
 #: Shortest interval between two per-batch progress items sent to the parent (seconds).
@@ -294,3 +294,17 @@ def _device(model: Any) -> Any:
     from models.predict import model_device
 
     return model_device(model)
+
+
+def create(cancel: Any) -> FineTuneService:
+    """The :class:`~viewer.core.child_process.ChildProcess` factory of the dialog's child.
+
+    The process exists to train models, so it keeps freed tensor memory for the next batch
+    (:func:`models.allocator.keep_freed_memory_for_reuse`): a training step at batch 16 frees and
+    allocates hundreds of MB of activations and gradients, each large block otherwise mapped and
+    page-faulted anew every step.
+    """
+    from models.allocator import keep_freed_memory_for_reuse
+
+    keep_freed_memory_for_reuse()
+    return FineTuneService(cancel)

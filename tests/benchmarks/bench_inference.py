@@ -21,7 +21,7 @@ Targets (issue B):
   sweep starts in the middle, so those slices are answered first; it then works outwards while the reader
   scrolls). The machine is shared, so "during" and "idle" are measured in alternating blocks of
   :data:`BLOCK` updates within the same sweep: for an idle block the sweep is held between two batches
-  (the lane's ``before_batch`` hook waits on a gate), for a busy block it runs. An update is
+  with none in flight (:meth:`InferenceLane.hold`), for a busy block it runs. An update is
   ``set_slice`` + repaint of the slice view (``update``); the whole frame is that plus the event
   processing that delivers results and repaints the plot and panel (``frame``). The same updates after
   the sweep has finished are reported beside them (``*_after``).
@@ -321,32 +321,23 @@ def _window_samples(folder) -> dict[str, list[float]]:
             position[0] += BLOCK
             return block
 
-        gate, held = threading.Event(), threading.Event()
-        gate.set()
-
-        def hold(rid: int, batch: list[int]) -> None:  # worker thread, between two batches
-            if not gate.is_set():
-                held.set()
-                gate.wait()
-                held.clear()
-
-        ai.lane.before_batch = hold
         during_u, during_f, idle_u, idle_f = [], [], [], []
         analysed_at_start = ai.progress[0]
+        lane = ai.lane
         try:
             while ai.progress[0] < ai.progress[1] - 4 * BLOCK // 5:
-                gate.set()
+                lane.release()
                 u, f = _scroll(window, next_block())
                 during_u += u
                 during_f += f
-                gate.clear()
-                _process_until(lambda: held.is_set() or not ai.lane.busy, timeout=30)
+                lane.hold()
+                _process_until(lambda: lane.held.is_set() or not lane.busy, timeout=30)
                 app.processEvents()  # the last batch's answers are in before the idle block
                 u, f = _scroll(window, next_block())
                 idle_u += u
                 idle_f += f
         finally:
-            gate.set()
+            lane.release()
         analysed_during = ai.progress[0] - analysed_at_start
         if not c.wait_idle(300):
             raise TimeoutError("the analysis did not finish")

@@ -1,8 +1,10 @@
 """The floor of the whole-series analysis benchmark: a plain batched forward, in a process of its own.
 
 Run as a :class:`~viewer.core.child_process.ChildProcess` (``"tests.benchmarks.plain_forward:create"``) at the
-AI process's niceness, so floor and lane run under the same conditions: a spawned interpreter with glibc's
-default allocator settings and the app's torch threads (:func:`models.device.configure_threads`). Timing the
+AI process's niceness and set up as the AI process is (:func:`models.service.create`), so floor and lane run
+under the same conditions: a spawned interpreter, the same allocator setting
+(:func:`models.allocator.keep_freed_memory_for_reuse`) and the app's torch threads
+(:func:`models.device.configure_threads`). Timing the
 floor in the benchmark's own process instead would include the GUI's ``mallopt`` (every block of 1 MB or more
 mapped and unmapped, :func:`viewer.qt.app.return_large_blocks_to_the_os`), which costs a forward pass here
 ~1.6× (measured: 11.2–11.4 s against 7.0–7.8 s for the same 300 slices).
@@ -68,5 +70,8 @@ class PlainForward:
 
 
 def create(cancel_event: Any) -> PlainForward:
-    """The :class:`~viewer.core.child_process.ChildProcess` factory."""
+    """The :class:`~viewer.core.child_process.ChildProcess` factory (allocator set as in the AI process)."""
+    from models.allocator import keep_freed_memory_for_reuse
+
+    keep_freed_memory_for_reuse()
     return PlainForward()

@@ -51,6 +51,16 @@ class Probe:
     def cancelled(self) -> bool:
         return self.cancel_event.is_set()
 
+    def timed_sleep(self, seconds: float) -> tuple[float, float]:
+        """Sleep; the system-wide monotonic clock at the start and the end (comparable across processes)."""
+        start = time.monotonic()
+        time.sleep(seconds)
+        return start, time.monotonic()
+
+    def sized(self, payload: bytes, size: int) -> bytes:
+        """``size`` bytes back for ``payload`` (large messages both ways)."""
+        return bytes([len(payload) % 251]) * size
+
     def sleep(self, seconds: float) -> str:
         time.sleep(seconds)
         return "slept"

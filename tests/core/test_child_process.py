@@ -87,6 +87,64 @@ def test_cancel_from_another_thread_reaches_a_running_call(child):
     assert 0 < len(items) < 1000
 
 
+def test_a_pipeline_keeps_the_child_busy_while_the_parent_has_not_taken_the_previous_answer(child):
+    with child.pipeline() as pipe:
+        pipe.send("timed_sleep", 0.2)
+        pipe.send("timed_sleep", 0.2)
+        assert pipe.pending == 2
+        time.sleep(0.35)  # the parent is busy elsewhere while the first call ends
+        first = pipe.receive()
+        taken = time.monotonic()
+        second = pipe.receive()
+        assert pipe.pending == 0
+    assert second[0] >= first[1]  # in order, one at a time in the child ...
+    assert second[0] < taken  # ... and the second began before the parent took the first answer
+
+
+def test_pipelined_calls_with_large_messages_both_ways_do_not_deadlock(child):
+    answers: list[bytes] = []
+
+    def run() -> None:
+        with child.pipeline() as pipe:
+            for k in range(4):  # 8 MB out and 8 MB back per call: far beyond the pipe's buffers
+                pipe.send("sized", bytes(8 << 20), 8 << 20)
+                if pipe.pending == 2:
+                    answers.append(pipe.receive())
+            while pipe.pending:
+                answers.append(pipe.receive())
+
+    worker = threading.Thread(target=run, daemon=True)
+    worker.start()
+    worker.join(60)
+    if worker.is_alive():
+        child.close(timeout=1)
+        pytest.fail("pipelined calls deadlocked")
+    assert [len(a) for a in answers] == [8 << 20] * 4 and answers[0][:1] == bytes([(8 << 20) % 251])
+
+
+def test_a_failing_call_in_a_pipeline_fails_alone_and_answers_not_taken_are_dropped(child):
+    with child.pipeline() as pipe:
+        pipe.send("fail", "only this one")
+        pipe.send("echo", "next")
+        with pytest.raises(ChildError, match="only this one"):
+            pipe.receive()
+        assert pipe.receive() == (("next",), {})
+        pipe.send("echo", "never taken")
+        pipe.send("echo", "nor this")
+    assert child.call("echo", "fresh") == (("fresh",), {})  # not an answer left over from the block
+
+
+def test_a_child_dying_with_calls_in_flight_raises_child_died_and_the_next_call_starts_a_new_one(child):
+    before = child.call("pid")
+    with child.pipeline() as pipe:
+        pipe.send("exit_hard", 7)
+        pipe.send("echo", "lost")
+        with pytest.raises(ChildDied, match="exit code 7"):
+            pipe.receive()
+        assert pipe.pending == 0
+    assert child.call("pid") != before
+
+
 def test_an_exception_in_the_child_carries_its_type_message_and_traceback(child):
     with pytest.raises(ChildError) as info:
         child.call("fail", "the input does not fit\nsecond line")

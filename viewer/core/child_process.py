@@ -10,8 +10,10 @@ The shape:
   In the child, ``handler = factory(cancel_event)``; every public method of the handler can then be
   called from the parent with :meth:`ChildProcess.call` (one answer) or :meth:`ChildProcess.stream`
   (the method returns an iterable; items arrive as the child yields them).
-- One call at a time (a lock). :meth:`ChildProcess.cancel` sets a shared ``multiprocessing.Event`` that
-  the handler polls (e.g. once per batch); every call clears it first.
+- One caller at a time (a lock). :meth:`ChildProcess.pipeline` lets that caller keep more than one call
+  in flight (the next batch sent while the child computes the previous one; answers come in order).
+  :meth:`ChildProcess.cancel` sets a shared ``multiprocessing.Event`` that the handler polls (e.g. once
+  per batch); every call clears it first.
 - The child is started with the ``spawn`` method (a fresh interpreter: no copy of the GUI's threads or
   Qt state; it also works in a PyInstaller bundle, given ``multiprocessing.freeze_support()`` at the
   start of the entry point). It is started lazily by the first call, and again after it died.
@@ -39,6 +41,7 @@ import multiprocessing
 import multiprocessing.util  # noqa: F401 - imported first, so our atexit hook runs before its joins
 import os
 import pickle
+import queue
 import signal
 import sys
 import threading
@@ -46,6 +49,7 @@ import time
 import traceback
 import weakref
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .errors import RadviewError, one_line
@@ -150,13 +154,29 @@ def _error_message(e: BaseException) -> tuple:
 
 
 def _serve(conn: Any, handler: Any, cancel: Any) -> None:
-    """Answer calls until the parent says exit or its end of the pipe closes."""
+    """Answer calls, in order, until the parent says exit or its end of the pipe closes.
+
+    A reader thread takes messages off the pipe as they come, so a parent with calls in flight
+    (:meth:`ChildProcess.pipeline`) never blocks sending the next one while this process is busy with the
+    previous one and blocked sending its answer.
+    """
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+
+    def read() -> None:
+        while True:
+            try:
+                message = _recv(conn)
+            except (EOFError, OSError):  # the parent closed the pipe or died: nothing left to do
+                inbox.put(None)
+                return
+            inbox.put(message)
+            if message[0] == "exit":
+                return
+
+    threading.Thread(target=read, name="radview-child-reader", daemon=True).start()
     while True:
-        try:
-            message = _recv(conn)
-        except (EOFError, OSError):  # the parent closed the pipe or died: nothing left to do
-            return
-        if message[0] == "exit":
+        message = inbox.get()
+        if message is None or message[0] == "exit":
             return
         kind, method, args, kwargs = message
         try:
@@ -381,7 +401,21 @@ class ChildProcess:
                 if not finished:
                     self._wind_down(conn)
 
-    def _begin(self, kind: str, method: str, args: tuple, kwargs: dict) -> Any:
+    @contextmanager
+    def pipeline(self) -> Iterator[Pipeline]:
+        """Calls with more than one in flight: send the next while the child works on the previous one.
+
+        The call lock is held until the block ends; answers the block did not take are then received and
+        dropped (the child finishes those calls first). See :class:`Pipeline`.
+        """
+        with self._lock:
+            pipe = Pipeline(self)
+            try:
+                yield pipe
+            finally:
+                pipe._drop_pending()
+
+    def _begin(self, kind: str, method: str, args: tuple, kwargs: dict, clear_cancel: bool = True) -> Any:
         """Start the child if needed, wait for its handler, send the request (call lock held)."""
         self.start()
         conn = self._conn
@@ -391,7 +425,8 @@ class ChildProcess:
                 self._reap()
                 raise self._unexpected(first, rest)
             self._ready = True
-        self._cancel.clear()
+        if clear_cancel:
+            self._cancel.clear()
         try:
             _send(conn, (kind, method, args, kwargs))
         except (BrokenPipeError, ConnectionResetError, EOFError):
@@ -451,4 +486,70 @@ class ChildProcess:
         return f"ChildProcess({self.target!r}, pid={self.pid}, alive={self.alive})"
 
 
-__all__ = ["ChildDied", "ChildError", "ChildProcess", "describe_exit"]
+class Pipeline:
+    """Calls in flight to one child, answered in the order sent (from :meth:`ChildProcess.pipeline`).
+
+    Why: a call's round trip (pickling its arguments, the pipe, the answer, the caller's bookkeeping) leaves
+    the child idle for its duration. With the next call sent before the previous answer is taken, the child
+    goes from one to the next while this process prepares and handles the answers on its own core. The
+    child reads its pipe in a thread of its own, so sending never waits for it to finish a call.
+
+    Errors are per call: :meth:`receive` raises the :class:`ChildError` of the call it answers, and the
+    calls after it still run. A child that dies raises :class:`ChildDied` and forgets every call in flight.
+    The cancel event is cleared only when nothing is in flight, so a cancel is never lost to a later send.
+    """
+
+    def __init__(self, child: ChildProcess) -> None:
+        self._child = child
+        self._conn: Any = None
+        self._pending = 0
+
+    @property
+    def pending(self) -> int:
+        """Calls sent whose answers have not been received."""
+        return self._pending
+
+    def send(self, method: str, /, *args: Any, **kwargs: Any) -> None:
+        """Send ``handler.method(*args, **kwargs)``; its answer comes from a later :meth:`receive`."""
+        try:
+            conn = self._child._begin("call", method, args, kwargs, clear_cancel=self._pending == 0)
+        except ChildDied:
+            self._conn, self._pending = None, 0
+            raise
+        if conn is not self._conn:  # a new child: nothing of the old one is coming
+            self._conn, self._pending = conn, 0
+        self._pending += 1
+
+    def receive(self) -> Any:
+        """The answer to the oldest call in flight (blocks).
+
+        Raises
+        ------
+        ChildError
+            That call raised in the child.
+        ChildDied
+            The child ended; no answer in flight will come.
+        """
+        if self._pending == 0:
+            raise RuntimeError("no call in flight")
+        try:
+            kind, *rest = self._child._receive(self._conn)
+        except ChildDied:
+            self._conn, self._pending = None, 0
+            raise
+        self._pending -= 1
+        if kind == "ok":
+            return rest[0]
+        raise self._child._unexpected(kind, rest)
+
+    def _drop_pending(self) -> None:
+        while self._pending:
+            try:
+                self.receive()
+            except ChildError:
+                pass
+            except ChildDied:
+                return
+
+
+__all__ = ["ChildDied", "ChildError", "ChildProcess", "Pipeline", "describe_exit"]

@@ -26,7 +26,7 @@ from ..workers import JobContext, Worker
 log = logging.getLogger(__name__)
 
 #: The handler the child runs.
-TARGET = "viewer.finetune_service:FineTuneService"
+TARGET = "viewer.finetune_service:create"
 #: Niceness of the fine-tune process (Linux; the window stays at 0).
 NICE = 10
 #: Child exceptions that mean "stopped as asked", not a failure.
