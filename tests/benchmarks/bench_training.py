@@ -306,7 +306,7 @@ def measure_in_child() -> tuple[int, dict[str, float], dict[str, float]]:
     the idle scheduling class, allocator set by :func:`viewer.finetune_service.create`), so its throughput
     is measured there, training and its inference reference alike. In the benchmark's own process both
     would run under the viewer's ``mallopt`` instead (set by any earlier benchmark that made the
-    application), which maps and unmaps every block of 1 MB or more: a training step frees and allocates
+    application), which maps and unmaps every block of 4 MB or more: a training step frees and allocates
     far more of those than a forward, and the ratio fell from 0.30 alone to 0.25–0.28 in whole runs.
     """
     from viewer.core.child_process import ChildProcess

@@ -5,7 +5,7 @@ AI process's niceness and set up as the AI process is (:func:`models.service.cre
 under the same conditions: a spawned interpreter, the same allocator setting
 (:func:`models.allocator.keep_freed_memory_for_reuse`) and the app's torch threads
 (:func:`models.device.configure_threads`). Timing the
-floor in the benchmark's own process instead would include the GUI's ``mallopt`` (every block of 1 MB or more
+floor in the benchmark's own process instead would include the GUI's ``mallopt`` (every block of 4 MB or more
 mapped and unmapped, :func:`viewer.qt.app.return_large_blocks_to_the_os`), which costs a forward pass here
 ~1.6× (measured: 11.2–11.4 s against 7.0–7.8 s for the same 300 slices).
 

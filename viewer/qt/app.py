@@ -15,6 +15,7 @@ from ..core.model_registry import resources_dir
 from ..core.privacy import install_log_redaction
 from .error_panel import install_last_resort_hooks
 from .main_window import APPLICATION, ORGANISATION, MainWindow
+from .termination import close_on_termination_signals
 
 log = logging.getLogger(__name__)
 
@@ -92,11 +93,13 @@ def run_gui(paths: list[str]) -> int:
     app = get_app(sys.argv[:1] or ["radview"])
     window = MainWindow()
     uninstall_hooks = _install_excepthook(window)
+    undo_signals = close_on_termination_signals(lambda: (window.close(), app.quit()))  # quit: a dialog may be open
     window.show()
     _say_where_data_lives(window)
     if paths:
         window.open_paths(paths)
     code = app.exec()
     window.controller.shutdown()
+    undo_signals()
     uninstall_hooks()
     return int(code)
