@@ -1,6 +1,6 @@
 """SIGKILL a writer mid-save 100 times: the previous file is intact and loads every time (issue 6).
 
-Four kinds of file the user makes, 25 kills each: the labels of a study (viewer/core/labels.py), the
+Four kinds of file the user makes, 25 kills each (more while none has landed inside a write): the labels of a study (viewer/core/labels.py), the
 settings (QSettings, the way viewer/qt/main_window.py keeps recent folders), a model bundle
 (models/bundle.py ``save_bundle``) and a NIfTI export (viewer/core/convert.py through atomic.py). A child
 saves generation after generation of a large-ish payload; it is killed at a random moment; the file is
@@ -25,6 +25,10 @@ import pytest
 from . import writers
 
 KILLS_PER_KIND = 25
+#: More kills, only while none has yet landed inside a write. A labels save spends most of its time
+#: serialising before its temporary file exists, so 3-4 of 25 kills land inside the write here, and about
+#: one run in 40 saw none of 25 (a fresh-clone CI run did): a run that proves nothing goes on, up to this.
+MAX_KILLS_PER_KIND = 100
 #: Kill at a random moment up to this long after the first save: several saves fit in it, so the kill
 #: lands inside a write as often as between two.
 MAX_DELAY_S = 0.1
@@ -53,8 +57,9 @@ def test_killed_mid_save_the_previous_file_is_intact(kind, forkserver, tmp_path)
     rng = random.Random(f"kill-{kind}")
     target = tmp_path / TARGETS[kind]
     seen: Counter = Counter()
-    interrupted = 0
-    for _ in range(KILLS_PER_KIND):
+    interrupted = kills = 0
+    while kills < KILLS_PER_KIND or (interrupted == 0 and kills < MAX_KILLS_PER_KIND):
+        kills += 1
         before = _leftovers(tmp_path, kind)
         ready = forkserver.Event()
         child = forkserver.Process(target=writers.run, args=(kind, str(target), ready), daemon=True)
@@ -67,6 +72,6 @@ def test_killed_mid_save_the_previous_file_is_intact(kind, forkserver, tmp_path)
         interrupted += _leftovers(tmp_path, kind) > before
         seen[writers.CHECKS[kind](target)] += 1  # raises if the file is torn or does not load
     assert interrupted > 0, "no kill landed inside a write: the test proved nothing"
-    print(f"{kind}: {KILLS_PER_KIND} kills survived, {interrupted} landed inside a write, "
+    print(f"{kind}: {kills} kills survived, {interrupted} landed inside a write, "
           f"{len(seen)} distinct generations found intact")
-    assert sum(seen.values()) == KILLS_PER_KIND
+    assert sum(seen.values()) == kills

@@ -157,6 +157,32 @@ def test_gpu_out_of_memory_falls_back_to_the_cpu_and_says_so(qtbot, demo_study):
         service.close()
 
 
+def test_a_sweep_sends_the_next_batch_before_it_takes_the_answer_to_the_previous(qtbot, demo_study):
+    from PySide6.QtCore import Qt
+
+    from viewer.core.child_process import ChildProcess
+    from viewer.qt.controller import ViewerController
+
+    service = ChildProcess("stamped_service:create", name="stamped-test")  # notes when each batch starts
+    c = ViewerController(ai=True, ai_service=service)
+    answered: list[float] = []  # when the lane's worker thread handed each batch's answers on
+    c.ai.lane.sig_results.connect(lambda rid, batch: answered.append(time.monotonic()),
+                                  Qt.ConnectionType.DirectConnection)
+    try:
+        _open(qtbot, c, demo_study.lung1)
+        qtbot.waitUntil(lambda: c.ai.progress == (48, 48), timeout=120_000)
+        assert c.wait_idle(60)
+        started = service.call("starts")
+    finally:
+        c.shutdown()
+        service.close()
+    assert len(started) == len(answered) == 12  # 48 slices, 4 a batch, each once
+    # Batch k+1 began in the child before the lane had taken batch k's answer: it had been sent ahead.
+    # (One at a time, the next batch is only sent after the previous answer is handed on.)
+    ahead = sum(started[k + 1] < answered[k] for k in range(len(started) - 1))
+    assert ahead >= len(started) // 2, (ahead, started, answered)
+
+
 def test_a_killed_service_process_is_a_clear_error_and_a_new_one_takes_over(qtbot, ai_controller, ai_service,
                                                                               demo_study):
     c = ai_controller(sweep=False)

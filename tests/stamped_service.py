@@ -1,0 +1,29 @@
+"""A model service that notes when each batch starts, for the lane's look-ahead test (run in a real child).
+
+``tests/`` is on ``sys.path`` under pytest and a spawned child inherits it, so a
+:class:`~viewer.core.child_process.ChildProcess` can name :func:`create` as ``"stamped_service:create"``.
+"""
+
+from __future__ import annotations
+
+import time
+
+
+def create(cancel_event):
+    """The service of :func:`models.service.create`, with ``analyze`` noting the system-wide monotonic clock."""
+    from models.service import ModelService, create as create_service
+
+    class Stamped(ModelService):
+        def __init__(self) -> None:
+            super().__init__(cancel_event)
+            self.started: list[float] = []
+
+        def analyze(self, *args, **kwargs):
+            self.started.append(time.monotonic())
+            return super().analyze(*args, **kwargs)
+
+        def starts(self) -> list[float]:
+            return list(self.started)
+
+    create_service(cancel_event)  # the same process setup (allocator) as the real service
+    return Stamped()
