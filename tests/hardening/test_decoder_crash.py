@@ -100,8 +100,7 @@ def _pool_owner(conn) -> None:
     """A stand-in viewer: start the decode workers, report their pids, then wait to be killed."""
     header = read_header(Path(conn.recv()))
     decode_pool.decode_contained(header)
-    pool, _ = decode_pool._current_pool()
-    conn.send(sorted(pool._processes))
+    conn.send(sorted(decode_pool._pool._processes))
     time.sleep(600)
 
 
@@ -123,6 +122,22 @@ def test_decode_workers_end_when_the_viewer_is_killed(rle_series):
         time.sleep(0.2)
         alive = [pid for pid in workers if _running(pid)]
     assert not alive, f"decode workers {alive} outlived their viewer"
+
+
+def test_idle_decode_workers_stop_and_start_again_for_the_next_file(rle_series, monkeypatch):
+    folder, _ = rle_series
+    header = read_header(folder / "0001")
+    decode_pool.shutdown()  # a pool of its own, watched with the short idle time below
+    monkeypatch.setattr(decode_pool, "IDLE_SHUTDOWN_S", 0.5)
+    np.testing.assert_array_equal(decode_pool.decode_contained(header), decode_frames(header))
+    workers = sorted(decode_pool._pool._processes)
+    assert workers and all(_running(pid) for pid in workers)
+    deadline = time.monotonic() + 15
+    while (decode_pool._pool is not None or any(_running(pid) for pid in workers)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert decode_pool._pool is None and not any(_running(pid) for pid in workers), "idle workers kept running"
+    np.testing.assert_array_equal(decode_pool.decode_contained(header), decode_frames(header))  # started again
+    assert decode_pool._pool is not None and set(decode_pool._pool._processes).isdisjoint(workers)
 
 
 def _running(pid: int) -> bool:

@@ -16,6 +16,8 @@ The shape:
   ``DicomFileError(path, "the … decoder crashed …")``, a skipped-slice reason like any other.
 - A decode that does not answer within :data:`DECODE_TIMEOUT_S` is abandoned the same way (its process
   is killed) and reported.
+- Workers hold 60–120 MB each once their decoders are imported, so the pool stops after
+  :data:`IDLE_SHUTDOWN_S` without a decode (none in flight); the next compressed file starts it again.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ import multiprocessing
 import os
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
@@ -49,9 +53,14 @@ _COMPRESSED = frozenset(
     | {str(pydicom.uid.DeflatedExplicitVRLittleEndian)}
 )
 
+#: Seconds without a decode after which the workers are stopped (started again, ~0.5-1 s, when needed).
+IDLE_SHUTDOWN_S = 60.0
+
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _decoder = DEFAULT_DECODER
+_in_flight = 0  # decodes holding the current pool
+_last_used = 0.0  # time.monotonic() of the last decode or warm-up
 
 
 def is_contained(header: FileHeader) -> bool:
@@ -104,12 +113,44 @@ def _exit_with_parent(parent_pid: int) -> None:
 
 
 def _current_pool() -> tuple[ProcessPoolExecutor, str]:
-    global _pool
+    """The pool (started if needed) and the decoder reference; counts as use (lock held by the caller)."""
+    global _pool, _last_used
+    if _pool is None:
+        _pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"),
+                                    initializer=_exit_with_parent, initargs=(os.getpid(),))
+        threading.Thread(target=_stop_when_idle, args=(_pool,), name="radview-decode-idle", daemon=True).start()
+    _last_used = time.monotonic()
+    return _pool, _decoder
+
+
+@contextmanager
+def _using_pool() -> Iterator[tuple[ProcessPoolExecutor, str]]:
+    """The pool and decoder reference for one decode; the pool is not stopped as idle meanwhile."""
+    global _in_flight, _last_used
     with _lock:
-        if _pool is None:
-            _pool = ProcessPoolExecutor(max_workers=WORKERS, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=_exit_with_parent, initargs=(os.getpid(),))
-        return _pool, _decoder
+        pool, reference = _current_pool()
+        _in_flight += 1
+    try:
+        yield pool, reference
+    finally:
+        with _lock:
+            _in_flight -= 1
+            _last_used = time.monotonic()
+
+
+def _stop_when_idle(pool: ProcessPoolExecutor) -> None:
+    """Watch ``pool`` (in a daemon thread) and shut it down once idle for :data:`IDLE_SHUTDOWN_S`."""
+    global _pool
+    while True:
+        time.sleep(min(IDLE_SHUTDOWN_S / 4, 5.0))
+        with _lock:
+            if _pool is not pool:  # shut down, discarded or replaced meanwhile: not ours any more
+                return
+            if _in_flight or time.monotonic() - _last_used < IDLE_SHUTDOWN_S:
+                continue
+            _pool = None
+        pool.shutdown(wait=True, cancel_futures=True)
+        return
 
 
 def _ready() -> bool:
@@ -119,7 +160,8 @@ def _ready() -> bool:
 def warm() -> None:
     """Start the workers now, in the background (they take ~0.5-1 s to import their decoders), so that
     the first compressed slice does not wait for them. The scan calls this when it meets compressed data."""
-    pool, _ = _current_pool()
+    with _lock:
+        pool, _ = _current_pool()
     try:
         for _ in range(WORKERS):
             pool.submit(_ready)
@@ -159,24 +201,25 @@ def decode_contained(header: FileHeader) -> np.ndarray:
         from .pixels import decode_frames
 
         return decode_frames(header)
-    pool, reference = _current_pool()
-    try:
-        future = pool.submit(_decode_in_worker, reference, header)
-    except (BrokenProcessPool, RuntimeError):  # broken or shut down by another thread meanwhile
-        _discard(pool)
-        return _answer(header, _decode_alone(reference, header))
-    try:
-        return _answer(header, future.result(timeout=DECODE_TIMEOUT_S))
-    except BrokenProcessPool:
-        _discard(pool)
-        return _answer(header, _decode_alone(reference, header))
-    except DicomFileError:
-        raise
-    except FutureTimeout:
-        _discard(pool)
-        raise DicomFileError(header.path, f"decoding took longer than {DECODE_TIMEOUT_S:.0f} s: abandoned") from None
-    except Exception as e:  # e.g. an answer that could not cross back (pickling): still this file's reason
-        raise DicomFileError(header.path, f"cannot decode pixel data: {type(e).__name__}") from e
+    with _using_pool() as (pool, reference):
+        try:
+            future = pool.submit(_decode_in_worker, reference, header)
+        except (BrokenProcessPool, RuntimeError):  # broken or shut down by another thread meanwhile
+            _discard(pool)
+            return _answer(header, _decode_alone(reference, header))
+        try:
+            return _answer(header, future.result(timeout=DECODE_TIMEOUT_S))
+        except BrokenProcessPool:
+            _discard(pool)
+            return _answer(header, _decode_alone(reference, header))
+        except DicomFileError:
+            raise
+        except FutureTimeout:
+            _discard(pool)
+            raise DicomFileError(header.path,
+                                 f"decoding took longer than {DECODE_TIMEOUT_S:.0f} s: abandoned") from None
+        except Exception as e:  # e.g. an answer that could not cross back (pickling): still this file's reason
+            raise DicomFileError(header.path, f"cannot decode pixel data: {type(e).__name__}") from e
 
 
 def _child(conn, reference: str, header: FileHeader) -> None:
