@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from models.arch_names import ARCHITECTURES
+from models.atomic import fsync_dir, move_dir_into_place
 from models.preprocess import PreprocessConfig, in_channels
 
 if TYPE_CHECKING:
@@ -250,18 +251,6 @@ def _card_path(path: Path) -> Path:
     return path.parent / CARD_FILE
 
 
-def _fsync_dir(path: Path) -> None:
-    """fsync a directory so a rename inside it is durable (no-op where directories cannot be opened)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # Windows cannot open directories; rename durability is the filesystem's there.
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _fsync_file(path: Path) -> None:
     with open(path, "rb+") as f:
         os.fsync(f.fileno())
@@ -283,7 +272,8 @@ def save_bundle(
 
     The weights (``safetensors.torch.save_file`` of the state dict, on CPU, contiguous) and the card
     (with ``sha256`` of the written weights and ``created`` filled in) go into a temporary sibling
-    folder, are fsynced, and the folder is renamed into place. On any error the temporary folder is
+    folder, are fsynced, and the folder is renamed into place (:func:`models.atomic.move_dir_into_place`:
+    an existing bundle is exchanged with it in one step on Linux). On any error the temporary folder is
     removed.
 
     Parameters
@@ -335,24 +325,13 @@ def save_bundle(
             f.write(card.to_json())
             f.flush()
             os.fsync(f.fileno())
-        _fsync_dir(tmp)
-        if dest.exists():
-            if not overwrite:
-                if _same_bundle(dest, card.sha256):
-                    shutil.rmtree(tmp)
-                    return dest
-                raise BundleError("a different bundle already exists here (pass overwrite=True to replace it)", dest)
-            old = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".old", dir=dest.parent))
-            os.replace(dest, old / "bundle")
-            try:
-                os.replace(tmp, dest)
-            except BaseException:
-                os.replace(old / "bundle", dest)  # put the previous bundle back
-                raise
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, dest)
-        _fsync_dir(dest.parent)
+        fsync_dir(tmp)
+        if dest.exists() and not overwrite:
+            if _same_bundle(dest, card.sha256):
+                shutil.rmtree(tmp)
+                return dest
+            raise BundleError("a different bundle already exists here (pass overwrite=True to replace it)", dest)
+        move_dir_into_place(tmp, dest)  # an old bundle is exchanged in one step (Linux): never absent
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

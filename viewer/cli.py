@@ -237,7 +237,7 @@ def _write_heatmaps(volume, results, folder: Path) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from .analysis import load_model, model_applies
-    from .core.atomic import atomic_write_text
+    from models.atomic import atomic_write_text
     from .core.errors import NothingLoadableError
     from .core.model_registry import find_model
     from .core.volume import load_volume
@@ -293,7 +293,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     from models.training import Augmentation, FineTuneConfig, TrainingDataError, TrainingStopped, check_model_name
 
     from . import finetune as ft
-    from .core.atomic import atomic_write_text
+    from models.atomic import atomic_write_text
     from .core.errors import NothingLoadableError
     from .core.labeled_data import LabeledDataError
 

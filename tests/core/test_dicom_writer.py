@@ -14,8 +14,8 @@ import pytest
 import SimpleITK as sitk
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from viewer.core import atomic
-from viewer.core.atomic import atomic_replace_dir, atomic_write_bytes, atomic_write_text
+from models import atomic
+from models.atomic import atomic_replace_dir, atomic_write_bytes, atomic_write_text
 from viewer.core.dicom_writer import HU_OFFSET, interpolate_slices, write_bench_series, write_ct_series
 from viewer.core.errors import Cancelled
 

@@ -106,7 +106,7 @@ def check_bundle(folder: Path) -> str:
     return loaded.card.version
 
 
-# --- export (viewer/core/convert.py through viewer/core/atomic.py) --------------------------------------
+# --- export (viewer/core/convert.py through models/atomic.py) --------------------------------------
 
 def _export_volume(gen: int):
     from viewer.core.geometry import identity_geometry

@@ -40,7 +40,7 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary
 
-from .atomic import atomic_replace_dir
+from models.atomic import atomic_replace_dir
 from .errors import Cancelled, NothingLoadableError
 from .scan import CancelFn, ProgressFn, Skipped, scan
 

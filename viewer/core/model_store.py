@@ -27,7 +27,7 @@ from pathlib import Path
 
 from models.bundle import CARD_FILE, BundleError, ModelCard, file_sha256, read_card
 
-from .atomic import atomic_output_path, atomic_replace_dir, atomic_write_text, fsync_dir
+from models.atomic import atomic_output_path, atomic_replace_dir, atomic_write_text, fsync_dir
 from .errors import RadviewError
 from .model_registry import ModelEntry, list_models, user_models_dir
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import atomic_write_bytes
+from models.atomic import atomic_write_bytes
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
-from viewer.core.atomic import atomic_write_bytes
+from models.atomic import atomic_write_bytes
 from viewer.core.errors import NothingLoadableError, RadviewError
 
 #: Seconds to wait for the scan and the load before giving up.

@@ -8,6 +8,9 @@ The recipe (POSIX rename semantics, also what ``os.replace`` gives on Windows fo
 3. ``os.replace`` the temporary onto the final name,
 4. ``os.fsync`` the directory, so the rename itself survives a power cut.
 
+It lives in ``models`` because both layers save what the user makes (the viewer: labels, exports, settings
+files; the models: bundles) and ``viewer`` may import ``models`` but not the reverse. Qt-free, torch-free.
+
 Temporaries are created with mode ``0o666`` / ``0o777`` filtered by the process umask, so the final
 file or folder gets the permissions a plain ``open()`` / ``mkdir()`` would have given it (``mkstemp``
 and ``mkdtemp`` would leave them private to the owner).
@@ -25,7 +28,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_replace_dir", "atomic_write_bytes", "atomic_write_text", "fsync_dir"]
+__all__ = ["atomic_output_path", "atomic_replace_dir", "atomic_write_bytes", "atomic_write_text", "fsync_dir",
+           "move_dir_into_place"]
 
 
 def _temp_sibling(final: Path, kind: str) -> Path:
@@ -130,7 +134,7 @@ def _exchange(a: Path, b: Path) -> bool:
     raise OSError(err, os.strerror(err), os.fspath(a), None, os.fspath(b))
 
 
-def _swap_into_place(tmp: Path, final: Path) -> None:
+def move_dir_into_place(tmp: Path, final: Path) -> None:
     """Rename ``tmp`` to ``final``, replacing an existing ``final`` folder whole.
 
     ``os.replace`` cannot replace a non-empty directory. On Linux the two folders are exchanged in one
@@ -192,7 +196,7 @@ def atomic_replace_dir(final_dir: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield tmp
         _fsync_tree(tmp)
-        _swap_into_place(tmp, final)
+        move_dir_into_place(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
