@@ -10,8 +10,10 @@ import time
 
 
 def create(cancel_event):
-    """The service of :func:`models.service.create`, with ``analyze`` noting the system-wide monotonic clock."""
-    from models.service import ModelService, create as create_service
+    """A model service set up as :func:`models.service.create`'s, with ``analyze`` noting the system-wide
+    monotonic clock."""
+    from models.allocator import keep_freed_memory_for_reuse
+    from models.service import ModelService
 
     class Stamped(ModelService):
         def __init__(self) -> None:
@@ -25,5 +27,5 @@ def create(cancel_event):
         def starts(self) -> list[float]:
             return list(self.started)
 
-    create_service(cancel_event)  # the same process setup (allocator) as the real service
+    keep_freed_memory_for_reuse()  # as models.service.create sets up the real service's process
     return Stamped()

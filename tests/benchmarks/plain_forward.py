@@ -40,29 +40,29 @@ class PlainForward:
         self._loaded = load_model(find_model(model_path))  # sets the app's torch threads
         return torch.get_num_threads()
 
-    def run(self, indices: list[int], batch: int) -> float:
-        """Seconds for context stacks + preprocessing + forward of ``indices`` in batches of ``batch``."""
-        from models.predict import predict_probabilities
+    def _inputs(self, indices: list[int], batch: int):
+        """Model inputs of ``indices`` in batches of ``batch``: context stacks, then preprocessing."""
         from models.preprocess import preprocess
         from viewer.analysis import context_stack
 
         cfg = self._loaded.card.preprocess_config()
-        start = time.perf_counter()
         for s in range(0, len(indices), batch):
-            idx = indices[s : s + batch]
-            predict_probabilities(self._loaded.model, preprocess(context_stack(self._volume, idx, cfg.context), cfg),
-                                  batch_size=batch)
+            yield preprocess(context_stack(self._volume, indices[s : s + batch], cfg.context), cfg)
+
+    def run(self, indices: list[int], batch: int) -> float:
+        """Seconds for context stacks + preprocessing + forward of ``indices`` in batches of ``batch``."""
+        from models.predict import predict_probabilities
+
+        start = time.perf_counter()
+        for x in self._inputs(indices, batch):
+            predict_probabilities(self._loaded.model, x, batch_size=batch)
         return time.perf_counter() - start
 
     def forward_only(self, indices: list[int], batch: int) -> float:
         """Seconds for the forwards alone, the inputs prepared beforehand (untimed): what preprocessing leaves."""
         from models.predict import predict_probabilities
-        from models.preprocess import preprocess
-        from viewer.analysis import context_stack
 
-        cfg = self._loaded.card.preprocess_config()
-        inputs = [preprocess(context_stack(self._volume, indices[s : s + batch], cfg.context), cfg)
-                  for s in range(0, len(indices), batch)]
+        inputs = list(self._inputs(indices, batch))
         start = time.perf_counter()
         for x in inputs:
             predict_probabilities(self._loaded.model, x, batch_size=batch)

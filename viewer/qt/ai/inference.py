@@ -425,7 +425,6 @@ class _Sweep:
         volume = request.volume
         self.done = np.array(request.done, dtype=bool, copy=True)
         self.ok = analysable(volume, info.context)
-        self.sent = np.zeros_like(self.done)  # in flight
         self.in_flight: deque[list[int]] = deque()
         self.total = int(self.ok.sum()) if request.sweep else 1
         self.analysed = 0
@@ -456,8 +455,9 @@ class _Sweep:
                     self._drain()  # answers come in order: the batches in flight first
                     self._faithfulness(index)
                 continue
-            batch = lane._next_batch(request, self.done | self.sent, self.ok)
-            if not batch and faith_pending is not None and not self.sent[faith_pending]:
+            sent = self._sent()
+            batch = lane._next_batch(request, self.done | sent, self.ok)
+            if not batch and faith_pending is not None and not sent[faith_pending]:
                 batch = [faith_pending]  # not analysable in the sweep's order yet: analyse it alone, then test it
             if batch:
                 lane._before_sending(self.rid, batch, self._drain)
@@ -471,15 +471,24 @@ class _Sweep:
                 break
         return JobSummary(request.series_key, request.version_key, self.analysed)
 
-    def _send(self, batch: list[int]) -> None:
-        task = f"analyse slice(s) {_slices_text(batch)}"
+    def _sent(self) -> np.ndarray:
+        """The slices in flight, as a mask."""
+        sent = np.zeros_like(self.done)
+        for batch in self.in_flight:
+            sent[batch] = True
+        return sent
+
+    def _post(self, task: str, method: str, indices: list[int], *args) -> None:
+        """Send ``method(ref, *args, stored slices of indices)`` to the service; a dead child names ``task``."""
         try:
-            self.pipe.send("analyze", self.ref, batch, stored_slices(self.request.volume, batch, self.info.context),
+            self.pipe.send(method, self.ref, *args, stored_slices(self.request.volume, indices, self.info.context),
                            scope=str(self.rid))
         except ChildDied as e:
             raise self.lane._died(self.rid, e, task) from e
+
+    def _send(self, batch: list[int]) -> None:
+        self._post(f"analyse slice(s) {_slices_text(batch)}", "analyze", batch, batch)
         self.in_flight.append(batch)
-        self.sent[batch] = True
 
     def _receive(self, task: str):
         try:
@@ -494,7 +503,6 @@ class _Sweep:
     def _take_answer(self) -> None:
         batch = self.in_flight.popleft()
         answer: BatchAnalysis = self._receive(f"analyse slice(s) {_slices_text(batch)}")
-        self.sent[batch] = False
         self.done[batch] = True
         self.analysed += len(batch)
         request = self.request
@@ -514,11 +522,7 @@ class _Sweep:
     def _faithfulness(self, index: int) -> None:
         request = self.request
         task = f"test the heatmap of slice {index + 1}"
-        try:
-            self.pipe.send("faithfulness", self.ref, index, stored_slices(request.volume, [index], self.info.context),
-                           scope=str(self.rid))
-        except ChildDied as e:
-            raise self.lane._died(self.rid, e, task) from e
+        self._post(task, "faithfulness", [index], index)
         answer = self._receive(task)
         self.lane.sig_faithfulness.emit(self.rid, FaithfulnessReport(request.series_key, request.version_key, index,
                                                                      answer.score, answer.faithful,
