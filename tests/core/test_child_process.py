@@ -134,15 +134,46 @@ def test_a_failing_call_in_a_pipeline_fails_alone_and_answers_not_taken_are_drop
     assert child.call("echo", "fresh") == (("fresh",), {})  # not an answer left over from the block
 
 
+def _wait_until_dead(child, timeout_s: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while child.alive:
+        assert time.monotonic() < deadline, "the child did not exit"
+        time.sleep(0.01)
+
+
 def test_a_child_dying_with_calls_in_flight_raises_child_died_and_the_next_call_starts_a_new_one(child):
+    """Both orders of the race: the child dies before the next send (the send raises), or after it (the
+    receive raises). Either way the call in flight is never answered by a replacement child."""
     before = child.call("pid")
     with child.pipeline() as pipe:
         pipe.send("exit_hard", 7)
-        pipe.send("echo", "lost")
+        _wait_until_dead(child)  # dead before the next send: a fresh-clone run once met this order by chance
         with pytest.raises(ChildDied, match="exit code 7"):
+            pipe.send("echo", "lost")
+        assert pipe.pending == 0
+    second = child.call("pid")
+    assert second != before
+    with child.pipeline() as pipe:
+        pipe.send("sleep", 0.5)
+        pipe.send("exit_hard", 9)  # still alive when this is sent: its death reaches the receive
+        assert pipe.pending == 2
+        assert pipe.receive() == "slept"
+        with pytest.raises(ChildDied, match="exit code 9"):
             pipe.receive()
         assert pipe.pending == 0
-    assert child.call("pid") != before
+    assert child.call("pid") not in (before, second)
+
+
+def test_a_pipeline_never_starts_a_new_child_while_calls_are_in_flight(child):
+    first = child.call("pid")
+    with child.pipeline() as pipe:
+        pipe.send("exit_hard", 3)
+        _wait_until_dead(child)
+        with pytest.raises(ChildDied, match="exit code 3"):
+            pipe.send("pid")
+        assert pipe.pending == 0
+        pipe.send("pid")  # nothing in flight now: a new child may take it
+        assert pipe.receive() != first
 
 
 def test_an_exception_in_the_child_carries_its_type_message_and_traceback(child):

@@ -415,17 +415,28 @@ class ChildProcess:
             finally:
                 pipe._drop_pending()
 
-    def _begin(self, kind: str, method: str, args: tuple, kwargs: dict, clear_cancel: bool = True) -> Any:
-        """Start the child if needed, wait for its handler, send the request (call lock held)."""
-        self.start()
-        conn = self._conn
+    def _begin(self, kind: str, method: str, args: tuple, kwargs: dict, in_flight: bool = False) -> Any:
+        """Start the child if needed, wait for its handler, send the request (call lock held).
+
+        ``in_flight``: calls of this caller are still unanswered (a :class:`Pipeline`). Their answers can
+        only come from the child that took them, so a child that has died meanwhile raises
+        :class:`ChildDied` here and is never replaced behind the caller's back; nor is the cancel event
+        cleared, so a cancel meant for those calls is not lost.
+        """
+        if in_flight:
+            conn = self._conn
+            if conn is None or not self.alive:
+                raise self._died()
+        else:
+            self.start()
+            conn = self._conn
         if not self._ready:
             first, *rest = self._receive(conn)
             if first != "ready":
                 self._reap()
                 raise self._unexpected(first, rest)
             self._ready = True
-        if clear_cancel:
+        if not in_flight:
             self._cancel.clear()
         try:
             _send(conn, (kind, method, args, kwargs))
@@ -495,7 +506,9 @@ class Pipeline:
     child reads its pipe in a thread of its own, so sending never waits for it to finish a call.
 
     Errors are per call: :meth:`receive` raises the :class:`ChildError` of the call it answers, and the
-    calls after it still run. A child that dies raises :class:`ChildDied` and forgets every call in flight.
+    calls after it still run. A child that dies with calls in flight raises :class:`ChildDied` (from the
+    next :meth:`send` or :meth:`receive`, whichever comes first) and forgets every call in flight; only
+    a send with nothing in flight may start a new child.
     The cancel event is cleared only when nothing is in flight, so a cancel is never lost to a later send.
     """
 
@@ -512,12 +525,10 @@ class Pipeline:
     def send(self, method: str, /, *args: Any, **kwargs: Any) -> None:
         """Send ``handler.method(*args, **kwargs)``; its answer comes from a later :meth:`receive`."""
         try:
-            conn = self._child._begin("call", method, args, kwargs, clear_cancel=self._pending == 0)
+            self._conn = self._child._begin("call", method, args, kwargs, in_flight=self._pending > 0)
         except ChildDied:
             self._conn, self._pending = None, 0
             raise
-        if conn is not self._conn:  # a new child: nothing of the old one is coming
-            self._conn, self._pending = conn, 0
         self._pending += 1
 
     def receive(self) -> Any:
