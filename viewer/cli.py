@@ -117,8 +117,6 @@ def cmd_convert(args: argparse.Namespace) -> int:
     volume = load_volume(series, progress=_progress_printer("loading"))
     out = export_volume(volume, args.out, include_identifiers=args.with_patient_info)
     print(f"wrote {out} ({volume.n_slices} slices, {volume.units or 'stored values'})")
-    for index, reason in sorted(volume.failed.items())[:5]:
-        print(f"warning: slice {index} unreadable: {reason}", file=sys.stderr)
     return EXIT_OK
 
 

@@ -238,11 +238,8 @@ def _load_dicom(items: Sequence[LabeledItem], dataset: LabeledDataset, context: 
                 continue  # an item's own unreadable file is reported below as "not found"
         where: dict[tuple[Path, int], tuple[SeriesInfo, int]] = {}
         for s in group_series([h for h in headers if h.series_uid == uid]):
-            k = 0
-            for h in s.files:
-                for f in range(h.n_frames):
-                    where[(h.path, f)] = (s, k + f)
-                k += h.n_frames
+            for k, (h, f) in enumerate(s.sources):
+                where[(h.path, f)] = (s, k)
         wanted: dict[str, list[LabeledItem]] = defaultdict(list)
         series_of: dict[str, SeriesInfo] = {}
         for it in its:

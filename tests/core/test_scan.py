@@ -121,6 +121,8 @@ def test_broken_files_beside_good_ones(tmp_path: Path, write_ct_stack, real_ct_s
     absurd.Rows, absurd.Columns, absurd.NumberOfFrames = 65535, 65535, 5000
     absurd.save_as(bad / "absurd.dcm")
     no_syntax = pydicom.dcmread(real_ct_slice)
+    no_syntax.SOPInstanceUID = pydicom.uid.generate_uid()  # another image than raw_no_preamble, not a copy of it
+    no_syntax.ImagePositionPatient = [*no_syntax.ImagePositionPatient[:2], no_syntax.ImagePositionPatient[2] + 5]
     del no_syntax.file_meta.TransferSyntaxUID
     no_syntax.save_as(bad / "no_syntax.dcm", enforce_file_format=False, implicit_vr=False, little_endian=True)
 
@@ -176,3 +178,18 @@ def test_a_dicomdir_opens_the_folder_it_indexes(tmp_path: Path, write_ct_stack, 
     result = scan(tmp_path / "DICOMDIR")
     assert [s.n_slices for s in result.series] == [3]
     assert [s.reason for s in result.skipped] == ["DICOMDIR (an index of the folder, not an image)"]
+
+
+def test_echoes_of_one_series_at_the_same_positions_are_two_stacks(tmp_path: Path, write_ct_stack) -> None:
+    uid = pydicom.uid.generate_uid()
+    for echo in (1, 2):  # a dual-echo MR written as one series: every position twice
+        for p in write_ct_stack(tmp_path / f"e{echo}", 5, size=64, series_uid=uid, prefix=f"E{echo}-"):
+            ds = pydicom.dcmread(p)
+            ds.EchoNumbers = echo
+            ds.save_as(p)
+    result = scan(tmp_path)
+    assert [s.n_slices for s in result.series] == [5, 5] and not result.skipped
+    assert sorted(s.description.rsplit("[", 1)[-1] for s in result.series) == ["echo 1]", "echo 2]"]
+    for s in result.series:
+        assert not any("share a position" in w for w in s.warnings)
+        assert {pydicom.dcmread(h.path).EchoNumbers for h in s.files} == {int(s.description[-2])}

@@ -21,6 +21,8 @@ from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
 from .deflate import read_deflated_header
+from .encapsulated import check_fragments
+from .frames import FrameInfo, floats, frame_infos, functional_group
 from .errors import DicomFileError, one_line
 from .privacy import remember_identifiers
 
@@ -44,6 +46,7 @@ NATIVE_LITTLE_ENDIAN = {
 }
 
 _PIXEL_DATA_TAG = 0x7FE00010
+_UNDEFINED_LENGTH = 0xFFFFFFFF
 _MEDIA_STORAGE_DIRECTORY = "1.2.840.10008.1.3.10"
 
 
@@ -100,7 +103,8 @@ class FileHeader:
     rescale_type: str
     window_center: float | None
     window_width: float | None
-    frame_positions: tuple[tuple[float, float, float], ...] | None = None
+    frame_info: tuple[FrameInfo, ...] | None = None
+    stack: tuple[tuple[str, str], ...] = ()
     pixel_offset: int | None = None
     pixel_length: int | None = None
     patient: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -131,30 +135,6 @@ def _int(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
         return int(value) if value not in (None, "") else default
     except (TypeError, ValueError):
         return default
-
-
-def _floats(value: Any, n: int) -> tuple[float, ...] | None:
-    try:
-        out = tuple(float(v) for v in value)
-    except (TypeError, ValueError):
-        return None
-    return out if len(out) == n else None
-
-
-def _functional_group(ds: Dataset, frame: int | None, sequence: str) -> Dataset | None:
-    """Item of an enhanced multi-frame functional group, per-frame first, then shared (PS3.3 C.7.6.16)."""
-    if frame is not None:
-        per_frame = ds.get("PerFrameFunctionalGroupsSequence")
-        if per_frame is not None and frame < len(per_frame):
-            seq = per_frame[frame].get(sequence)
-            if seq:
-                return seq[0]
-    shared = ds.get("SharedFunctionalGroupsSequence")
-    if shared:
-        seq = shared[0].get(sequence)
-        if seq:
-            return seq[0]
-    return None
 
 
 def effective_syntax(ds: Dataset) -> str:
@@ -233,35 +213,22 @@ def _layout(ds: Dataset, transfer_syntax: str) -> PixelLayout:
     )
 
 
-def _frame_positions(ds: Dataset, frames: int) -> tuple[tuple[float, float, float], ...] | None:
-    if frames < 2 or "PerFrameFunctionalGroupsSequence" not in ds:
-        return None
-    positions = []
-    for i in range(frames):
-        item = _functional_group(ds, i, "PlanePositionSequence")
-        pos = _floats(item.get("ImagePositionPatient"), 3) if item is not None else None
-        if pos is None:
-            return None
-        positions.append(pos)
-    return tuple(positions)
-
-
 def _geometry_fields(ds: Dataset) -> dict[str, Any]:
     """Position, orientation and spacing, from the classic tags or the enhanced functional groups."""
-    position = _floats(ds.get("ImagePositionPatient"), 3)
-    orientation = _floats(ds.get("ImageOrientationPatient"), 6)
-    spacing = _floats(ds.get("PixelSpacing"), 2) or _floats(ds.get("ImagerPixelSpacing"), 2)
+    position = floats(ds.get("ImagePositionPatient"), 3)
+    orientation = floats(ds.get("ImageOrientationPatient"), 6)
+    spacing = floats(ds.get("PixelSpacing"), 2) or floats(ds.get("ImagerPixelSpacing"), 2)
     thickness = _float(ds, "SliceThickness")
-    plane = _functional_group(ds, None, "PlaneOrientationSequence")
+    plane = functional_group(ds, None, "PlaneOrientationSequence")
     if orientation is None and plane is not None:
-        orientation = _floats(plane.get("ImageOrientationPatient"), 6)
-    measures = _functional_group(ds, 0, "PixelMeasuresSequence")
+        orientation = floats(plane.get("ImageOrientationPatient"), 6)
+    measures = functional_group(ds, 0, "PixelMeasuresSequence")
     if measures is not None:
-        spacing = spacing or _floats(measures.get("PixelSpacing"), 2)
+        spacing = spacing or floats(measures.get("PixelSpacing"), 2)
         thickness = thickness or _float(measures, "SliceThickness")
     if position is None:
-        first = _functional_group(ds, 0, "PlanePositionSequence")
-        position = _floats(first.get("ImagePositionPatient"), 3) if first is not None else None
+        first = functional_group(ds, 0, "PlanePositionSequence")
+        position = floats(first.get("ImagePositionPatient"), 3) if first is not None else None
     if spacing is not None and min(spacing) <= 0:
         spacing = None
     return {"position": position, "orientation": orientation, "pixel_spacing": spacing, "slice_thickness": thickness}
@@ -271,7 +238,7 @@ def _rescale(ds: Dataset) -> tuple[float, float, str]:
     slope, intercept = _float(ds, "RescaleSlope"), _float(ds, "RescaleIntercept")
     rescale_type = str(ds.get("RescaleType", "") or "")
     if slope is None or intercept is None:
-        item = _functional_group(ds, 0, "PixelValueTransformationSequence")
+        item = functional_group(ds, 0, "PixelValueTransformationSequence")
         if item is not None:
             slope = slope if slope is not None else _float(item, "RescaleSlope")
             intercept = intercept if intercept is not None else _float(item, "RescaleIntercept")
@@ -286,12 +253,24 @@ def _rescale(ds: Dataset) -> tuple[float, float, str]:
 def _window(ds: Dataset) -> tuple[float | None, float | None]:
     center, width = _float(ds, "WindowCenter"), _float(ds, "WindowWidth")
     if center is None or width is None:
-        item = _functional_group(ds, 0, "FrameVOILUTSequence")
+        item = functional_group(ds, 0, "FrameVOILUTSequence")
         if item is not None:
             center, width = _float(item, "WindowCenter"), _float(item, "WindowWidth")
     if width is not None and width < 1:
         return None, None
     return center, width
+
+
+def _classic_stack(ds: Dataset) -> tuple[tuple[str, str], ...]:
+    """Which volume of its series a single-frame image belongs to, where one series holds several at the
+    same positions: the echoes of a multi-echo MR (EchoNumbers), the phases of a dynamic study
+    (TemporalPositionIdentifier). Files that differ here are never interleaved in one stack."""
+    out = []
+    for keyword, label in (("EchoNumbers", "echo"), ("TemporalPositionIdentifier", "temporal position")):
+        value = _int(ds, keyword)
+        if value is not None:
+            out.append((label, str(value)))
+    return tuple(out)
 
 
 def _patient_fields(ds: Dataset) -> dict[str, str]:
@@ -343,7 +322,8 @@ def header_from_dataset(
         rescale_type=rescale_type,
         window_center=center,
         window_width=width,
-        frame_positions=_frame_positions(ds, layout.frames),
+        frame_info=frame_infos(ds, layout.frames),
+        stack=_classic_stack(ds) if layout.frames == 1 else (),
         pixel_offset=pixel_offset,
         pixel_length=pixel_length,
         patient=_patient_fields(ds),
@@ -406,6 +386,8 @@ def _read_header(path: Path) -> FileHeader:
                 fp.seek(0)
                 ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
                 has_pixels, offset, length = _pixel_element_extent(fp, ds)
+                if offset is not None and length == _UNDEFINED_LENGTH and _is_encapsulated(ds):
+                    check_fragments(fp, offset, size, max(1, _int(ds, "NumberOfFrames", 1) or 1))
             if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == _MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
                 raise DicomFileError(path, "DICOMDIR (an index of the folder, not an image)")
         if not has_pixels:
@@ -427,6 +409,11 @@ def _read_header(path: Path) -> FileHeader:
         raise DicomFileError(path, "sequences nested too deeply to read") from e
     except Exception as e:  # noqa: BLE001 - a hostile file may trip any parser error; it becomes a reason
         raise DicomFileError(path, f"malformed DICOM header: {one_line(f'{type(e).__name__}: {e}')}") from e
+
+
+def _is_encapsulated(ds: Dataset) -> bool:
+    syntax = UID(effective_syntax(ds))
+    return syntax.is_valid and syntax.is_encapsulated
 
 
 def _modality_for_reason(ds: Dataset) -> str:

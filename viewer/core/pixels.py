@@ -9,6 +9,7 @@ applied here: rescale happens once, in :mod:`viewer.core.volume`, or in the disp
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import pydicom
@@ -50,19 +51,32 @@ def correct_unused_bits(arr: np.ndarray, layout: PixelLayout) -> None:
         np.right_shift(arr, shift, out=arr)
 
 
-def read_native_into(header: FileHeader, out: np.ndarray) -> None:
-    """Read the native pixels of ``header`` into ``out`` (shape (frames, rows, cols), stored dtype)."""
+def read_native_into(header: FileHeader, out: np.ndarray, frames: Sequence[int] | None = None) -> None:
+    """Read the native pixels of ``header`` into ``out`` (shape (frames, rows, cols), stored dtype).
+
+    ``frames``: the file's frame numbers to read, in the order of ``out`` (default: all, in stored order);
+    each is read straight from its offset, so one volume of a multi-frame file costs only its own bytes.
+    """
     layout = header.layout
     if header.pixel_offset is None:
         raise DicomFileError(header.path, "pixel data offset unknown")
-    view = memoryview(out.reshape(-1).view(np.uint8))
     with open(header.path, "rb") as fp:
-        fp.seek(header.pixel_offset)
-        got = fp.readinto(view)
-    if got != out.nbytes:
-        raise DicomFileError(header.path, f"pixel data truncated: {got} of {out.nbytes} bytes")
+        if frames is None:
+            fp.seek(header.pixel_offset)
+            _read_exactly(fp, out, header)
+        else:
+            frame_bytes = out[0].nbytes
+            for k, f in enumerate(frames):
+                fp.seek(header.pixel_offset + f * frame_bytes)
+                _read_exactly(fp, out[k], header)
     if layout.bits_stored < layout.bits_allocated:
         correct_unused_bits(out, layout)
+
+
+def _read_exactly(fp, out: np.ndarray, header: FileHeader) -> None:
+    got = fp.readinto(memoryview(out.reshape(-1).view(np.uint8)))
+    if got != out.nbytes:
+        raise DicomFileError(header.path, f"pixel data truncated: {got} of {out.nbytes} bytes")
 
 
 def _palette_to_rgb(arr: np.ndarray, path) -> np.ndarray:
@@ -132,13 +146,18 @@ def decode_frames(header: FileHeader) -> np.ndarray:
     return arr
 
 
-def read_frames_into(header: FileHeader, out: np.ndarray) -> None:
-    """Fill ``out`` (frames, rows, cols[, 3]) with the stored values of ``header``'s file."""
+def read_frames_into(header: FileHeader, out: np.ndarray, frames: Sequence[int] | None = None) -> None:
+    """Fill ``out`` (frames, rows, cols[, 3]) with the stored values of ``header``'s file.
+
+    ``frames``: which of the file's frames, in the order of ``out`` (default: all, in stored order).
+    """
     layout = header.layout
     if layout.is_native and not layout.is_color and out.dtype == stored_dtype(layout):
-        read_native_into(header, out)
+        read_native_into(header, out, frames)
         return
     arr = decode_contained(header)  # compressed data is decoded where a crash is contained
+    if frames is not None:
+        arr = arr[list(frames)]
     if arr.shape != out.shape:
         raise DicomFileError(header.path, f"decoded shape {arr.shape} does not match the series {out.shape}")
     if out.dtype.kind == "f" or np.can_cast(arr.dtype, out.dtype, casting="safe"):

@@ -102,4 +102,6 @@ def scan(
             skipped.append(Skipped(path, e.reason))
     if progress is not None:
         progress(len(files), len(files))
-    return ScanResult(series=tuple(group_series(headers)), skipped=tuple(skipped), not_dicom=tuple(not_dicom))
+    series = tuple(group_series(headers))
+    skipped += [Skipped(path, reason) for s in series for path, reason in s.left_out]
+    return ScanResult(series=series, skipped=tuple(skipped), not_dicom=tuple(not_dicom))

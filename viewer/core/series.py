@@ -9,12 +9,14 @@ orientation or the image size differs, and each multi-frame file is a series of 
 from __future__ import annotations
 
 from collections import defaultdict
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
+from pathlib import Path
 
 import numpy as np
 
 from .geometry import POSITION_TOLERANCE_MM, Geometry, identity_geometry
+from .frames import stack_label
 from .header import FileHeader
 
 #: Neighbouring gaps that differ from the median gap by more than this fraction are reported as uneven.
@@ -26,6 +28,9 @@ class SeriesInfo:
     """One displayable stack: ordered files, each contributing one or more frames.
 
     ``key`` is unique within a scan (the SeriesInstanceUID, suffixed where one UID had to be split).
+    ``frame_numbers`` is set for one volume of an enhanced multi-frame file (then ``files`` is that one
+    file): the file's frame numbers in display order. ``left_out`` lists files of the series that were
+    not used, with the reason (a second copy at a position already taken).
     """
 
     key: str
@@ -37,10 +42,14 @@ class SeriesInfo:
     files: tuple[FileHeader, ...]
     geometry: Geometry
     warnings: tuple[str, ...] = ()
+    frame_numbers: tuple[int, ...] | None = None
+    left_out: tuple[tuple[Path, str], ...] = ()
 
     @cached_property
     def n_slices(self) -> int:
         """Number of displayable slices (frames for a multi-frame file)."""
+        if self.frame_numbers is not None:
+            return len(self.frame_numbers)
         return sum(h.n_frames for h in self.files)
 
     @property
@@ -55,32 +64,29 @@ class SeriesInfo:
     def first(self) -> FileHeader:
         return self.files[0]
 
-    @property
-    def is_volume(self) -> bool:
-        """True when slices have patient geometry, so positions in mm are meaningful."""
-        return self.geometry.known
+    @cached_property
+    def sources(self) -> tuple[tuple[FileHeader, int], ...]:
+        """(file, frame number within it) of every display slice, in display order."""
+        if self.frame_numbers is not None:
+            return tuple((self.files[0], f) for f in self.frame_numbers)
+        return tuple((h, f) for h in self.files for f in range(h.n_frames))
 
     def frame_source(self, index: int) -> tuple[FileHeader, int]:
         """File and frame number within it that hold display slice ``index``."""
-        for header in self.files:
-            if index < header.n_frames:
-                return header, index
-            index -= header.n_frames
-        raise IndexError(index)
+        if index < 0:
+            raise IndexError(index)
+        return self.sources[index]
 
 
-def _orientation_key(h: FileHeader) -> tuple:
-    if h.orientation is None:
-        return ()
-    return tuple(round(v, 3) for v in h.orientation)
+def _orientation_key(orientation: tuple[float, ...] | None) -> tuple:
+    return () if orientation is None else tuple(round(v, 3) for v in orientation)
 
 
 def _split_key(h: FileHeader) -> tuple:
-    """Files of one SeriesInstanceUID that can share a volume have equal split keys."""
+    """Single-frame files of one SeriesInstanceUID that can share a volume have equal split keys."""
     layout = h.layout
-    multi = h.path.as_posix() if h.n_frames > 1 else ""
-    return (_orientation_key(h), layout.rows, layout.cols, layout.samples_per_pixel, layout.is_color,
-            layout.bits_allocated, multi)
+    return (_orientation_key(h.orientation), layout.rows, layout.cols, layout.samples_per_pixel, layout.is_color,
+            layout.bits_allocated, h.stack)
 
 
 def _normal(orientation: tuple[float, ...]) -> np.ndarray:
@@ -88,99 +94,191 @@ def _normal(orientation: tuple[float, ...]) -> np.ndarray:
     return np.cross(row, col)
 
 
-def order_slices(files: list[FileHeader]) -> tuple[list[FileHeader], list[str]]:
-    """Order single-frame files of one stack; returns (ordered files, warnings for the reader).
-
-    Sorts by the position along the slice normal when every file has ImagePositionPatient and
-    ImageOrientationPatient; otherwise by InstanceNumber, then by file name, and says so.
-    """
-    warnings: list[str] = []
-    if len(files) < 2:
-        return list(files), warnings
-    geometric = all(h.position is not None and h.orientation is not None for h in files)
-    if not geometric:
-        ordered = sorted(files, key=lambda h: (h.instance_number is None, h.instance_number or 0, h.path.name))
-        warnings.append("no ImagePositionPatient/ImageOrientationPatient: slices ordered by InstanceNumber")
-        return ordered, warnings
-    normal = _normal(files[0].orientation)
-    along = {id(h): float(np.dot(h.position, normal)) for h in files}
-    ordered = sorted(files, key=lambda h: (along[id(h)], h.instance_number or 0, h.path.name))
-    gaps = np.diff([along[id(h)] for h in ordered])
-    duplicates = int(np.sum(np.abs(gaps) < POSITION_TOLERANCE_MM))
-    if duplicates:
-        warnings.append(f"{duplicates} slice(s) share a position with another slice (duplicates or repeated acquisition)")
-    real_gaps = gaps[np.abs(gaps) >= POSITION_TOLERANCE_MM]
-    if len(real_gaps) > 1:
-        median = float(np.median(real_gaps))
-        if np.max(np.abs(real_gaps - median)) > UNEVEN_SPACING_FRACTION * median:
-            warnings.append(
-                f"uneven slice spacing: gaps from {real_gaps.min():.2f} to {real_gaps.max():.2f} mm "
-                f"(median {median:.2f} mm)"
-            )
-    return ordered, warnings
-
-
-def _geometry(files: list[FileHeader]) -> Geometry:
-    first = files[0]
-    n_frames = sum(h.n_frames for h in files)
-    if first.orientation is None:
-        return identity_geometry(n_frames, first.pixel_spacing)
-    if first.n_frames > 1:
-        if first.frame_positions is None:
-            return identity_geometry(n_frames, first.pixel_spacing)
-        positions = np.array(first.frame_positions, dtype=float)
-    elif any(h.position is None for h in files):
-        return identity_geometry(n_frames, first.pixel_spacing)
-    else:
-        positions = np.array([h.position for h in files], dtype=float)
-    orientation = np.array(first.orientation, dtype=float)
-    row_dir = orientation[:3] / (np.linalg.norm(orientation[:3]) or 1.0)
-    col_dir = orientation[3:] / (np.linalg.norm(orientation[3:]) or 1.0)
-    return Geometry(positions=positions, row_dir=row_dir, col_dir=col_dir,
-                    pixel_spacing=first.pixel_spacing or (1.0, 1.0), known=first.pixel_spacing is not None)
-
-
-def _order_frames(header: FileHeader) -> list[str]:
-    """Multi-frame files keep their frame order (reordering would need a copy); report if unsorted."""
-    if header.frame_positions is None or header.orientation is None:
-        return []
-    along = np.array(header.frame_positions) @ _normal(header.orientation)
+def _spacing_warnings(along: list[float]) -> list[str]:
+    """Reports of uneven gaps between neighbouring positions (``along``: sorted, no duplicates)."""
     gaps = np.diff(along)
-    if len(gaps) and not (np.all(gaps > 0) or np.all(gaps < 0)):
-        return ["frames are not in spatial order along the slice normal (shown in stored order)"]
+    if len(gaps) < 2:
+        return []
+    median = float(np.median(gaps))
+    if np.max(np.abs(gaps - median)) > UNEVEN_SPACING_FRACTION * median:
+        return [f"uneven slice spacing: gaps from {gaps.min():.2f} to {gaps.max():.2f} mm (median {median:.2f} mm)"]
     return []
 
 
+def _file_size(h: FileHeader) -> int:
+    try:
+        return h.path.stat().st_size
+    except OSError:
+        return -1
+
+
+def _one_per_position(ordered: list[FileHeader], along: dict[int, float]) -> tuple[list[FileHeader], list[tuple[Path, str]], list[str]]:
+    """Keep one file per slice position; the others are left out with a reason.
+
+    Copies of one image (same SOPInstanceUID, e.g. a file copied twice) keep the largest copy (a copy cut
+    short is smaller). Different images at one position (a repeated acquisition the headers do not tell
+    apart) keep the first by InstanceNumber. Either way the stack never holds two slices at one position,
+    which would shift every slice after them by one in an export.
+    """
+    kept: list[FileHeader] = []
+    left_out: list[tuple[Path, str]] = []
+    i = 0
+    while i < len(ordered):
+        j = i + 1
+        while j < len(ordered) and abs(along[id(ordered[j])] - along[id(ordered[i])]) < POSITION_TOLERANCE_MM:
+            j += 1
+        group = ordered[i:j]
+        if len(group) > 1:
+            same = [h for h in group if h.sop_uid == group[0].sop_uid]
+            keep = max(same, key=_file_size) if len(same) == len(group) else group[0]
+            for h in group:
+                if h is keep:
+                    continue
+                what = "a copy of" if h.sop_uid == keep.sop_uid else "at the same position as"
+                left_out.append((h.path, f"left out of its series: {what} {keep.path.name}, which is shown"))
+        else:
+            keep = group[0]
+        kept.append(keep)
+        i = j
+    warnings = []
+    if left_out:
+        warnings.append(f"{len(left_out)} slice(s) share a position with another slice (duplicates or repeated "
+                        f"acquisition): one kept per position, the others listed as left out")
+    return kept, left_out, warnings
+
+
+def order_slices(files: list[FileHeader]) -> tuple[list[FileHeader], list[str], list[tuple[Path, str]]]:
+    """Order single-frame files of one stack: (ordered files, warnings for the reader, files left out).
+
+    Sorts by the position along the slice normal when every file has ImagePositionPatient and
+    ImageOrientationPatient, keeping one file per position; otherwise by InstanceNumber, then by file
+    name, and says so.
+    """
+    if len(files) < 2:
+        return list(files), [], []
+    geometric = all(h.position is not None and h.orientation is not None for h in files)
+    if not geometric:
+        ordered = sorted(files, key=lambda h: (h.instance_number is None, h.instance_number or 0, h.path.name))
+        return ordered, ["no ImagePositionPatient/ImageOrientationPatient: slices ordered by InstanceNumber"], []
+    normal = _normal(files[0].orientation)  # type: ignore[arg-type]
+    along = {id(h): float(np.dot(h.position, normal)) for h in files}  # type: ignore[arg-type]
+    ordered = sorted(files, key=lambda h: (along[id(h)], h.instance_number or 0, h.path.name))
+    kept, left_out, warnings = _one_per_position(ordered, along)
+    return kept, warnings + _spacing_warnings([along[id(h)] for h in kept]), left_out
+
+
+def _geometry(positions: list | None, orientation: tuple[float, ...] | None, n_slices: int,
+              pixel_spacing: tuple[float, float] | None) -> Geometry:
+    if orientation is None or positions is None or any(p is None for p in positions):
+        return identity_geometry(n_slices, pixel_spacing)
+    array = np.array(orientation, dtype=float)
+    row_dir = array[:3] / (np.linalg.norm(array[:3]) or 1.0)
+    col_dir = array[3:] / (np.linalg.norm(array[3:]) or 1.0)
+    return Geometry(positions=np.array(positions, dtype=float), row_dir=row_dir, col_dir=col_dir,
+                    pixel_spacing=pixel_spacing or (1.0, 1.0), known=pixel_spacing is not None)
+
+
+@dataclass
+class _Part:
+    """One volume of a SeriesInstanceUID, before it gets its key."""
+
+    files: list[FileHeader]
+    geometry: Geometry
+    warnings: list[str]
+    label: str = ""
+    frame_numbers: tuple[int, ...] | None = None
+    left_out: list[tuple[Path, str]] = field(default_factory=list)
+
+    @property
+    def n_slices(self) -> int:
+        return len(self.frame_numbers) if self.frame_numbers is not None else sum(h.n_frames for h in self.files)
+
+
+def _single_frame_part(files: list[FileHeader]) -> _Part:
+    ordered, warnings, left_out = order_slices(files)
+    first = ordered[0]
+    positions = [h.position for h in ordered]
+    return _Part(files=ordered, geometry=_geometry(positions, first.orientation, len(ordered), first.pixel_spacing),
+                 warnings=warnings, label=stack_label(first.stack), left_out=left_out)
+
+
+def _multi_frame_parts(header: FileHeader) -> list[_Part]:
+    """One part per volume of a multi-frame file, its frames in spatial order (see :mod:`.frames`)."""
+    infos = header.frame_info
+    if infos is None:  # a plain multi-frame file (cine, X-ray sequence): one stack in stored order
+        return [_Part(files=[header], geometry=identity_geometry(header.n_frames, header.pixel_spacing), warnings=[])]
+    stacks: dict[tuple, list[int]] = defaultdict(list)
+    for i, info in enumerate(infos):
+        stacks[(info.stack, _orientation_key(info.orientation or header.orientation))].append(i)
+    parts = []
+    for frames in stacks.values():
+        first = infos[frames[0]]
+        orientation = first.orientation or header.orientation
+        warnings: list[str] = []
+        if orientation is not None and all(infos[f].position is not None for f in frames):
+            normal = _normal(orientation)
+            along = {f: float(np.dot(infos[f].position, normal)) for f in frames}  # type: ignore[arg-type]
+            frames = sorted(frames, key=lambda f: (along[f], infos[f].in_stack or 0, f))
+            sorted_along = [along[f] for f in frames]
+            duplicates = int(np.sum(np.abs(np.diff(sorted_along)) < POSITION_TOLERANCE_MM))
+            if duplicates:
+                warnings.append(f"{duplicates} frame(s) share a position with another frame of this volume")
+            else:
+                warnings += _spacing_warnings(sorted_along)
+        elif all(infos[f].in_stack is not None for f in frames):
+            frames = sorted(frames, key=lambda f: (infos[f].in_stack, f))
+        positions = [infos[f].position for f in frames]
+        parts.append(_Part(files=[header], frame_numbers=tuple(frames), warnings=warnings,
+                           geometry=_geometry(positions, orientation, len(frames), header.pixel_spacing),
+                           label=stack_label(first.stack)))
+    return parts
+
+
+def _parts_of(files: list[FileHeader]) -> list[_Part]:
+    groups: dict[tuple, list[FileHeader]] = defaultdict(list)
+    parts: list[_Part] = []
+    for h in files:
+        if h.n_frames > 1:
+            parts += _multi_frame_parts(h)
+        else:
+            groups[_split_key(h)].append(h)
+    parts += [_single_frame_part(g) for g in groups.values()]
+    parts.sort(key=lambda p: (-p.n_slices, p.files[0].path.as_posix(), p.frame_numbers or ()))
+    return parts
+
+
 def group_series(headers: list[FileHeader]) -> list[SeriesInfo]:
-    """Group headers by SeriesInstanceUID, split incompatible files, order the slices."""
+    """Group headers by SeriesInstanceUID, split what cannot share one volume, order the slices.
+
+    A SeriesInstanceUID is split where orientation, image size or the stack (echo, temporal position)
+    differs, and each multi-frame file into its volumes (stacks, temporal positions, b-values ...).
+    """
     by_uid: dict[str, list[FileHeader]] = defaultdict(list)
     for h in headers:
         by_uid[h.series_uid].append(h)
     result: list[SeriesInfo] = []
     for uid, files in by_uid.items():
-        groups: dict[tuple, list[FileHeader]] = defaultdict(list)
-        for h in files:
-            groups[_split_key(h)].append(h)
-        parts = sorted(groups.values(), key=lambda g: (-len(g), g[0].path.as_posix()))
+        parts = _parts_of(files)
         for i, part in enumerate(parts):
-            if part[0].n_frames > 1:
-                ordered, warnings = part, _order_frames(part[0])
-            else:
-                ordered, warnings = order_slices(part)
+            warnings = part.warnings
             if len(parts) > 1:
-                warnings = [f"part {i + 1} of {len(parts)} of this series (split: a multi-frame file, or orientation or size differs)", *warnings]
-            first = ordered[0]
+                why = part.label or "a multi-frame file, or orientation or size differs"
+                warnings = [f"part {i + 1} of {len(parts)} of this series (split: {why})", *warnings]
+            first = part.files[0]
+            description = f"{first.description} [{part.label}]".lstrip() if part.label and len(parts) > 1 else first.description
             result.append(
                 SeriesInfo(
                     key=uid if i == 0 else f"{uid}#{i + 1}",
                     series_uid=uid,
                     study_uid=first.study_uid,
                     modality=first.modality,
-                    description=first.description,
+                    description=description,
                     series_number=first.series_number,
-                    files=tuple(ordered),
-                    geometry=_geometry(ordered),
+                    files=tuple(part.files),
+                    geometry=part.geometry,
                     warnings=tuple(warnings),
+                    frame_numbers=part.frame_numbers,
+                    left_out=tuple(part.left_out),
                 )
             )
     result.sort(key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30, s.key))

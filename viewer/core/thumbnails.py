@@ -24,9 +24,9 @@ def thumbnail(series: SeriesInfo, size: int = THUMBNAIL_SIZE) -> np.ndarray:
     """
     header, frame = series.frame_source(series.n_slices // 2)
     layout = header.layout
-    frames = np.empty((header.n_frames, *frame_shape(layout)), dtype=stored_dtype(layout))
-    read_frames_into(header, frames)
-    pixels = downsample_to(frames[frame], size)
+    pixels = np.empty((1, *frame_shape(layout)), dtype=stored_dtype(layout))
+    read_frames_into(header, pixels, frames=[frame])
+    pixels = downsample_to(pixels[0], size)
     if layout.is_color:
         return color_to_u8(pixels, layout.bits_stored if layout.samples_per_pixel == 3 else None)
     values = pixels.astype(np.float32) * header.rescale_slope + header.rescale_intercept

@@ -152,6 +152,8 @@ def prefetch(paths: list) -> None:
 
 def _file_slices(series: SeriesInfo) -> list[tuple[int, int]]:
     """(first slice, slice count) of each file, in file order."""
+    if series.frame_numbers is not None:  # one volume of a multi-frame file: its frames only
+        return [(0, len(series.frame_numbers))]
     spans, start = [], 0
     for h in series.files:
         spans.append((start, h.n_frames))
@@ -161,12 +163,15 @@ def _file_slices(series: SeriesInfo) -> list[tuple[int, int]]:
 
 def _fill_file(volume: Volume, file_index: int, start: int, count: int) -> None:
     header = volume.series.files[file_index]
+    frames = volume.series.frame_numbers
     target = volume.stored[start : start + count]
     per_slice_rescale = volume.stored.dtype.kind == "f" and (volume.slope, volume.intercept) == (1.0, 0.0)
     if per_slice_rescale and (header.rescale_slope, header.rescale_intercept) != (1.0, 0.0):
-        target[...] = decode_contained(header).astype(np.float32) * header.rescale_slope + header.rescale_intercept
+        arr = decode_contained(header)
+        arr = arr if frames is None else arr[list(frames)]
+        target[...] = arr.astype(np.float32) * header.rescale_slope + header.rescale_intercept
     else:
-        read_frames_into(header, target)
+        read_frames_into(header, target, frames)
 
 
 def load_into(

@@ -238,11 +238,8 @@ class LabelState(QObject):
         elif not series.study_uid:
             self._reason = "the series has no StudyInstanceUID to keep labels under"
         else:
-            index = 0
-            for h in series.files:
-                for f in range(h.n_frames):
-                    self._index_of[(h.series_uid, h.sop_uid, f)] = index
-                    index += 1
+            for index, (h, f) in enumerate(series.sources):
+                self._index_of[(h.series_uid, h.sop_uid, f)] = index
             try:
                 self._store = LabelStore.open(series.study_uid, root=self._root)
             except LabelFileError as e:

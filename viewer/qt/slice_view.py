@@ -485,7 +485,7 @@ class SliceView(pg.GraphicsView):
         geometry = series.geometry
         # per-slice corner text facts, computed once per series (the scroll path only indexes them)
         self._locations = (geometry.positions @ geometry.normal).tolist() if geometry.known else None
-        self._thickness = [h.slice_thickness for h in series.files for _ in range(h.n_frames)]
+        self._thickness = [h.slice_thickness for h, _ in series.sources]
         self._image.setTransform(QTransform.fromScale(self._spacing[1], self._spacing[0]))
         self._update_patient_text()
         ps = series.first.pixel_spacing
