@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .bundle import LoadedModel
-from .preprocess import preprocess, preprocess_stacks
+from models.bundle import LoadedModel
+from models.preprocess import preprocess, preprocess_stacks
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ class SliceAnalyzer:
 
     def _analyze_batch(self, indices: Sequence[int], batch: np.ndarray,
                        image_shape: tuple[int, ...]) -> list[SliceResult]:
-        from .explain import explain
+        from models.explain import explain
 
         result = explain(self.loaded.model, batch, self.method, batch_size=self.batch_size)
         out = []
@@ -107,7 +107,7 @@ class SliceAnalyzer:
 
     def faithfulness(self, hu: np.ndarray, heatmaps: np.ndarray):
         """Deletion faithfulness of ``heatmaps`` for the slices ``hu`` (see :mod:`models.faithfulness`)."""
-        from .faithfulness import deletion_faithfulness
+        from models.faithfulness import deletion_faithfulness
 
         return deletion_faithfulness(self.loaded.model, self.prepare(hu), np.asarray(heatmaps),
                                      batch_size=self.batch_size)

@@ -137,7 +137,7 @@ def heat_to_u8(heatmap: np.ndarray) -> np.ndarray:
 
 
 def _reason(e: BaseException) -> str:
-    from .bundle import BundleError
+    from models.bundle import BundleError
 
     if isinstance(e, BundleError):
         return e.reason
@@ -176,7 +176,7 @@ class ModelService:
         return list(self._models)
 
     def _info(self, analyzer: Any, notice: str = "") -> ModelInfo:
-        from .predict import model_device
+        from models.predict import model_device
 
         return ModelInfo(analyzer.card.name, str(model_device(analyzer.loaded.model)), analyzer.context, notice)
 
@@ -194,7 +194,7 @@ class ModelService:
             raise
         except Exception as e:
             raise ModelLoadFailed(_reason(e)) from e
-        from .analysis import SliceAnalyzer
+        from models.analysis import SliceAnalyzer
 
         analyzer = SliceAnalyzer(loaded, batch_size=self.batch_size)
         self._models[key] = analyzer
@@ -206,8 +206,8 @@ class ModelService:
 
     def _load_bundle(self, ref: ModelRef) -> tuple[Any, str]:
         """Load on the chosen device; a GPU out of memory while loading retries on the CPU."""
-        from .bundle import load_bundle
-        from .device import configure_threads, is_oom, pick_device
+        from models.bundle import load_bundle
+        from models.device import configure_threads, is_oom, pick_device
 
         if not self._threads_set:
             configure_threads()  # one core left to the UI process on a small machine
@@ -231,7 +231,7 @@ class ModelService:
 
     def _with_oom_fallback(self, analyzer: Any, fn: Any) -> tuple[Any, str]:
         """Run ``fn()``; if the GPU runs out of memory, move the model to the CPU (for good) and retry."""
-        from .device import is_oom
+        from models.device import is_oom
 
         try:
             return fn(), ""
@@ -304,7 +304,7 @@ def create(cancel_event: Any) -> ModelService:
     The process exists to run models, so it keeps freed tensor memory for the next batch
     (:func:`models.allocator.keep_freed_memory_for_reuse`).
     """
-    from .allocator import keep_freed_memory_for_reuse
+    from models.allocator import keep_freed_memory_for_reuse
 
     keep_freed_memory_for_reuse()
     return ModelService(cancel_event)

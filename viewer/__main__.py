@@ -7,6 +7,6 @@ if __name__ == "__main__":
     # First: in a frozen build, a child process started with "spawn" (the AI's model service) re-runs
     # this executable, and freeze_support runs the child's job instead of the viewer (no-op otherwise).
     multiprocessing.freeze_support()
-    from .cli import main
+    from viewer.cli import main
 
     sys.exit(main())

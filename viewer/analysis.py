@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .core.model_registry import ModelEntry
-from .core.volume import Volume
+from viewer.core.model_registry import ModelEntry
+from viewer.core.volume import Volume
 
 
 def model_applies(card, volume: Volume) -> str | None:
@@ -57,7 +57,7 @@ def stored_slices(volume: Volume, indices: Sequence[int], context: int):
 
 def analysis_order(n: int, first: int) -> list[int]:
     """The current slice, then outwards (the same order the volume loads in)."""
-    from .core.volume import load_order
+    from viewer.core.volume import load_order
 
     return load_order(n, first)
 

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from . import __version__
-from .core.privacy import install_log_redaction
+from viewer import __version__
+from viewer.core.privacy import install_log_redaction
 
 EXIT_OK, EXIT_USAGE, EXIT_NOTHING = 0, 2, 3
 SUBCOMMANDS = ("info", "convert", "screenshot", "demo", "analyze", "models", "finetune", "anonymise")
@@ -38,8 +38,8 @@ def _progress_printer(label: str):
 
 
 def _scan(path: str):
-    from .core.errors import NothingLoadableError
-    from .core.scan import scan
+    from viewer.core.errors import NothingLoadableError
+    from viewer.core.scan import scan
 
     if not Path(path).exists():
         raise UsageError(f"no such file or folder: {path}")
@@ -107,8 +107,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_convert(args: argparse.Namespace) -> int:
-    from .core.convert import SUFFIXES, export_volume
-    from .core.volume import load_volume
+    from viewer.core.convert import SUFFIXES, export_volume
+    from viewer.core.volume import load_volume
 
     if not args.out.lower().endswith(SUFFIXES):
         raise UsageError(f"--out must end with one of {', '.join(SUFFIXES)}")
@@ -131,7 +131,7 @@ def _parse_size(text: str) -> tuple[int, int]:
 
 
 def cmd_screenshot(args: argparse.Namespace) -> int:
-    from .core.windowing import preset
+    from viewer.core.windowing import preset
 
     if args.preset:
         try:
@@ -140,7 +140,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
             raise UsageError(str(e.args[0])) from None
     result = _scan(args.path)
     series = _pick_series(result, args.series) if args.series else None
-    from .qt.screenshot import render_screenshot
+    from viewer.qt.screenshot import render_screenshot
 
     out = render_screenshot(
         [args.path], args.out, series=series.key if series else None, slice_index=args.slice,
@@ -151,7 +151,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
 
 
 def cmd_anonymise(args: argparse.Namespace) -> int:
-    from .core.anonymise import anonymise_series_folder
+    from viewer.core.anonymise import anonymise_series_folder
 
     result = anonymise_series_folder(args.path, args.out, seed=args.seed, progress=_progress_printer("anonymising"))
     print(f"wrote {len(result.files)} anonymised file(s) in {result.n_series} series to {result.out_dir}")
@@ -165,7 +165,7 @@ def cmd_anonymise(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .core.demo import ensure_demo_study
+    from viewer.core.demo import ensure_demo_study
 
     def report(stage, fraction=None, *rest) -> None:
         text = stage if fraction is None else f"{stage} {fraction:.0%}"
@@ -176,7 +176,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for d in study.series_dirs:
         print(d)
     if args.open:
-        from .qt.app import run_gui
+        from viewer.qt.app import run_gui
 
         return run_gui([str(study.series_dirs[-1])])
     return EXIT_OK
@@ -190,7 +190,7 @@ def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path
     """Run the model over every slice of ``volume``; the series' JSON record."""
     from models.analysis import ranking
 
-    from .analysis import context_stack, slice_record
+    from viewer.analysis import context_stack, slice_record
 
     n = volume.n_slices
     results = []
@@ -220,9 +220,9 @@ def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path
 
 
 def _write_heatmaps(volume, results, folder: Path) -> None:
-    from .core.overlay import blend
-    from .core.png import write_png
-    from .core.windowing import build_lut, to_display
+    from viewer.core.overlay import blend
+    from viewer.core.png import write_png
+    from viewer.core.windowing import build_lut, to_display
 
     folder.mkdir(parents=True, exist_ok=True)
     window = volume.default_window()
@@ -234,11 +234,11 @@ def _write_heatmaps(volume, results, folder: Path) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from .analysis import load_model, model_applies
+    from viewer.analysis import load_model, model_applies
     from models.atomic import atomic_write_text
-    from .core.errors import NothingLoadableError
-    from .core.model_registry import find_model
-    from .core.volume import load_volume
+    from viewer.core.errors import NothingLoadableError
+    from viewer.core.model_registry import find_model
+    from viewer.core.volume import load_volume
 
     try:
         entry = find_model(args.model)
@@ -290,10 +290,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     """
     from models.training import Augmentation, FineTuneConfig, TrainingDataError, TrainingStopped, check_model_name
 
-    from . import finetune as ft
+    from viewer import finetune as ft
     from models.atomic import atomic_write_text
-    from .core.errors import NothingLoadableError
-    from .core.labeled_data import LabeledDataError
+    from viewer.core.errors import NothingLoadableError
+    from viewer.core.labeled_data import LabeledDataError
 
     def fmt(v: float | None) -> str:
         return "n/a" if v is None else f"{v:.3f}"
@@ -382,7 +382,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .core.model_registry import list_models
+    from viewer.core.model_registry import list_models
 
     entries = list_models()
     if args.json:
@@ -512,7 +512,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gui.add_argument("--debug", action="store_true")
         gui.add_argument("paths", nargs="*", help="folders or files to open")
         args = gui.parse_args(argv)
-        from .qt.app import run_gui
+        from viewer.qt.app import run_gui
 
         return run_gui(args.paths)
     parser = build_parser()
@@ -522,7 +522,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK if e.code == 0 else EXIT_USAGE
     from models.bundle import BundleError
 
-    from .core.errors import NothingLoadableError, RadviewError
+    from viewer.core.errors import NothingLoadableError, RadviewError
 
     try:
         return args.func(args)

@@ -38,9 +38,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .core.errors import Cancelled, DicomFileError, SeriesLoadError
-from .core.header import FileHeader, NotDicom, read_header
-from .core.labeled_data import (
+from viewer.core.errors import Cancelled, DicomFileError, SeriesLoadError
+from viewer.core.header import FileHeader, NotDicom, read_header
+from viewer.core.labeled_data import (
     DataSplit,
     LabeledDataError,
     LabeledDataset,
@@ -49,10 +49,10 @@ from .core.labeled_data import (
     read_image,
     split_by_patient,
 )
-from .core.labels import LabelFileError, LabelStore
-from .core.model_registry import find_model, list_models, user_models_dir
-from .core.scan import Skipped, scan
-from .core.series import SeriesInfo, group_series
+from viewer.core.labels import LabelFileError, LabelStore
+from viewer.core.model_registry import find_model, list_models, user_models_dir
+from viewer.core.scan import Skipped, scan
+from viewer.core.series import SeriesInfo, group_series
 
 if TYPE_CHECKING:
     from models.datasets import TrainingSet
@@ -219,8 +219,8 @@ def _load_dicom(items: Sequence[LabeledItem], dataset: LabeledDataset, context: 
                 done: Callable[[int], None]) -> dict[tuple[Path, int], np.ndarray]:
     """(path, frame) -> (2·context+1, rows, cols) modality values, series by series; ``done(n)`` after
     each series with the number of its items handled."""
-    from .analysis import context_stack
-    from .core.volume import load_volume
+    from viewer.analysis import context_stack
+    from viewer.core.volume import load_volume
 
     out: dict[tuple[Path, int], np.ndarray] = {}
     by_series: dict[str, list[LabeledItem]] = defaultdict(list)

@@ -34,7 +34,7 @@ import numpy as np
 
 from models.metrics import BinaryMetrics, ThresholdChoice
 
-from . import finetune as ft
+from viewer import finetune as ft
 
 __all__ = [
     "Comparison",
@@ -163,7 +163,7 @@ class FineTuneService:
     def load_data(self, source: DataSource) -> DataSummary:
         """Read the labelled images (raises ``LabeledDataError`` with a one-line reason)."""
         if source.kind == "labels":
-            from .core.labels import forget_open_stores
+            from viewer.core.labels import forget_open_stores
 
             forget_open_stores()  # the viewer process may have labelled more since this child last read
             dataset = ft.dataset_from_labels(list(source.paths), cancel=self._cancelled)

@@ -41,8 +41,8 @@ from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary
 
 from models.atomic import atomic_replace_dir
-from .errors import Cancelled, NothingLoadableError
-from .scan import CancelFn, ProgressFn, Skipped, scan
+from viewer.core.errors import Cancelled, NothingLoadableError
+from viewer.core.scan import CancelFn, ProgressFn, Skipped, scan
 
 #: Edition of PS3.15 table E.1-1 used (the module of that name in ``dicom-anonymizer``).
 PROFILE_EDITION = "dicomfields_2026c"

@@ -52,7 +52,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import RadviewError, one_line
+from viewer.core.errors import RadviewError, one_line
 
 log = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ import numpy as np
 
 from models.atomic import atomic_output_path
 
-from .errors import RadviewError
-from .volume import Volume
+from viewer.core.errors import RadviewError
+from viewer.core.volume import Volume
 
 SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: Identifying header fields written only on request (``include_identifiers``).

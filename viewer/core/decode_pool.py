@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 import pydicom
 
-from .child_process import describe_exit, resolve_target
-from .errors import DicomFileError
-from .header import FileHeader
+from viewer.core.child_process import describe_exit, resolve_target
+from viewer.core.errors import DicomFileError
+from viewer.core.header import FileHeader
 
 #: Worker processes: the machine's cores, at most 2 (decoding also competes with the GUI thread).
 WORKERS = max(1, min(2, os.cpu_count() or 1))
@@ -198,7 +198,7 @@ def decode_contained(header: FileHeader) -> np.ndarray:
         The file cannot be decoded, its decoder crashed or it did not finish in time; ``reason`` says which.
     """
     if not is_contained(header):
-        from .pixels import decode_frames
+        from viewer.core.pixels import decode_frames
 
         return decode_frames(header)
     with _using_pool() as (pool, reference):

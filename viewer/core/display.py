@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .windowing import Window, build_lut, to_display, unsigned_view
+from viewer.core.windowing import Window, build_lut, to_display, unsigned_view
 
 
 @dataclass(frozen=True)

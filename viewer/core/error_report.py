@@ -14,8 +14,8 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from .. import __version__
-from .privacy import redact
+from viewer import __version__
+from viewer.core.privacy import redact
 
 #: Packages whose versions a report lists when they are loaded (never imported for the report).
 VERSION_MODULES = ("numpy", "pydicom", "PySide6", "pyqtgraph", "SimpleITK", "torch", "timm")

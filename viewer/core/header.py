@@ -20,11 +20,11 @@ from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
-from .deflate import read_deflated_header
-from .encapsulated import check_fragments
-from .frames import FrameInfo, floats, frame_infos, functional_group
-from .errors import DicomFileError, one_line
-from .privacy import remember_identifiers
+from viewer.core.deflate import read_deflated_header
+from viewer.core.encapsulated import check_fragments
+from viewer.core.frames import FrameInfo, floats, frame_infos, functional_group
+from viewer.core.errors import DicomFileError, one_line
+from viewer.core.privacy import remember_identifiers
 
 #: Refuse images whose decoded pixels would need more than this many bytes (checked before allocating).
 MAX_PIXEL_BYTES = 8 * 1024**3

@@ -44,10 +44,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from .errors import Cancelled, DicomFileError, RadviewError
-from .header import FileHeader, NotDicom, read_header
-from .pixels import decode_frames
-from .scan import Skipped
+from viewer.core.errors import Cancelled, DicomFileError, RadviewError
+from viewer.core.header import FileHeader, NotDicom, read_header
+from viewer.core.pixels import decode_frames
+from viewer.core.scan import Skipped
 
 __all__ = [
     "IMAGE_SUFFIXES",

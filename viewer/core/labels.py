@@ -43,8 +43,8 @@ from pathlib import Path
 from typing import Any
 
 from models.atomic import atomic_write_bytes, atomic_write_text
-from .errors import RadviewError
-from .model_registry import data_dir
+from viewer.core.errors import RadviewError
+from viewer.core.model_registry import data_dir
 
 __all__ = [
     "CSV_COLUMNS",

@@ -28,8 +28,8 @@ from pathlib import Path
 from models.bundle import CARD_FILE, BundleError, ModelCard, file_sha256, read_card
 
 from models.atomic import atomic_output_path, atomic_replace_dir, atomic_write_text, fsync_dir
-from .errors import RadviewError
-from .model_registry import ModelEntry, list_models, user_models_dir
+from viewer.core.errors import RadviewError
+from viewer.core.model_registry import ModelEntry, list_models, user_models_dir
 
 __all__ = ["ModelStoreError", "delete_model", "export_model", "import_model", "rename_model"]
 

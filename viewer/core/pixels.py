@@ -15,10 +15,10 @@ import numpy as np
 import pydicom
 from pydicom.pixels import pixel_array
 
-from .decode_pool import decode_contained
-from .deflate import read_deflated, read_deflated_header
-from .errors import DicomFileError, one_line
-from .header import FileHeader, PixelLayout
+from viewer.core.decode_pool import decode_contained
+from viewer.core.deflate import read_deflated, read_deflated_header
+from viewer.core.errors import DicomFileError, one_line
+from viewer.core.header import FileHeader, PixelLayout
 
 
 def stored_dtype(layout: PixelLayout) -> np.dtype:

@@ -7,10 +7,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import decode_pool
-from .errors import Cancelled, DicomFileError
-from .header import FileHeader, NotDicom, read_header
-from .series import SeriesInfo, group_series
+from viewer.core import decode_pool
+from viewer.core.errors import Cancelled, DicomFileError
+from viewer.core.header import FileHeader, NotDicom, read_header
+from viewer.core.series import SeriesInfo, group_series
 
 #: Extensions that announce DICOM: such a file that is not DICOM is a problem, not just foreign.
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ".ima"}

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .geometry import POSITION_TOLERANCE_MM, Geometry, identity_geometry
-from .frames import stack_label
-from .header import FileHeader
+from viewer.core.geometry import POSITION_TOLERANCE_MM, Geometry, identity_geometry
+from viewer.core.frames import stack_label
+from viewer.core.header import FileHeader
 
 #: Neighbouring gaps that differ from the median gap by more than this fraction are reported as uneven.
 UNEVEN_SPACING_FRACTION = 0.05

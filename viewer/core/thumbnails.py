@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .display import color_to_u8, downsample_to
-from .pixels import frame_shape, read_frames_into, stored_dtype
-from .series import SeriesInfo
-from .windowing import Window, percentile_window, to_display
+from viewer.core.display import color_to_u8, downsample_to
+from viewer.core.pixels import frame_shape, read_frames_into, stored_dtype
+from viewer.core.series import SeriesInfo
+from viewer.core.windowing import Window, percentile_window, to_display
 
 #: Longest side of a thumbnail, in pixels.
 THUMBNAIL_SIZE = 64

@@ -16,12 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import Cancelled, DicomFileError, SeriesLoadError
-from .geometry import Geometry
-from .decode_pool import decode_contained
-from .pixels import frame_shape, read_frames_into, stored_dtype
-from .series import SeriesInfo
-from .windowing import Window, percentile_window
+from viewer.core.errors import Cancelled, DicomFileError, SeriesLoadError
+from viewer.core.geometry import Geometry
+from viewer.core.decode_pool import decode_contained
+from viewer.core.pixels import frame_shape, read_frames_into, stored_dtype
+from viewer.core.series import SeriesInfo
+from viewer.core.windowing import Window, percentile_window
 
 #: Refuse a series whose volume would take more than this share of physical memory.
 MAX_MEMORY_SHARE = 0.6

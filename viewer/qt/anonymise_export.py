@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QFileDialog, QProgressDialog, QWidget
 from viewer.core.anonymise import AnonymiseResult, anonymise_series_folder
 from viewer.core.errors import NothingLoadableError
 
-from .workers import JobContext, Worker
+from viewer.qt.workers import JobContext, Worker
 
 
 def summary(result: AnonymiseResult) -> str:

@@ -10,12 +10,12 @@ from collections.abc import Callable, Sequence
 from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
-from .. import __version__
-from ..core.model_registry import resources_dir
-from ..core.privacy import install_log_redaction
-from .error_panel import install_last_resort_hooks
-from .main_window import APPLICATION, ORGANISATION, MainWindow
-from .termination import close_on_termination_signals
+from viewer import __version__
+from viewer.core.model_registry import resources_dir
+from viewer.core.privacy import install_log_redaction
+from viewer.qt.error_panel import install_last_resort_hooks
+from viewer.qt.main_window import APPLICATION, ORGANISATION, MainWindow
+from viewer.qt.termination import close_on_termination_signals
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +72,8 @@ def _say_where_data_lives(window: MainWindow) -> None:
     (The cache folder is the demo's, resolved when the demo is fetched; resolving it here would import
     SimpleITK before the first paint.)
     """
-    from ..core.model_registry import data_dir
-    from ..core.user_dirs import fallback_notices
+    from viewer.core.model_registry import data_dir
+    from viewer.core.user_dirs import fallback_notices
 
     data_dir()
     notices = fallback_notices()

@@ -30,9 +30,9 @@ from viewer.core.volume import Volume, allocate, load_into
 from viewer.core.windowing import PRESETS, Window, preset
 
 from viewer.core.thumbnails import thumbnail
-from .ai.state import AIState
-from .label_state import LabelState
-from .workers import JobContext, Worker, wait_until_idle
+from viewer.qt.ai.state import AIState
+from viewer.qt.label_state import LabelState
+from viewer.qt.workers import JobContext, Worker, wait_until_idle
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from PySide6.QtCore import Qt
 
 from viewer.core.error_report import ErrorReport
 
-from .workers import FailureHub, failure_hub
+from viewer.qt.workers import FailureHub, failure_hub
 
 log = logging.getLogger(__name__)
 

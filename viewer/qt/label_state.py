@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, Signal
 from viewer.core.labels import CsvImport, Label, LabelFileError, LabelStore
 
 if TYPE_CHECKING:
-    from .controller import ViewerController
+    from viewer.qt.controller import ViewerController
 
 #: Marking modes of the slice view: off (left-drag pans), point (a click marks a point), box (a drag marks a box).
 MODES = ("off", "point", "box")

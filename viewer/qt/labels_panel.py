@@ -15,8 +15,8 @@ from PySide6.QtWidgets import (
 
 from viewer.core.labels import Label
 
-from .controller import ViewerController
-from .label_state import MODES, LabelsSnapshot
+from viewer.qt.controller import ViewerController
+from viewer.qt.label_state import MODES, LabelsSnapshot
 
 MODE_TEXT = {"off": "no marks (drag pans)", "point": "point: click the finding", "box": "box: drag around it"}
 

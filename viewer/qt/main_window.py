@@ -22,16 +22,16 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 from viewer.core.scan import ScanResult
 from viewer.core.windowing import PRESETS
 
-from .ai.panel import AIPanel
-from .ai.plot import ProbabilityPlot
-from .anonymise_export import AnonymiseExport
-from .controller import ViewerController, series_label
-from .error_panel import ErrorPanel
-from .labels_panel import LabelsPanel
-from .problems_panel import ProblemsPanel
-from .series_browser import SeriesBrowser
-from .slice_view import CursorReadout, SliceView, handle_view_key
-from .tag_panel import TagPanel
+from viewer.qt.ai.panel import AIPanel
+from viewer.qt.ai.plot import ProbabilityPlot
+from viewer.qt.anonymise_export import AnonymiseExport
+from viewer.qt.controller import ViewerController, series_label
+from viewer.qt.error_panel import ErrorPanel
+from viewer.qt.labels_panel import LabelsPanel
+from viewer.qt.problems_panel import ProblemsPanel
+from viewer.qt.series_browser import SeriesBrowser
+from viewer.qt.slice_view import CursorReadout, SliceView, handle_view_key
+from viewer.qt.tag_panel import TagPanel
 
 ORGANISATION = "radview"
 APPLICATION = "radview"
@@ -214,7 +214,7 @@ class MainWindow(QMainWindow):
 
     def show_finetune(self) -> None:
         """The non-modal fine-tune dialog (one per window, kept between uses)."""
-        from .finetune.dialog import FineTuneDialog
+        from viewer.qt.finetune.dialog import FineTuneDialog
 
         if self.finetune_dialog is None:
             self.finetune_dialog = FineTuneDialog(self.controller, self)
@@ -222,7 +222,7 @@ class MainWindow(QMainWindow):
         self.finetune_dialog.raise_()
 
     def show_model_manager(self) -> None:
-        from .model_manager import ModelManager
+        from viewer.qt.model_manager import ModelManager
 
         if self.model_manager is None:
             self.model_manager = ModelManager(self.controller, self)

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import (
 from viewer.core.model_registry import ModelEntry, list_models
 from viewer.core.model_store import ModelStoreError, delete_model, export_model, import_model, rename_model
 
-from .controller import ViewerController
+from viewer.qt.controller import ViewerController
 
 
 def card_text(entry: ModelEntry) -> str:

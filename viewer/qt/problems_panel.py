@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QHeaderView, QLabel, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from .controller import Problems, ViewerController
+from viewer.qt.controller import Problems, ViewerController
 
 #: Rows listed per group at most (a folder of 100,000 foreign files must not freeze the UI).
 MAX_ROWS_PER_GROUP = 2000

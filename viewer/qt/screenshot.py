@@ -33,7 +33,7 @@ def _wait_for_pause(app, window) -> None:
     """Let the AI's pause timer fire on the slice shown and its faithfulness test finish."""
     import time
 
-    from .ai.state import PAUSE_MS
+    from viewer.qt.ai.state import PAUSE_MS
 
     end = time.monotonic() + PAUSE_MS / 1000 + 0.2
     while time.monotonic() < end:
@@ -75,8 +75,8 @@ def render_screenshot(
         No series could be found or loaded.
     """
     _ensure_platform()
-    from .app import get_app
-    from .main_window import MainWindow
+    from viewer.qt.app import get_app
+    from viewer.qt.main_window import MainWindow
 
     if isinstance(paths, (str, Path)):
         paths = [paths]

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, Q
 
 from viewer.core.scan import ScanResult
 
-from .controller import ViewerController
+from viewer.qt.controller import ViewerController
 from viewer.core.thumbnails import THUMBNAIL_SIZE
 
 KEY_ROLE = Qt.ItemDataRole.UserRole

@@ -37,9 +37,9 @@ from viewer.core.labels import Label
 
 from viewer.core.windowing import Window
 
-from .ai.overlay import heat_image, heat_lut
-from .ai.state import DEMONSTRATION_TEXT, OverlaySettings, SliceStatus
-from .controller import ViewerController
+from viewer.qt.ai.overlay import heat_image, heat_lut
+from viewer.qt.ai.state import DEMONSTRATION_TEXT, OverlaySettings, SliceStatus
+from viewer.qt.controller import ViewerController
 from viewer.core.display import SliceMapper, color_to_u8
 
 pg.setConfigOptions(imageAxisOrder="row-major")

@@ -17,7 +17,7 @@ from PySide6.QtCore import QSortFilterProxyModel, Qt, QTimer
 from PySide6.QtGui import QStandardItem, QStandardItemModel
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QLabel, QLineEdit, QTableView, QVBoxLayout, QWidget
 
-from .controller import ViewerController
+from viewer.qt.controller import ViewerController
 
 #: Characters of a value shown in the table (the tooltip holds more).
 VALUE_CHARS = 120

@@ -55,7 +55,7 @@ from viewer.core.errors import Cancelled
 from viewer.core.model_registry import ModelEntry
 from viewer.core.volume import Volume
 
-from ..workers import JobContext, Worker
+from viewer.qt.workers import JobContext, Worker
 
 log = logging.getLogger(__name__)
 

@@ -20,9 +20,14 @@ from PySide6.QtWidgets import (
 from viewer.core.model_registry import ModelEntry
 from viewer.core.overlay import COLORMAPS
 
-from ..controller import ViewerController
-from .state import (
-    DEMONSTRATION_TEXT, NOT_APPLICABLE, RESULT, OverlaySettings, ProbabilityCurve, SliceStatus,
+from viewer.qt.controller import ViewerController
+from viewer.qt.ai.state import (
+    DEMONSTRATION_TEXT,
+    NOT_APPLICABLE,
+    RESULT,
+    OverlaySettings,
+    ProbabilityCurve,
+    SliceStatus,
 )
 
 #: Characters of the metrics summary shown in the panel (the card dialog shows all of it).

@@ -15,8 +15,8 @@ from PySide6.QtCore import QPointF, Qt
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QWidget
 
-from ..controller import ViewerController
-from .state import ProbabilityCurve
+from viewer.qt.controller import ViewerController
+from viewer.qt.ai.state import ProbabilityCurve
 
 #: Draw a symbol per slice up to this many slices (beyond, the line alone reads better and draws faster).
 MAX_SYMBOLS = 120

@@ -35,14 +35,20 @@ from viewer.analysis import model_applies
 from viewer.core.model_registry import DEFAULT_MODEL, ModelEntry, find_model, list_models
 from viewer.core.overlay import COLORMAPS
 
-from .inference import (
-    AnalysisBatch, AnalysisRequest, FaithfulnessReport, InferenceLane, JobSummary, ModelReady, SliceAI,
+from viewer.qt.ai.inference import (
+    AnalysisBatch,
+    AnalysisRequest,
+    FaithfulnessReport,
+    InferenceLane,
+    JobSummary,
+    ModelReady,
+    SliceAI,
 )
 
 if TYPE_CHECKING:
     from viewer.core.child_process import ChildProcess
 
-    from ..controller import ViewerController
+    from viewer.qt.controller import ViewerController
 
 log = logging.getLogger(__name__)
 

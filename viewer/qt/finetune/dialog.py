@@ -27,10 +27,10 @@ from viewer.analysis import context_stack
 from viewer.core.model_registry import find_model
 from viewer.finetune_service import Comparison, DataSummary, PreparedSummary, ResultView
 
-from ..controller import ViewerController
-from .lane import FineTuneLane
-from .results_page import ResultsPage
-from .setup_page import SetupPage, SetupValues
+from viewer.qt.controller import ViewerController
+from viewer.qt.finetune.lane import FineTuneLane
+from viewer.qt.finetune.results_page import ResultsPage
+from viewer.qt.finetune.setup_page import SetupPage, SetupValues
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from PySide6.QtCore import QObject, Signal
 from viewer.core.child_process import ChildError, ChildProcess
 from viewer.core.errors import Cancelled
 
-from ..workers import JobContext, Worker
+from viewer.qt.workers import JobContext, Worker
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
 from models.metrics import BinaryMetrics, ThresholdChoice, binary_metrics, roc_curve, select_threshold
 from viewer.finetune_service import Comparison, ResultView
 
-from ..ai.overlay import heat_image, heat_lut
+from viewer.qt.ai.overlay import heat_image, heat_lut
 
 ROWS = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
         ("precision", "Precision"), ("recall", "Recall"), ("f1", "F1"), ("auc", "AUC"))
