@@ -65,8 +65,7 @@ def spawn() -> dict:
 def where() -> dict:
     """The data and cache folders in use and why, if a fallback was taken."""
     from viewer.core.demo import bundled_demo_dir, cache_dir
-    from viewer.core.model_registry import data_dir, resources_dir
-    from viewer.core.user_dirs import fallback_notices
+    from viewer.core.user_dirs import data_dir, fallback_notices, resources_dir
 
     return {
         "data": str(data_dir()),

@@ -171,8 +171,9 @@ def test_pylibjpeg_plugins_decode_in_the_bundle() -> None:
     mine = self_check("decode", *files)
     assert mine == decode(files)
     # the lossless MR files decode to exactly the uncompressed original's pixels
-    from pydicom import dcmread
     import hashlib
+
+    from pydicom import dcmread
 
     original = hashlib.sha256(dcmread(get_testdata_file("MR_small.dcm")).pixel_array.tobytes()).hexdigest()
     for name in ("MR_small_jpeg_ls_lossless.dcm", "MR_small_jp2klossless.dcm", "MR_small_RLE.dcm"):

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from viewer.core.demo import DemoStudy, demo_archive_path, ensure_demo_study, extract_demo_nrrds
+
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 
@@ -111,3 +113,20 @@ def written(tmp_path_factory: pytest.TempPathFactory) -> dict:
     from finetune_data import write_nodule_data
 
     return write_nodule_data(tmp_path_factory.mktemp("finetune-data"))
+
+@pytest.fixture(scope="session")
+def demo_study() -> DemoStudy:
+    """The demo study in the real cache (downloaded at most once per machine, then reused)."""
+    return ensure_demo_study()
+
+
+@pytest.fixture(scope="session")
+def demo_archive(demo_study: DemoStudy) -> Path:
+    """The cached pyradiomics archive, resolved before any test points the cache elsewhere."""
+    return demo_archive_path()
+
+
+@pytest.fixture(scope="session")
+def demo_nrrds(demo_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The source NRRD files (``lung1_image``, ``lung1_label``, ...) extracted from the archive."""
+    return extract_demo_nrrds(demo_archive, tmp_path_factory.mktemp("demo_nrrds"))

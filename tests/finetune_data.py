@@ -1,6 +1,6 @@
 """Labelled fine-tune data made from the demo CTs with radview's synthetic nodules (tests and benchmarks).
 
-The demo CTs at 256 px with the project's synthetic nodules (10-20 mm, ``models.simulate``), cut into
+The demo CTs at 256 px with the project's synthetic nodules (10-20 mm, ``models.demo.simulate``), cut into
 blocks of 12 slices written as separate DICOM series of separate pseudo-patients (PatientID), so a split
 by patient has patients to split; the same slices sorted into ``nodule/`` and ``no nodule/``, and as
 8-bit lung-window PNG exports listed in a CSV of ``path,label,patient``. ~80 labelled slices.
@@ -27,7 +27,7 @@ def write_nodule_data(root: Path) -> dict:
     """
     import SimpleITK as sitk
 
-    from models.datasets import simulated_nodule_slices
+    from models.demo.simulated_slices import simulated_nodule_slices
     from viewer.core.demo import ensure_demo_study
     from viewer.core.scan import scan
     from viewer.core.volume import load_volume

@@ -1,7 +1,7 @@
 """A GPU that runs out of memory once, for the service tests (in-process) and the lane tests (in a real child).
 
 ``tests/`` is on ``sys.path`` under pytest (its conftest.py), and a spawned child inherits ``sys.path``, so a
-:class:`~viewer.core.child_process.ChildProcess` can name :func:`create` as ``"oom_service:create"``.
+:class:`~viewer.base.child_process.ChildProcess` can name :func:`create` as ``"oom_service:create"``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ def oom_once(original):
 
 def create(cancel_event):
     """A model service whose first batch runs out of GPU memory (the ``ChildProcess`` factory)."""
-    from models.analysis import SliceAnalyzer
-    from models.service import ModelService
+    from models.runtime.analysis import SliceAnalyzer
+    from models.runtime.service import ModelService
 
     SliceAnalyzer.analyze_stacks = oom_once(SliceAnalyzer.analyze_stacks)  # the service's batch route
     return ModelService(cancel_event)

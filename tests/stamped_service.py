@@ -1,7 +1,7 @@
 """A model service that notes when each batch starts, for the lane's look-ahead test (run in a real child).
 
 ``tests/`` is on ``sys.path`` under pytest and a spawned child inherits it, so a
-:class:`~viewer.core.child_process.ChildProcess` can name :func:`create` as ``"stamped_service:create"``.
+:class:`~viewer.base.child_process.ChildProcess` can name :func:`create` as ``"stamped_service:create"``.
 """
 
 from __future__ import annotations
@@ -10,10 +10,10 @@ import time
 
 
 def create(cancel_event):
-    """A model service set up as :func:`models.service.create`'s, with ``analyze`` noting the system-wide
+    """A model service set up as :func:`models.runtime.service.create`'s, with ``analyze`` noting the system-wide
     monotonic clock."""
-    from models.allocator import keep_freed_memory_for_reuse
-    from models.service import ModelService
+    from models.runtime.allocator import keep_freed_memory_for_reuse
+    from models.runtime.service import ModelService
 
     class Stamped(ModelService):
         def __init__(self) -> None:
@@ -27,5 +27,5 @@ def create(cancel_event):
         def starts(self) -> list[float]:
             return list(self.started)
 
-    keep_freed_memory_for_reuse()  # as models.service.create sets up the real service's process
+    keep_freed_memory_for_reuse()  # as models.runtime.service.create sets up the real service's process
     return Stamped()

@@ -49,7 +49,9 @@ def test_info_table_and_exit_codes(tmp_path: Path, write_ct_stack) -> None:
     assert radview("info").returncode == 2
     assert radview("info", str(tmp_path / "missing")).returncode == 2
     assert radview("convert", str(tmp_path / "ct"), "--out", str(tmp_path / "x.png")).returncode == 2
-    assert radview("convert", str(tmp_path / "ct"), "--series", "1.2.3", "--out", str(tmp_path / "x.nrrd")).returncode == 2
+    assert (
+        radview("convert", str(tmp_path / "ct"), "--series", "1.2.3", "--out", str(tmp_path / "x.nrrd")).returncode == 2
+    )
 
 
 def test_convert_writes_hu(tmp_path: Path, write_ct_stack) -> None:

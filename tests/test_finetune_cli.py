@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from models.bundle import file_sha256, load_bundle, read_card
+from models.runtime.bundle import load_bundle
+from viewer.base.model_card import file_sha256, read_card
 from viewer.cli import main
 from viewer.core.labels import LabelStore
 
@@ -144,7 +145,9 @@ def test_nan_loss_stops_with_a_clear_message_and_no_model(written, data_dir: Pat
     (["--out", "../escape"], "model name '../escape'"),
     (["--json", "/no/such/dir/m.json"], "--json: no folder"),
 ])
-def test_bad_usage_exits_2(written, data_dir: Path, capsys: pytest.CaptureFixture, args: list[str], message: str) -> None:
+def test_bad_usage_exits_2(
+    written, data_dir: Path, capsys: pytest.CaptureFixture, args: list[str], message: str
+) -> None:
     base = [] if "--base" in args else ["--base", "demo-nodule"]
     assert main(["finetune", "--data", str(written["classes"]), *base, *args]) == 2
     err = capsys.readouterr().err.strip().splitlines()

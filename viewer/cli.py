@@ -93,7 +93,8 @@ def cmd_info(args: argparse.Namespace) -> int:
         spacing = f"{ps[0]:.3g}x{ps[1]:.3g}" if ps else "-"
         if s.geometry.known and s.geometry.slice_spacing:
             spacing += f"x{s.geometry.slice_spacing:.3g}"
-        print(f"{s.modality:<8} {s.n_slices:>6} {s.rows:>4}x{s.cols:<4} {spacing:>18}  {s.description or '(no description)'}")
+        description = s.description or "(no description)"
+        print(f"{s.modality:<8} {s.n_slices:>6} {s.rows:>4}x{s.cols:<4} {spacing:>18}  {description}")
         print(f"{'':<45}{s.key}")
         for w in s.warnings:
             print(f"{'':<45}note: {w}")
@@ -188,9 +189,8 @@ FAITHFULNESS_TOP = 5
 
 def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path | None, batch: int = 8) -> dict:
     """Run the model over every slice of ``volume``; the series' JSON record."""
-    from models.analysis import ranking
-
-    from viewer.analysis import context_stack, slice_record
+    from models.runtime.analysis import ranking
+    from viewer.ai.analysis import context_stack, slice_record
 
     n = volume.n_slices
     results = []
@@ -234,10 +234,10 @@ def _write_heatmaps(volume, results, folder: Path) -> None:
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
-    from viewer.analysis import load_model, model_applies
-    from models.atomic import atomic_write_text
+    from viewer.ai.analysis import load_model, model_applies
+    from viewer.ai.model_registry import find_model
+    from viewer.base.atomic import atomic_write_text
     from viewer.core.errors import NothingLoadableError
-    from viewer.core.model_registry import find_model
     from viewer.core.volume import load_volume
 
     try:
@@ -246,7 +246,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise UsageError(str(e.args[0])) from None
     result = _scan(args.path)
     chosen = [_pick_series(result, args.series)] if args.series else list(result.series)
-    from models.analysis import SliceAnalyzer
+    from models.runtime.analysis import SliceAnalyzer
 
     loaded = load_model(entry, device=args.device)
     analyzer = SliceAnalyzer(loaded, method=args.method)
@@ -288,10 +288,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     Exit codes: 0 saved; 2 bad usage; 3 data that cannot train (too few images per class or patients,
     not two classes, nothing readable); 1 training diverged (NaN or exploding loss: nothing saved).
     """
-    from models.training import Augmentation, FineTuneConfig, TrainingDataError, TrainingStopped, check_model_name
-
-    from viewer import finetune as ft
-    from models.atomic import atomic_write_text
+    from models.finetune.config import (
+        Augmentation,
+        FineTuneConfig,
+        TrainingDataError,
+        TrainingStopped,
+        check_model_name,
+    )
+    from viewer.ai import finetune as ft
+    from viewer.base.atomic import atomic_write_text
     from viewer.core.errors import NothingLoadableError
     from viewer.core.labeled_data import LabeledDataError
 
@@ -322,7 +327,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             check_model_name(args.out)
         augment = Augmentation.from_names([a for a in (args.augment or "").split(",") if a])
         if args.arch is not None:
-            from models.preprocess import PreprocessConfig
+            from viewer.base.preprocess_config import PreprocessConfig
 
             source: dict = {"arch": args.arch, "preprocessing": PreprocessConfig(size=args.size, context=args.context)}
         else:
@@ -369,7 +374,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     result = run.result
     assert result is not None
     path = ft.save_model(result, args.out or ft.default_model_name(config))
-    from models.bundle import read_card
+    from viewer.base.model_card import read_card
 
     card = read_card(path)
     if args.json:
@@ -382,7 +387,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from viewer.core.model_registry import list_models
+    from viewer.ai.model_registry import list_models
 
     entries = list_models()
     if args.json:
@@ -456,7 +461,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-labels", action="store_true", help="use the labels made in the viewer for the "
                    "series under --data")
     p.add_argument("--base", metavar="NAME|FILE", help="installed model name or bundle folder / weights file")
-    from models.arch_names import ARCHITECTURES
+    from viewer.base.model_card import ARCHITECTURES
 
     p.add_argument("--arch", choices=ARCHITECTURES, help="train this architecture from scratch instead")
     p.add_argument("--size", type=int, default=256, help="input size when training from scratch (default 256)")
@@ -520,9 +525,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as e:
         return EXIT_OK if e.code == 0 else EXIT_USAGE
-    from models.bundle import BundleError
-
-    from viewer.core.errors import NothingLoadableError, RadviewError
+    from viewer.base.errors import RadviewError
+    from viewer.base.model_card import BundleError
+    from viewer.core.errors import NothingLoadableError
 
     try:
         return args.func(args)

@@ -15,8 +15,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 import numpy as np
 
-from viewer.core.header import read_header
-from viewer.core.pixels import frame_shape, read_frames_into, stored_dtype
+from viewer.core.header import frame_shape, read_header, stored_dtype
+from viewer.core.pixels import read_frames_into
 
 from .bench_load import bench_series_dir
 from .common import evict, median_seconds

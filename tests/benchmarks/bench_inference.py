@@ -5,15 +5,17 @@ Targets (issue B):
 - whole-series analysis *with heatmaps*, as the viewer runs it (the inference lane: stored slices sent to
   the model service's child process, context stacks, preprocessing with each distinct slice prepared once,
   Grad-CAM, uint8 heatmaps back, one signal per batch), ≤ 1.15× a plain batched forward over the same
-  slices (context stacks + :func:`models.preprocess.preprocess` + :func:`models.predict.predict_probabilities`,
+  slices (context stacks + :func:`models.runtime.preprocess.preprocess` +
+  :func:`models.runtime.predict.predict_probabilities`,
   no heatmaps) in a child process of its own at the AI process's niceness
   (:mod:`tests.benchmarks.plain_forward`, which says why not in this process). The floor is the faster of
   batch 4 (the lane's batch) and batch 16; the forwards alone, inputs prepared beforehand, are reported
-  beside it. Both sides use the app's thread setting (:func:`models.device.configure_threads`: one
+  beside it. Both sides use the app's thread setting (:func:`models.runtime.device.configure_threads`: one
   intra-op thread on this 2-vCPU machine, one core left to the UI) and are timed alternately;
 - the longest event-loop stall of a GUI process while the AI loads its model for the first time and
   answers its first batch, ÷ the longest gap of the same event loop left idle for as long right after,
-  measured in one fresh interpreter (:func:`first_load_stall`; a 5 ms timer in a real ``QEventLoop``). For reference the same is
+  measured in one fresh interpreter (:func:`first_load_stall`; a 5 ms timer in a real ``QEventLoop``). For reference
+  the same is
   measured for the previous design, torch imported and the model run in a worker *thread* of the GUI
   process (collector paused during the import and frozen after, as that lane did);
 - p95 slice update in the real main window while the series is analysed ≤ 1.2× idle. The reader scrolls
@@ -107,9 +109,9 @@ def series_analysis(volume, folder, n_slices: int = N_SLICES, repeats: int = 3) 
     The plain forwards run in a child process of their own (:mod:`tests.benchmarks.plain_forward`), at the
     AI process's niceness, timed inside it; the lane is timed from this process, as the viewer drives it.
     """
-    from viewer.analysis import analysis_order
-    from viewer.core.child_process import ChildProcess
-    from viewer.core.model_registry import find_model
+    from viewer.ai.analysis import analysis_order
+    from viewer.ai.model_registry import find_model
+    from viewer.base.child_process import ChildProcess
     from viewer.qt.ai.inference import NICE, AnalysisRequest, InferenceLane
 
     entry = find_model()
@@ -201,7 +203,7 @@ def _gaps_while(start, done, timeout: float = 300.0) -> tuple[list[float], float
 
 def _first_load_stall_here(folder: str) -> dict:
     """In a fresh interpreter: event-loop gaps idle, during the lane's first load + batch, and the old way."""
-    from viewer.core.model_registry import find_model
+    from viewer.ai.model_registry import find_model
     from viewer.qt.ai.inference import AnalysisRequest, InferenceLane
 
     _app()
@@ -226,12 +228,11 @@ def _first_load_stall_here(folder: str) -> dict:
 
     # the previous design: torch imported and the model run in a worker thread of this process
     import gc
-    import threading
 
     finished = threading.Event()
 
     def in_thread() -> None:
-        from viewer.analysis import context_stack, load_model
+        from viewer.ai.analysis import context_stack, load_model
 
         gc.disable()
         try:
@@ -239,7 +240,7 @@ def _first_load_stall_here(folder: str) -> dict:
         finally:
             gc.enable()
         gc.freeze()
-        from models.analysis import SliceAnalyzer
+        from models.runtime.analysis import SliceAnalyzer
 
         SliceAnalyzer(loaded).analyze([middle], context_stack(volume, [middle], 1))
         finished.set()
@@ -377,7 +378,10 @@ def window_updates(folder, runs: int = 2) -> dict:
 
 
 def run_ai_process_parts(n_slices: int = N_SLICES) -> dict:
-    """The first-load stall and the lane's throughput (alone: ``python -m tests.benchmarks.bench_inference first-load``)."""
+    """The first-load stall and the lane's throughput.
+
+    Alone: ``python -m tests.benchmarks.bench_inference first-load``.
+    """
     _app()
     folder = bench_series_dir()
     volume = _load(folder)
@@ -386,7 +390,11 @@ def run_ai_process_parts(n_slices: int = N_SLICES) -> dict:
     seconds = analysis["seconds"]
     floor = min(seconds["plain_batch4"], seconds["plain_batch16"])
     return {
-        "series": {"slices_analysed": n_slices, "rows": int(volume.stored.shape[1]), "cols": int(volume.stored.shape[2])},
+        "series": {
+            "slices_analysed": n_slices,
+            "rows": int(volume.stored.shape[1]),
+            "cols": int(volume.stored.shape[2]),
+        },
         "seconds": seconds,
         "floor_process_torch_threads": analysis["floor_threads"],
         "ms_per_slice": {k: 1000 * v / n_slices for k, v in seconds.items()},
@@ -413,7 +421,9 @@ def run(n_slices: int = N_SLICES) -> dict:
     result["window"] = updates
     result["ratios"]["p95_slice_update_during_analysis_over_idle"] = (updates["update_p95_ms_during"]
                                                                       / updates["update_p95_ms_idle"])
-    result["ratios"]["p95_frame_during_analysis_over_idle"] = updates["frame_p95_ms_during"] / updates["frame_p95_ms_idle"]
+    result["ratios"]["p95_frame_during_analysis_over_idle"] = (
+        updates["frame_p95_ms_during"] / updates["frame_p95_ms_idle"]
+    )
     result["targets"]["p95_slice_update_during_analysis_over_idle"] = 1.2
     result["targets"]["p95_frame_during_analysis_over_idle"] = 1.2
     return result

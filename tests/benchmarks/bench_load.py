@@ -37,10 +37,19 @@ def run() -> dict:
     load_cold_1thread = median_seconds(lambda: load_volume(series, workers=1), repeats=3, setup=lambda: evict(files))
     nbytes = sum(f.stat().st_size for f in files)
     return {
-        "series": {"slices": series.n_slices, "rows": series.rows, "cols": series.cols, "megabytes": round(nbytes / 1e6, 1)},
+        "series": {
+            "slices": series.n_slices,
+            "rows": series.rows,
+            "cols": series.cols,
+            "megabytes": round(nbytes / 1e6, 1),
+        },
         "seconds": {
-            "raw_read_warm": raw_warm, "load_warm": load_warm, "raw_read_cold": raw_cold, "load_cold": load_cold,
-            "load_cold_1_thread": load_cold_1thread, "header_scan_warm": scan_warm,
+            "raw_read_warm": raw_warm,
+            "load_warm": load_warm,
+            "raw_read_cold": raw_cold,
+            "load_cold": load_cold,
+            "load_cold_1_thread": load_cold_1thread,
+            "header_scan_warm": scan_warm,
         },
         "ratios": {
             "load_warm_over_raw_warm": load_warm / raw_warm,

@@ -5,14 +5,14 @@ Called by ``tests/benchmarks/run.py`` (``make bench``) as :func:`run`; also runn
 figures to compare: this machine is shared, so every variant is timed round-robin in the same loop
 (load changes hit all of them alike) and the median of the repeats after a warm-up is kept.
 
-- Grad-CAM (gradient w.r.t. the last stage only, :func:`models.explain.gradcam`) / forward, resnet18 at
+- Grad-CAM (gradient w.r.t. the last stage only, :func:`models.runtime.explain.gradcam`) / forward, resnet18 at
   224 px, batch 1 and 16: target ≤ 1.1×.
 - pytorch-grad-cam's way (``loss.backward()`` through the whole network, activations kept with
   ``retain_grad``) / forward: the reference, ≈ 2.9× in the design notes.
-- Attention rollout (:func:`models.explain.attention_rollout`) / forward, vit_tiny at 224 px: target ≤ 1.25×.
+- Attention rollout (:func:`models.runtime.explain.attention_rollout`) / forward, vit_tiny at 224 px: target ≤ 1.25×.
 
 The forward is the production one: ``torch.inference_mode()``, eval, weights and input channels_last
-for the CNN (:func:`models.predict.prepare_model`), threads as :func:`models.device.configure_threads`
+for the CNN (:func:`models.runtime.predict.prepare_model`), threads as :func:`models.runtime.device.configure_threads`
 sets them for the app (one core left to the UI).
 """
 
@@ -28,10 +28,9 @@ TARGETS = {"gradcam_ratio": 1.1, "rollout_ratio": 1.25, "full_backward_reference
 
 def _full_backward_gradcam(model: Any, x: Any) -> Any:
     """Grad-CAM as pytorch-grad-cam computes it: a full backward, parameter gradients included."""
-    import torch
     import torch.nn.functional as F
 
-    from models.architectures import gradcam_layer
+    from models.runtime.architectures import gradcam_layer
 
     store: dict[str, Any] = {}
 
@@ -59,9 +58,9 @@ def _time_round_robin_ms(fns, repeats: int) -> dict[str, float]:
 def _resnet18(batch: int, repeats: int) -> dict[str, float]:
     import torch
 
-    from models.architectures import create_model
-    from models.explain import gradcam
-    from models.predict import prepare_model
+    from models.runtime.architectures import create_model
+    from models.runtime.explain import gradcam
+    from models.runtime.predict import prepare_model
 
     model = prepare_model(create_model("resnet18", in_chans=1), "cpu")
     x = torch.rand(batch, 1, 224, 224).contiguous(memory_format=torch.channels_last)
@@ -90,8 +89,8 @@ def _resnet18(batch: int, repeats: int) -> dict[str, float]:
 def _vit_tiny(batch: int, repeats: int) -> dict[str, float]:
     import torch
 
-    from models.architectures import create_model
-    from models.explain import attention_rollout
+    from models.runtime.architectures import create_model
+    from models.runtime.explain import attention_rollout
 
     model = create_model("vit_tiny_patch16_224", in_chans=1)
     x = torch.rand(batch, 1, 224, 224)
@@ -124,7 +123,7 @@ def run(repeats_batch1: int = 25, repeats_batch16: int = 7) -> dict[str, Any]:
     """
     import torch
 
-    from models.device import configure_threads
+    from models.runtime.device import configure_threads
 
     before = (torch.get_num_threads(), torch.is_grad_enabled())
     try:

@@ -3,19 +3,19 @@
 Called by ``tests/benchmarks/run.py`` (``make bench``) as :func:`run`; also runnable alone
 (``python -m tests.benchmarks.bench_training`` prints the JSON).
 
-resnet18, batch 16, 224 px, one channel, threads as :func:`models.device.configure_threads` sets them
+resnet18, batch 16, 224 px, one channel, threads as :func:`models.runtime.device.configure_threads` sets them
 for the app (one core left to the UI), measured in a child process set up as the fine-tune dialog's
 (:func:`measure_in_child` says why). Throughput ratio = seconds per batch of the plain inference
 forward (eval, ``torch.inference_mode()``, weights and input channels_last: the production forward) /
 seconds per training batch. Targets: head only ≥ 0.85, full fine-tune ≥ 0.3.
 
 Training runs as the engine runs it when fine-tuning a base: batch-norm statistics frozen (the
-default with a base, see :class:`models.training.FineTuneConfig`) and the fused optimiser. Two ways of
+default with a base, see :class:`models.finetune.config.FineTuneConfig`) and the fused optimiser. Two ways of
 measuring it, both through the engine:
 
-- ``step``: :meth:`models.training.Trainer.step`, the engine's batch step, timed round-robin with the
+- ``step``: :meth:`models.finetune.trainer.Trainer.step`, the engine's batch step, timed round-robin with the
   inference forward and with a plain training loop written out here (the floor: what any loop costs);
-- ``loop``: whole epochs of :func:`models.training.train` on 64 images (uncached, so the trunk runs
+- ``loop``: whole epochs of :func:`models.finetune.run.train` on 64 images (uncached, so the trunk runs
   every batch), seconds per training batch taken from its own per-batch progress reports (batch
   gather, step, bookkeeping and the progress callback included), against the inference forward timed
   before the first timed epoch and after each one.
@@ -56,8 +56,8 @@ WINDOW_BLOCK, WINDOW_BLOCKS = 20, 10
 def _models():
     import torch
 
-    from models.architectures import create_model
-    from models.predict import prepare_model
+    from models.runtime.architectures import create_model
+    from models.runtime.predict import prepare_model
 
     torch.manual_seed(0)
     ref = create_model("resnet18", in_chans=1)
@@ -88,7 +88,7 @@ def _plain_step(model: Any, params: list, opt: Any) -> Callable[[Any, Any], floa
 def measure_steps(repeats: int = 7) -> dict[str, float]:
     import torch
 
-    from models.training import Trainer
+    from models.finetune.trainer import Trainer
 
     infer_model, head_model, full_model, plain_head_model, plain_full_model = _models()
     x = torch.rand(BATCH, 1, SIZE, SIZE).contiguous(memory_format=torch.channels_last)
@@ -132,12 +132,14 @@ def measure_loops(n_train: int = 64) -> dict[str, float]:
     import numpy as np
     import torch
 
-    from models.architectures import create_model
-    from models.bundle import ModelCard, save_bundle
-    from models.datasets import TrainingSet
-    from models.predict import prepare_model
-    from models.preprocess import PreprocessConfig
-    from models.training import FineTuneConfig, train
+    from models.finetune.config import FineTuneConfig
+    from models.finetune.datasets import TrainingSet
+    from models.finetune.run import train
+    from models.runtime.architectures import create_model
+    from models.runtime.bundle import save_bundle
+    from models.runtime.predict import prepare_model
+    from viewer.base.model_card import ModelCard
+    from viewer.base.preprocess_config import PreprocessConfig
 
     cfg = PreprocessConfig(size=SIZE)
     rng = np.random.default_rng(0)
@@ -199,11 +201,11 @@ def finetune_window_updates() -> dict:
 
     import numpy as np
 
-    from models.training import FineTuneConfig
+    from models.finetune.config import FineTuneConfig
+    from models.finetune.reports import TrainingProgress
     from tests.finetune_data import write_nodule_data
-    from viewer.core.model_registry import find_model
-    from models.training import TrainingProgress
-    from viewer.finetune_service import DataSource
+    from viewer.ai.finetune_service import DataSource
+    from viewer.ai.model_registry import find_model
     from viewer.qt.finetune.lane import FineTuneLane
     from viewer.qt.main_window import MainWindow
 
@@ -230,7 +232,9 @@ def finetune_window_updates() -> dict:
             lane.load_data(DataSource("import", (str(classes),)))
             lane.prepare(config, 0.2, 0.1, None)
             lane.train()
-            _process_until(lambda: failures or any(isinstance(i, TrainingProgress) and i.phase == "train" for i in seen))
+            _process_until(
+                lambda: failures or any(isinstance(i, TrainingProgress) and i.phase == "train" for i in seen)
+            )
             if failures:
                 raise RuntimeError(f"the fine-tune did not start: {failures[0]}")
             pid = lane.child.pid
@@ -278,10 +282,10 @@ class _MeasuringChild:
     """The throughput measurements, in a process set up as the fine-tune dialog's child is."""
 
     def __init__(self) -> None:
-        from models.allocator import keep_freed_memory_for_reuse
-        from models.device import configure_threads
+        from models.runtime.allocator import keep_freed_memory_for_reuse
+        from models.runtime.device import configure_threads
 
-        keep_freed_memory_for_reuse()  # as viewer.finetune_service.create does
+        keep_freed_memory_for_reuse()  # as viewer.ai.finetune_service.create does
         self.threads = configure_threads()  # as the engine does (FineTuneConfig.threads: None)
 
     def thread_count(self) -> int:
@@ -295,7 +299,7 @@ class _MeasuringChild:
 
 
 def measuring_child(cancel_event: Any) -> _MeasuringChild:
-    """The :class:`~viewer.core.child_process.ChildProcess` factory of :func:`measure_in_child`."""
+    """The :class:`~viewer.base.child_process.ChildProcess` factory of :func:`measure_in_child`."""
     return _MeasuringChild()
 
 
@@ -303,13 +307,13 @@ def measure_in_child() -> tuple[int, dict[str, float], dict[str, float]]:
     """(threads, :func:`measure_steps`, :func:`measure_loops`) in a child process like the dialog's.
 
     The fine-tune runs in a child process (:class:`viewer.qt.finetune.lane.FineTuneLane`: spawned, niced, in
-    the idle scheduling class, allocator set by :func:`viewer.finetune_service.create`), so its throughput
+    the idle scheduling class, allocator set by :func:`viewer.ai.finetune_service.create`), so its throughput
     is measured there, training and its inference reference alike. In the benchmark's own process both
     would run under the viewer's ``mallopt`` instead (set by any earlier benchmark that made the
     application), which maps and unmaps every block of 4 MB or more: a training step frees and allocates
     far more of those than a forward, and the ratio fell from 0.30 alone to 0.25–0.28 in whole runs.
     """
-    from viewer.core.child_process import ChildProcess
+    from viewer.base.child_process import ChildProcess
     from viewer.qt.finetune.lane import NICE
 
     child = ChildProcess("tests.benchmarks.bench_training:measuring_child", nice=NICE, idle=True,
@@ -338,7 +342,10 @@ def run() -> dict:
     ratios.update(window_ratios(window))
     return {
         "config": {"arch": "resnet18", "batch": BATCH, "size": SIZE, "threads": threads},
-        "seconds_per_batch": {**{f"step_{k}": v for k, v in steps.items()}, **{f"loop_{k}": v for k, v in loops.items()}},
+        "seconds_per_batch": {
+            **{f"step_{k}": v for k, v in steps.items()},
+            **{f"loop_{k}": v for k, v in loops.items()},
+        },
         "window_during_finetune": window,
         "ratios": ratios,
         "targets": {**TARGETS, **WINDOW_TARGETS},

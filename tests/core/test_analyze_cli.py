@@ -12,10 +12,10 @@ import numpy as np
 import pydicom
 import pytest
 
-from viewer.core.model_registry import find_model
+from viewer.ai.model_registry import find_model
 from viewer.core.scan import scan
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]  # the repository (never tests/: its models/ folder would shadow the package)
 
 
 def radview(*args: str, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:

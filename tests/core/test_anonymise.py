@@ -11,6 +11,7 @@ import pytest
 from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 
+from viewer.base.errors import Cancelled
 from viewer.core.anonymise import (
     COMBINED,
     METHOD,
@@ -19,7 +20,7 @@ from viewer.core.anonymise import (
     anonymise_series_folder,
     profile_action,
 )
-from viewer.core.errors import Cancelled, NothingLoadableError
+from viewer.core.errors import NothingLoadableError
 from viewer.core.scan import scan
 from viewer.core.volume import allocate, load_into
 
@@ -53,7 +54,9 @@ def _identifiers(ds: Dataset) -> set[str]:
         if action is None or element.VR in ("SQ", "UI") or element.tag.is_private:
             continue
         if element.VR in ("PN", "DA", "DT") or (element.VR in ("LO", "SH") and element.keyword.endswith(("ID", "IDs"))):
-            for v in (element.value if isinstance(element.value, (list, pydicom.multival.MultiValue)) else [element.value]):
+            for v in (
+                element.value if isinstance(element.value, (list, pydicom.multival.MultiValue)) else [element.value]
+            ):
                 text = str(v or "").strip()
                 if len(text) >= 4 and text.upper() != "ANONYMISED":
                     values.add(text)
@@ -211,7 +214,9 @@ def test_refuses_and_cancels_cleanly(tmp_path: Path, write_ct_stack):
     with pytest.raises(ValueError, match="inside the input"):
         anonymise_series_folder(src, src / "out")
     with pytest.raises(Cancelled):
-        anonymise_series_folder(src, tmp_path / "cancelled", progress=lambda d, t: None, cancel=iter([False, False, True]).__next__)
+        anonymise_series_folder(
+            src, tmp_path / "cancelled", progress=lambda d, t: None, cancel=iter([False, False, True]).__next__
+        )
     assert not (tmp_path / "cancelled").exists() and not list(tmp_path.glob(".cancelled*"))
     (tmp_path / "text").mkdir()
     (tmp_path / "text" / "a.txt").write_text("x")

@@ -65,7 +65,9 @@ def test_an_unreadable_slice_is_refused_not_filled(tmp_path: Path, write_ct_stac
     paths[2].write_bytes(data[: len(data) - 1000])  # cut after the scan: the load finds it
     volume = load_volume(series, workers=1)
     assert list(volume.failed) == [2]
-    with pytest.raises(ExportRefused, match=r"1 slice\(s\) could not be read \(stack positions 3: pixel data truncated"):
+    with pytest.raises(
+        ExportRefused, match=r"1 slice\(s\) could not be read \(stack positions 3: pixel data truncated"
+    ):
         export_volume(volume, tmp_path / "out.nii.gz")
 
 

@@ -12,9 +12,9 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
+from viewer.base.errors import Cancelled
 from viewer.core import demo
 from viewer.core.demo import CASES, DemoFetchError, DemoStudy, ensure_demo_study
-from viewer.core.errors import Cancelled
 
 
 def _read_series(folder: Path) -> sitk.Image:

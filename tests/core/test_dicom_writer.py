@@ -14,10 +14,10 @@ import pytest
 import SimpleITK as sitk
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian
 
-from models import atomic
-from models.atomic import atomic_replace_dir, atomic_write_bytes, atomic_write_text
+from viewer.base import atomic
+from viewer.base.atomic import atomic_replace_dir, atomic_write_bytes, atomic_write_text
+from viewer.base.errors import Cancelled
 from viewer.core.dicom_writer import HU_OFFSET, interpolate_slices, write_bench_series, write_ct_series
-from viewer.core.errors import Cancelled
 
 SPACING = (0.7, 0.9, 2.5)  # x (column spacing), y (row spacing), z
 ORIGIN = (-10.5, 20.25, 30.0)

@@ -6,8 +6,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from viewer.core.windowing import PRESETS, Window, build_lut, to_display
 from viewer.core.display import SliceMapper, color_to_u8, downsample_to
+from viewer.core.windowing import PRESETS, Window, build_lut, to_display
 
 
 @pytest.fixture(scope="module")

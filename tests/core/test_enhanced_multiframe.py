@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from enhanced_mr import brain_volume, enhanced_phase, write_enhanced_mr
+
 from viewer.cli import main as cli
 from viewer.core.scan import scan
 from viewer.core.volume import load_volume

@@ -67,7 +67,9 @@ def folder(hu: np.ndarray, tmp_path_factory: pytest.TempPathFactory) -> Path:
     for k in range(16, 20):
         write_png(root / "nodule" / "P3" / f"slice{k}.png", grey8(hu[k]))
     write_png(root / "no nodule" / "P3" / "slice20.png", grey8(hu[20]))
-    shutil.copy(root / "no nodule" / "P3" / "slice20.png", root / "no nodule" / "P3" / "slice20_copy.png")  # same pixels
+    shutil.copy(
+        root / "no nodule" / "P3" / "slice20.png", root / "no nodule" / "P3" / "slice20_copy.png"
+    )  # same pixels
     sitk.WriteImage(sitk.GetImageFromArray(grey8(hu[21])), str(root / "no nodule" / "P3" / "slice21.jpg"))
     sitk.WriteImage(sitk.GetImageFromArray(np.stack([grey8(hu[k]) for k in (22, 23)]).astype(np.uint16) * 257),
                     str(root / "no nodule" / "P3" / "pages.tif"))  # two pages, 16-bit
@@ -104,7 +106,9 @@ def test_folder_per_class(folder: Path) -> None:
     skipped = {s.path.name: s.reason for s in ds.skipped}
     assert set(skipped) == {"broken.png", "notes.txt", "README.txt"}
     assert skipped["broken.png"].startswith("not a readable image")
-    assert skipped["notes.txt"] == "not DICOM, PNG, JPEG or TIFF" and skipped["README.txt"] == "not inside a class folder"
+    assert (
+        skipped["notes.txt"] == "not DICOM, PNG, JPEG or TIFF" and skipped["README.txt"] == "not inside a class folder"
+    )
     assert any("directly in their class folder" in w for w in ds.warnings)
     assert any("colour image" in w for w in ds.warnings)
     assert ds.imbalance_warning is None

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from models import atomic
+from viewer.base import atomic
 from viewer.core.labels import CSV_COLUMNS, DEFAULT_CLASSES, Label, LabelFileError, LabelStore, labels_dir
 
 STUDY = "1.2.826.0.1.3680043.8.498.1"

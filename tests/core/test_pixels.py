@@ -8,8 +8,9 @@ import numpy as np
 import pydicom
 import pytest
 
-from viewer.core.header import read_header
-from viewer.core.pixels import decode_frames, read_frames_into, stored_dtype
+from viewer.core.decode import decode_frames
+from viewer.core.header import read_header, stored_dtype
+from viewer.core.pixels import read_frames_into
 from viewer.core.scan import scan
 from viewer.core.volume import load_volume
 

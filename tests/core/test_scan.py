@@ -29,7 +29,7 @@ def test_pydicom_test_files_never_crash_and_every_skip_has_a_reason(pydicom_file
     for series in result.series:
         try:
             volume = load_volume(series, workers=1)
-        except Exception as e:  # a whole series failing must be a SeriesLoadError with a reason
+        except Exception as e:  # noqa: BLE001 - a whole series failing must be a SeriesLoadError with a reason
             assert type(e).__name__ == "SeriesLoadError", (series.first.path, e)
         else:
             assert volume.loaded.all()

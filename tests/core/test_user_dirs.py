@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from viewer.core import demo, model_registry
+from viewer.ai import model_registry
+from viewer.core import demo, user_dirs
 from viewer.core.user_dirs import fallback_notices, writable_dir
 
 
@@ -56,8 +57,8 @@ def test_data_and_cache_dirs_fall_back_through_the_environment(tmp_path: Path, t
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
     blocker = tmp_path / "readonly"
     blocker.write_text("")
-    monkeypatch.setenv(model_registry.DATA_ENV, str(blocker / "data"))
+    monkeypatch.setenv(user_dirs.DATA_ENV, str(blocker / "data"))
     monkeypatch.setenv(demo.CACHE_ENV, str(blocker / "cache"))
-    assert model_registry.data_dir() == tmp_root / f"radview-{os.getuid()}" / "data"
+    assert user_dirs.data_dir() == tmp_root / f"radview-{os.getuid()}" / "data"
     assert demo.cache_dir() == tmp_root / f"radview-{os.getuid()}" / "cache"
     assert [m.name for m in model_registry.list_models()][:1] == ["demo-nodule"]  # shipped models still listed

@@ -9,8 +9,8 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
+from viewer.base.errors import Cancelled
 from viewer.core.convert import modality_array
-from viewer.core.errors import Cancelled
 from viewer.core.scan import scan
 from viewer.core.volume import allocate, load_into, load_order, load_volume
 from viewer.core.windowing import Window, build_lut
@@ -53,7 +53,10 @@ def test_monochrome1_is_inverted_for_display(pydicom_data: Path) -> None:
     window = Window(float(values.min() + values.max()) / 2, float(values.max() - values.min()) * 0.9)
     lut = build_lut(volume.stored.dtype, volume.slope, volume.intercept, window, invert=volume.invert)
     grey = lut.apply(volume.stored[0])
-    low, high = np.unravel_index(volume.stored[0].argmin(), grey.shape), np.unravel_index(volume.stored[0].argmax(), grey.shape)
+    low, high = (
+        np.unravel_index(volume.stored[0].argmin(), grey.shape),
+        np.unravel_index(volume.stored[0].argmax(), grey.shape),
+    )
     assert grey[low] == 255 and grey[high] == 0  # low stored values are white in MONOCHROME1
 
 

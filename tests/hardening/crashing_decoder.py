@@ -10,8 +10,8 @@ import ctypes
 import os
 import resource
 
+from viewer.core.decode import decode_frames
 from viewer.core.header import FileHeader
-from viewer.core.pixels import decode_frames
 
 
 def _no_core_file() -> None:

@@ -149,7 +149,9 @@ def _walk_range(data: bytes, pos: int, end: int, implicit: bool, little: bool, d
 
 def _pack_length(el: Element, value: int) -> bytes:
     e = "<" if el.little else ">"
-    return struct.pack(f"{e}{'I' if el.length_size == 4 else 'H'}", value & (0xFFFFFFFF if el.length_size == 4 else 0xFFFF))
+    return struct.pack(
+        f"{e}{'I' if el.length_size == 4 else 'H'}", value & (0xFFFFFFFF if el.length_size == 4 else 0xFFFF)
+    )
 
 
 def _replace_value(data: bytes, el: Element, value: bytes) -> bytes:
@@ -291,7 +293,11 @@ def op_nested_sequence(data: bytes, depth: int, terminated: bool) -> bytes:
     at = pixel.start if pixel is not None else len(data)
     # private group 0009 sorts before most tags: insert it where group 0009 belongs (after group 0008)
     after_0008 = [el for el in top if el.tag >> 16 <= 0x0008]
-    at = min(at, after_0008[-1].value_at + after_0008[-1].length) if after_0008 and after_0008[-1].length != 0xFFFFFFFF else at
+    at = (
+        min(at, after_0008[-1].value_at + after_0008[-1].length)
+        if after_0008 and after_0008[-1].length != 0xFFFFFFFF
+        else at
+    )
     if not terminated:
         return data[:at] + body
     return data[:at] + body + data[at:]
@@ -322,18 +328,29 @@ def op_duplicate_tail(data: bytes, times: int) -> bytes:
 
 OPS = {
     "bytes": (op_bytes, st.tuples(st.integers(0, 1 << 24), st.lists(st.integers(0, 255), min_size=1, max_size=8))),
-    "header_bytes": (op_header_bytes, st.tuples(st.integers(0, 4096), st.lists(st.integers(0, 255), min_size=1, max_size=4))),
+    "header_bytes": (
+        op_header_bytes,
+        st.tuples(st.integers(0, 4096), st.lists(st.integers(0, 255), min_size=1, max_size=4)),
+    ),
     "length": (op_length, st.tuples(st.integers(0, 400), st.sampled_from(LENGTHS) | st.integers(-9, 9), st.booleans())),
     "vr": (op_vr, st.tuples(st.integers(0, 400), st.sampled_from(VRS))),
-    "tag_value": (op_tag_value, st.tuples(st.sampled_from(sorted(IMAGE_TAGS)), st.none() | st.sampled_from(US_VALUES),
-                                          st.sampled_from(TEXT_VALUES))),
+    "tag_value": (
+        op_tag_value,
+        st.tuples(
+            st.sampled_from(sorted(IMAGE_TAGS)), st.none() | st.sampled_from(US_VALUES), st.sampled_from(TEXT_VALUES)
+        ),
+    ),
     "syntax": (op_syntax, st.tuples(st.sampled_from(SYNTAXES))),
     "truncate": (op_truncate, st.tuples(st.integers(0, 999))),
     "append": (op_append, st.tuples(st.binary(min_size=1, max_size=64))),
     "pixel_length": (op_pixel_length, st.tuples(st.sampled_from(LENGTHS) | st.integers(0, 1 << 22))),
     "fragment": (op_fragment, st.tuples(st.integers(0, 40), st.sampled_from(LENGTHS) | st.integers(0, 1 << 20))),
-    "offset_table": (op_offset_table, st.tuples(st.lists(st.sampled_from([0, 1, 7, 8, 0x7FFFFFFF, 0xFFFFFFF0])
-                                                         | st.integers(0, 1 << 20), max_size=6))),
+    "offset_table": (
+        op_offset_table,
+        st.tuples(
+            st.lists(st.sampled_from([0, 1, 7, 8, 0x7FFFFFFF, 0xFFFFFFF0]) | st.integers(0, 1 << 20), max_size=6)
+        ),
+    ),
     "nested_sequence": (op_nested_sequence, st.tuples(st.sampled_from([1, 2, 50, 400, 2000, 20000]), st.booleans())),
     "deflate_bomb": (op_deflate_bomb, st.tuples(st.sampled_from([1, 64, 512]))),
     "duplicate_tail": (op_duplicate_tail, st.tuples(st.integers(1, 64))),

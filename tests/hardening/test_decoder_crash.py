@@ -19,8 +19,8 @@ import pytest
 from pydicom.uid import RLELossless
 
 from viewer.core import decode_pool
+from viewer.core.decode import decode_frames
 from viewer.core.header import read_header
-from viewer.core.pixels import decode_frames
 from viewer.core.scan import scan
 from viewer.core.volume import load_volume
 

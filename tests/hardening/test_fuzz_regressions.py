@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 from pydicom.data import get_testdata_file
 
+from viewer.core.decode import decode_frames
 from viewer.core.errors import DicomFileError
 from viewer.core.header import read_header
-from viewer.core.pixels import decode_frames
 
 from . import mutate
 from .target import load_folder

@@ -1,8 +1,9 @@
 """SIGKILL a writer mid-save 100 times: the previous file is intact and loads every time (issue 6).
 
-Four kinds of file the user makes, 25 kills each (more while none has landed inside a write): the labels of a study (viewer/core/labels.py), the
+Four kinds of file the user makes, 25 kills each (more while none has landed inside a write): the labels of a study
+(viewer/core/labels.py), the
 settings (QSettings, the way viewer/qt/main_window.py keeps recent folders), a model bundle
-(models/bundle.py ``save_bundle``) and a NIfTI export (viewer/core/convert.py through atomic.py). A child
+(models/runtime/bundle.py ``save_bundle``) and a NIfTI export (viewer/core/convert.py through atomic.py). A child
 saves generation after generation of a large-ish payload; it is killed at a random moment; the file is
 then read back with the application's own reader and must be one whole generation.
 
@@ -47,8 +48,8 @@ def _leftovers(folder: Path, kind: str) -> int:
 @pytest.fixture(scope="module")
 def forkserver():
     ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload([writers.__name__, "torch", "models.bundle", "PySide6.QtCore", "SimpleITK",
-                                "viewer.core.labels", "viewer.core.convert", "timm", "models.architectures"])
+    ctx.set_forkserver_preload([writers.__name__, "torch", "models.runtime.bundle", "PySide6.QtCore", "SimpleITK",
+                                "viewer.core.labels", "viewer.core.convert", "timm", "models.runtime.architectures"])
     return ctx
 
 

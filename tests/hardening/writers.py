@@ -75,7 +75,7 @@ def check_settings(path: Path) -> str:
     return f"generation {gen}"
 
 
-# --- model bundle (models/bundle.py) ----------------------------------------------------------------------
+# --- model bundle (models/runtime/bundle.py) ----------------------------------------------------------------------
 
 def _shipped_bundle() -> Path:
     return Path(__file__).resolve().parents[2] / "resources" / "models" / "demo-nodule"
@@ -86,7 +86,7 @@ def _write_bundle(folder: Path, gen: int, state=None):
 
     import torch
 
-    from models.bundle import load_bundle, save_bundle
+    from models.runtime.bundle import load_bundle, save_bundle
 
     if state is None:
         torch.set_num_threads(1)
@@ -100,13 +100,13 @@ def _write_bundle(folder: Path, gen: int, state=None):
 
 
 def check_bundle(folder: Path) -> str:
-    from models.bundle import load_bundle
+    from models.runtime.bundle import load_bundle
 
     loaded = load_bundle(folder)  # checks the weights against the card's sha256
     return loaded.card.version
 
 
-# --- export (viewer/core/convert.py through models/atomic.py) --------------------------------------
+# --- export (viewer/core/convert.py through viewer/base/atomic.py) --------------------------------------
 
 def _export_volume(gen: int):
     from viewer.core.geometry import identity_geometry

@@ -112,13 +112,6 @@ def copy_to(tmp_path: Path):
     return copy
 
 
-@pytest.fixture(scope="session")
-def demo_study():
-    """The two real demo CTs (pyradiomics lung1 / lung2; fetched once, cached under ~/.cache/radview)."""
-    from viewer.core.demo import ensure_demo_study
-
-    return ensure_demo_study()
-
 
 @pytest.fixture(scope="session")
 def ai_service():

@@ -11,7 +11,7 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtGui import QGuiApplication
 
-from viewer.core.child_process import ChildProcess
+from viewer.base.child_process import ChildProcess
 from viewer.qt.error_panel import ErrorPanel, install_last_resort_hooks
 from viewer.qt.workers import Worker
 

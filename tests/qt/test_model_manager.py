@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from viewer.core.model_registry import find_model, resources_dir
-from viewer.core.model_store import import_model
+from viewer.ai.model_registry import find_model
+from viewer.ai.model_store import import_model
+from viewer.core.user_dirs import resources_dir
 
 DEMO = resources_dir() / "models" / "demo-nodule"
 

@@ -58,7 +58,9 @@ def test_logs_and_error_reports_carry_no_identifiers(qtbot, window, patient_fold
     # the command line (which installs the redaction for the process, as the GUI's entry point does)
     assert main(["info", str(patient_folder)]) == 0
     assert main(["convert", str(patient_folder), "--out", str(tmp_path / "v.nrrd")]) == 0
-    assert main(["--debug", "analyze", str(patient_folder), "--no-faithfulness", "--json", str(tmp_path / "a.json")]) == 0
+    assert (
+        main(["--debug", "analyze", str(patient_folder), "--no-faithfulness", "--json", str(tmp_path / "a.json")]) == 0
+    )
     (tmp_path / "SIMPSON_HOMER_empty").mkdir()
     assert main(["info", str(tmp_path / "SIMPSON_HOMER_empty")]) == 3  # nothing loadable: names the path
 

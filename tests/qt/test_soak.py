@@ -155,7 +155,6 @@ def soak_ct(tmp_path: Path, write_ct_stack) -> Path:
 def test_soak_slice_changes_and_inference_requests_in_the_window(qtbot, ai_window, soak_ct: Path):
     from viewer.qt.ai.inference import AnalysisRequest
     from viewer.qt.ai.state import PAUSE_MS
-
     from viewer.qt.app import get_app
 
     get_app()
@@ -205,11 +204,11 @@ def test_soak_slice_changes_and_inference_requests_in_the_window(qtbot, ai_windo
     assert w.wait_idle(120)
     t_end = time.monotonic()
     after = Sample.take()
-    figures = _figures("window", before, after, slice_changes=SLICE_CHANGES, inference_requests=INFERENCE_REQUESTS,
-                       rss_after_slices_mb=round(mid.rss / 2**20, 1), none_drift_slices=mid.none_refs - before.none_refs,
-                       none_drift_inference=after.none_refs - resumed.none_refs,
-                       none_drift_one_pause=resumed.none_refs - mid.none_refs,
-                       seconds_slices=round(t_mid - t0, 1), seconds_inference=round(t_end - resumed_t, 1))
+    _figures("window", before, after, slice_changes=SLICE_CHANGES, inference_requests=INFERENCE_REQUESTS,
+             rss_after_slices_mb=round(mid.rss / 2**20, 1), none_drift_slices=mid.none_refs - before.none_refs,
+             none_drift_inference=after.none_refs - resumed.none_refs,
+             none_drift_one_pause=resumed.none_refs - mid.none_refs,
+             seconds_slices=round(t_mid - t0, 1), seconds_inference=round(t_end - resumed_t, 1))
     assert len(answered) >= INFERENCE_REQUESTS + 10
     assert w.error_panel.reports == []
     _assert_no_leak(before, after)
@@ -268,9 +267,8 @@ def test_soak_windows_opened_and_closed_free_their_series_threads_and_files(qtbo
     """
     import weakref
 
-    from viewer.qt.main_window import MainWindow
-
     from viewer.qt.app import get_app
+    from viewer.qt.main_window import MainWindow
 
     get_app()
     folder = tmp_path / "big"

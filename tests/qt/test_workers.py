@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from viewer.core.errors import Cancelled
+from viewer.base.errors import Cancelled
 from viewer.qt.workers import JobContext, Worker, wait_until_idle
 
 

@@ -40,8 +40,9 @@ from pydicom.dataset import Dataset
 from pydicom.sequence import Sequence
 from pydicom.uid import UID_dictionary
 
-from models.atomic import atomic_replace_dir
-from viewer.core.errors import Cancelled, NothingLoadableError
+from viewer.base.atomic import atomic_replace_dir
+from viewer.base.errors import Cancelled
+from viewer.core.errors import NothingLoadableError
 from viewer.core.scan import CancelFn, ProgressFn, Skipped, scan
 
 #: Edition of PS3.15 table E.1-1 used (the module of that name in ``dicom-anonymizer``).
@@ -185,7 +186,9 @@ def _apply(ds: Dataset, uids: UidMap) -> None:
             element.value = _dummy(element)
         elif element.VR == "UI" and element.value and not element.keyword.endswith("ClassUID"):
             # U, U*, and every other instance UID: consistently remapped, registered DICOM UIDs kept
-            values = element.value if isinstance(element.value, (list, pydicom.multival.MultiValue)) else [element.value]
+            values = (
+                element.value if isinstance(element.value, (list, pydicom.multival.MultiValue)) else [element.value]
+            )
             mapped = [uids(v) for v in values]
             element.value = mapped if len(mapped) > 1 else mapped[0]
 

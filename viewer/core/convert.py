@@ -13,9 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
-from models.atomic import atomic_output_path
-
-from viewer.core.errors import RadviewError
+from viewer.base.atomic import atomic_output_path
+from viewer.base.errors import RadviewError
 from viewer.core.volume import Volume
 
 SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")

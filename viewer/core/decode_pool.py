@@ -27,16 +27,17 @@ import os
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
 import pydicom
 
-from viewer.core.child_process import describe_exit, resolve_target
+from viewer.base.child_process import describe_exit, resolve_target
+from viewer.core.decode import syntax_name
 from viewer.core.errors import DicomFileError
 from viewer.core.header import FileHeader
 
@@ -45,7 +46,7 @@ WORKERS = max(1, min(2, os.cpu_count() or 1))
 #: A decode of one file taking longer than this is abandoned (its process killed) and reported.
 DECODE_TIMEOUT_S = 60.0
 #: The function that decodes one file, as "module:function", resolved in the worker.
-DEFAULT_DECODER = "viewer.core.pixels:decode_frames"
+DEFAULT_DECODER = "viewer.core.decode:decode_frames"
 
 #: Transfer syntaxes whose pixels a native decoder (or zlib) parses: encapsulated ones, and deflate.
 _COMPRESSED = frozenset(
@@ -189,7 +190,7 @@ def _answer(header: FileHeader, answer: tuple[str, Any]) -> np.ndarray:
 
 
 def decode_contained(header: FileHeader) -> np.ndarray:
-    """Decode every frame of ``header``'s file like :func:`viewer.core.pixels.decode_frames`, in a worker
+    """Decode every frame of ``header``'s file like :func:`viewer.core.decode.decode_frames`, in a worker
     process for compressed pixel data, in this process otherwise.
 
     Raises
@@ -198,7 +199,7 @@ def decode_contained(header: FileHeader) -> np.ndarray:
         The file cannot be decoded, its decoder crashed or it did not finish in time; ``reason`` says which.
     """
     if not is_contained(header):
-        from viewer.core.pixels import decode_frames
+        from viewer.core.decode import decode_frames
 
         return decode_frames(header)
     with _using_pool() as (pool, reference):
@@ -247,7 +248,6 @@ def _decode_alone(reference: str, header: FileHeader) -> tuple[str, Any]:
 
 
 def _death_reason(header: FileHeader, exitcode: int | None) -> str:
-    syntax = pydicom.uid.UID(header.layout.transfer_syntax)
-    name = syntax.name if syntax.is_valid else header.layout.transfer_syntax
+    name = syntax_name(header.layout)
     how = f"no answer in {DECODE_TIMEOUT_S:.0f} s" if exitcode is None else describe_exit(exitcode)
     return f"the {name} decoder crashed on this file ({how}); the viewer carried on without it"

@@ -41,12 +41,11 @@ import numpy as np
 import platformdirs
 import SimpleITK as sitk
 
-from models.atomic import atomic_replace_dir, atomic_write_text, fsync_dir
-from models.bundle import file_sha256  # torch-free at import
+from viewer.base.atomic import atomic_replace_dir, atomic_write_text, fsync_dir
+from viewer.base.errors import RadviewError
+from viewer.base.model_card import file_sha256  # torch-free at import
 from viewer.core.dicom_writer import derive_uid, write_bench_series, write_ct_series
-from viewer.core.errors import RadviewError
-from viewer.core.model_registry import resources_dir
-from viewer.core.user_dirs import writable_dir
+from viewer.core.user_dirs import resources_dir, writable_dir
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -392,7 +391,7 @@ def ensure_demo_study(progress: DemoProgress | None = None) -> DemoStudy:
     ----------
     progress:
         ``progress(stage, fraction)``, called from this thread. It may raise (e.g.
-        :class:`~viewer.core.errors.Cancelled`) to stop; every folder is written atomically, so a
+        :class:`~viewer.base.errors.Cancelled`) to stop; every folder is written atomically, so a
         stopped or crashed conversion leaves nothing half-written and the next call starts over
         (without downloading again once the archive is cached).
 

@@ -34,7 +34,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import UID, CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
 from viewer import __version__
-from models.atomic import atomic_replace_dir
+from viewer.base.atomic import atomic_replace_dir
 
 __all__ = [
     "HU_OFFSET",
@@ -263,7 +263,7 @@ def write_ct_series(
         Free text on where the pixels came from.
     progress:
         Called as ``progress(done, total)`` after each slice. It may raise (e.g.
-        :class:`~viewer.core.errors.Cancelled`) to abandon the write; nothing is left behind.
+        :class:`~viewer.base.errors.Cancelled`) to abandon the write; nothing is left behind.
 
     Returns
     -------

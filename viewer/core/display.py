@@ -45,7 +45,9 @@ class SliceMapper:
         self._table32: np.ndarray | None = None
         self._table32_key: np.ndarray | None = None
 
-    def _lut_table(self, dtype: np.dtype, slope: float, intercept: float, window: Window, invert: bool) -> np.ndarray | None:
+    def _lut_table(
+        self, dtype: np.dtype, slope: float, intercept: float, window: Window, invert: bool
+    ) -> np.ndarray | None:
         key = _LutKey(np.dtype(dtype).str, float(slope), float(intercept), window, bool(invert))
         if key != self._key:
             lut = build_lut(dtype, slope, intercept, window, invert)

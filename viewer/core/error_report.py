@@ -2,7 +2,7 @@
 
 Built from what the worker pattern hands over (a one-line message and the formatted traceback) or from
 an exception object (the last-resort hooks). An exception raised in a child process (the model service,
-:class:`viewer.core.child_process.ChildError`) brings its own traceback text, which the report shows
+:class:`viewer.base.child_process.ChildError`) brings its own traceback text, which the report shows
 after the parent's. Everything a report shows passes through :func:`viewer.core.privacy.redact`.
 """
 

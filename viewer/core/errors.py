@@ -8,16 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-
-def one_line(text: object, limit: int | None = 240) -> str:
-    """``text`` on one line (whitespace runs, newlines included, collapsed), cut to ``limit`` characters
-    (None: not cut). Reasons reach the Problems panel and the log as single lines."""
-    flat = " ".join(str(text).split())
-    return flat if limit is None or len(flat) <= limit else flat[: limit - 1] + "…"
-
-
-class RadviewError(Exception):
-    """Base of every error radview reports to the user as one line."""
+from viewer.base.errors import RadviewError
 
 
 class DicomFileError(RadviewError):
@@ -42,5 +33,3 @@ class NothingLoadableError(RadviewError):
     """A path holds no image the viewer can show (the command line exits with code 3)."""
 
 
-class Cancelled(RadviewError):
-    """A long job was cancelled by its caller; not an error to report."""

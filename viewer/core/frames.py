@@ -16,8 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from pydicom.dataset import Dataset
 from pydicom.datadict import keyword_for_tag
+from pydicom.dataset import Dataset
 
 #: Dimension Index Pointers that give a frame's place within one stack, not which stack it is in.
 SPATIAL_POINTERS = frozenset({
@@ -155,12 +155,16 @@ def frame_infos(ds: Dataset, frames: int) -> tuple[FrameInfo, ...] | None:
         plane = functional_group(ds, i, "PlanePositionSequence")
         orientation_item = functional_group(ds, i, "PlaneOrientationSequence")
         stack = _stack_by_dimensions(ds, i, dimensions) if dimensions else _stack_by_attributes(ds, i)
-        infos.append(FrameInfo(
-            position=floats(plane.get("ImagePositionPatient"), 3) if plane is not None else None,  # type: ignore[arg-type]
-            orientation=floats(orientation_item.get("ImageOrientationPatient"), 6) if orientation_item is not None else None,
-            stack=stack,
-            in_stack=_in_stack(ds, i),
-        ))
+        infos.append(
+            FrameInfo(
+                position=floats(plane.get("ImagePositionPatient"), 3) if plane is not None else None,  # type: ignore[arg-type]
+                orientation=floats(orientation_item.get("ImageOrientationPatient"), 6)
+                if orientation_item is not None
+                else None,
+                stack=stack,
+                in_stack=_in_stack(ds, i),
+            )
+        )
     return _without_per_frame_dimensions(infos)
 
 

@@ -15,15 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.errors import InvalidDicomError
 from pydicom.uid import UID
 
+from viewer.base.errors import one_line
 from viewer.core.deflate import read_deflated_header
 from viewer.core.encapsulated import check_fragments
+from viewer.core.errors import DicomFileError
 from viewer.core.frames import FrameInfo, floats, frame_infos, functional_group
-from viewer.core.errors import DicomFileError, one_line
 from viewer.core.privacy import remember_identifiers
 
 #: Refuse images whose decoded pixels would need more than this many bytes (checked before allocating).
@@ -78,6 +80,25 @@ class PixelLayout:
     @property
     def is_color(self) -> bool:
         return self.samples_per_pixel > 1 or self.photometric == "PALETTE COLOR"
+
+
+def stored_dtype(layout: PixelLayout) -> np.dtype:
+    """NumPy dtype of the stored values (PS3.5 8.1.1: BitsAllocated and PixelRepresentation)."""
+    if layout.photometric == "PALETTE COLOR":
+        return np.dtype(np.uint8)  # expanded to 8-bit RGB while decoding (see _palette_to_rgb)
+    if layout.samples_per_pixel == 3:
+        return np.dtype({8: np.uint8, 16: np.uint16}.get(layout.bits_allocated, np.uint32))
+    bits = 8 if layout.bits_allocated <= 8 else layout.bits_allocated
+    kind = "i" if layout.pixel_representation == 1 else "u"
+    return np.dtype(f"<{kind}{bits // 8}")
+
+
+def frame_shape(layout: PixelLayout) -> tuple[int, ...]:
+    """Shape of one decoded frame: (rows, cols) or (rows, cols, 3) for colour."""
+    if layout.is_color:
+        return (layout.rows, layout.cols, 3)
+    return (layout.rows, layout.cols)
+
 
 
 @dataclass(frozen=True)
@@ -300,7 +321,9 @@ def header_from_dataset(
         )
     if layout.is_native and pixel_length is not None and pixel_length != 0xFFFFFFFF:
         expected = layout.nbytes if layout.bits_allocated >= 8 else (layout.nbytes + 7) // 8
-        available = pixel_length if file_size is None or pixel_offset is None else min(pixel_length, file_size - pixel_offset)
+        available = (
+            pixel_length if file_size is None or pixel_offset is None else min(pixel_length, file_size - pixel_offset)
+        )
         if available < expected:
             raise ValueError(f"pixel data truncated: {available} of {expected} bytes")
     slope, intercept, rescale_type = _rescale(ds)
@@ -388,7 +411,10 @@ def _read_header(path: Path) -> FileHeader:
                 has_pixels, offset, length = _pixel_element_extent(fp, ds)
                 if offset is not None and length == _UNDEFINED_LENGTH and _is_encapsulated(ds):
                     check_fragments(fp, offset, size, max(1, _int(ds, "NumberOfFrames", 1) or 1))
-            if str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == _MEDIA_STORAGE_DIRECTORY or "DirectoryRecordSequence" in ds:
+            if (
+                str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == _MEDIA_STORAGE_DIRECTORY
+                or "DirectoryRecordSequence" in ds
+            ):
                 raise DicomFileError(path, "DICOMDIR (an index of the folder, not an image)")
         if not has_pixels:
             raise DicomFileError(path, f"no pixel data (not an image: {_modality_for_reason(ds)} object)")
@@ -407,7 +433,7 @@ def _read_header(path: Path) -> FileHeader:
         raise DicomFileError(path, "not enough memory to read the header") from e
     except RecursionError as e:
         raise DicomFileError(path, "sequences nested too deeply to read") from e
-    except Exception as e:  # noqa: BLE001 - a hostile file may trip any parser error; it becomes a reason
+    except Exception as e:  # a hostile file may trip any parser error; it becomes a reason
         raise DicomFileError(path, f"malformed DICOM header: {one_line(f'{type(e).__name__}: {e}')}") from e
 
 

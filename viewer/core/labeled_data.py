@@ -27,7 +27,7 @@ class as far as whole patients allow) and refuses, before any training, data tha
 split both classes or training :data:`MIN_TRAIN_PER_CLASS` images per class.
 
 Torch- and Qt-free. Pixels are read once here (to hash and to prove they decode) and again when the
-training set is made (``viewer.finetune``); nothing is kept in memory in between.
+training set is made (``viewer.ai.finetune``); nothing is kept in memory in between.
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from viewer.core.errors import Cancelled, DicomFileError, RadviewError
+from viewer.base.errors import Cancelled, RadviewError
+from viewer.core.decode import decode_frames
+from viewer.core.errors import DicomFileError
 from viewer.core.header import FileHeader, NotDicom, read_header
-from viewer.core.pixels import decode_frames
 from viewer.core.scan import Skipped
 
 __all__ = [

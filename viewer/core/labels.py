@@ -13,7 +13,7 @@ Layout: ``data_dir()/labels/<StudyInstanceUID>.json``::
      "labels": [{"series_uid": "...", "sop_uid": "...", "frame": 0, "label": "nodule",
                  "point": [120.0, 301.5], "box": null, "author": "ana", "time": "2025-01-01T10:00:00+00:00"}]}
 
-Every change rewrites the file with :func:`models.atomic.atomic_write_text` (temporary sibling,
+Every change rewrites the file with :func:`viewer.base.atomic.atomic_write_text` (temporary sibling,
 fsync, rename): a crash leaves the old or the new file, never a torn one. A file that cannot be read
 (bad JSON, unknown format, invalid entries) is never overwritten silently: it is first copied to
 ``<name>.json.corrupt`` (``.corrupt-2`` … if that exists with other content) and opening raises
@@ -42,9 +42,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from models.atomic import atomic_write_bytes, atomic_write_text
-from viewer.core.errors import RadviewError
-from viewer.core.model_registry import data_dir
+from viewer.base.atomic import atomic_write_bytes, atomic_write_text
+from viewer.base.errors import RadviewError
+from viewer.core.user_dirs import data_dir
 
 __all__ = [
     "CSV_COLUMNS",
@@ -86,7 +86,7 @@ def _now() -> str:
 def _user() -> str:
     try:
         return getpass.getuser()
-    except Exception:  # no login name (containers, services): labels are still valid without one
+    except Exception:  # noqa: BLE001 - no login name (containers, services): labels are still valid without one
         return ""
 
 
@@ -239,7 +239,7 @@ class LabelStore:
     study_uid : str
         StudyInstanceUID.
     root : path-like, optional
-        Data folder (default :func:`viewer.core.model_registry.data_dir`, i.e. ``$RADVIEW_DATA_DIR`` or the
+        Data folder (default :func:`viewer.core.user_dirs.data_dir`, i.e. ``$RADVIEW_DATA_DIR`` or the
         platform's); the file is ``<root>/labels/<study>.json``.
     recover : bool
         If the file is corrupt, start empty instead of raising (the bad file is copied aside first either
@@ -539,9 +539,16 @@ class LabelStore:
                         raise ValueError(f"frame must be an integer >= 0, got {frame_text!r}")
                     point = _optional_cells(row, ("point_row", "point_col"))
                     box = _optional_cells(row, ("box_row0", "box_col0", "box_row1", "box_col1"))
-                    lab = Label((row.get("series_uid") or "").strip(), (row.get("sop_uid") or "").strip(),
-                                int(frame_text), name, point=point, box=box,  # type: ignore[arg-type]
-                                author=(row.get("author") or "").strip(), time=(row.get("time") or "").strip() or _now())
+                    lab = Label(
+                        (row.get("series_uid") or "").strip(),
+                        (row.get("sop_uid") or "").strip(),
+                        int(frame_text),
+                        name,
+                        point=point,
+                        box=box,  # type: ignore[arg-type]
+                        author=(row.get("author") or "").strip(),
+                        time=(row.get("time") or "").strip() or _now(),
+                    )
                 except ValueError as e:
                     rejected.append((line, str(e)))
                     continue

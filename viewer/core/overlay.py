@@ -28,7 +28,9 @@ def colormap_lut(name: str) -> np.ndarray:
     return np.stack([np.interp(x, anchors[:, 0], anchors[:, k]) for k in (1, 2, 3)], axis=1).round().astype(np.uint8)
 
 
-def heat_rgba(heatmap: np.ndarray, colormap: str = "inferno", opacity: float = 0.5, threshold: float = 0.2) -> np.ndarray:
+def heat_rgba(
+    heatmap: np.ndarray, colormap: str = "inferno", opacity: float = 0.5, threshold: float = 0.2
+) -> np.ndarray:
     """(H, W, 4) uint8 RGBA of a heatmap: transparent below ``threshold``, ``opacity`` at the peak."""
     h = np.clip(np.asarray(heatmap, dtype=np.float32), 0, 1)
     rgba = np.empty((*h.shape, 4), np.uint8)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.atomic import atomic_write_bytes
+from viewer.base.atomic import atomic_write_bytes
 
 
 def _chunk(kind: bytes, data: bytes) -> bytes:
@@ -30,7 +30,9 @@ def encode_png(image: np.ndarray) -> bytes:
     rows = image.reshape(image.shape[0], -1)
     raw = np.hstack([np.zeros((rows.shape[0], 1), np.uint8), rows]).tobytes()  # filter type 0 per row
     header = struct.pack(">IIBBBBB", image.shape[1], image.shape[0], 8, colour_type, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + _chunk(b"IHDR", header) + _chunk(b"IDAT", zlib.compress(raw, 6)) + _chunk(b"IEND", b"")
+    )
 
 
 def write_png(path: str | Path, image: np.ndarray) -> Path:

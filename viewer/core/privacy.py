@@ -130,7 +130,7 @@ def install_log_redaction() -> None:
             return record
         try:
             message = record.getMessage()
-        except Exception:  # a malformed call: logging reports it itself when it formats the record
+        except Exception:  # noqa: BLE001 - a malformed call: logging reports it itself when it formats the record
             return record
         record.msg, record.args = redact(message), None
         if record.exc_info and record.exc_info[1] is not None:

@@ -7,8 +7,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from viewer.base.errors import Cancelled
 from viewer.core import decode_pool
-from viewer.core.errors import Cancelled, DicomFileError
+from viewer.core.errors import DicomFileError
 from viewer.core.header import FileHeader, NotDicom, read_header
 from viewer.core.series import SeriesInfo, group_series
 

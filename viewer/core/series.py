@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from viewer.core.geometry import POSITION_TOLERANCE_MM, Geometry, identity_geometry
 from viewer.core.frames import stack_label
+from viewer.core.geometry import POSITION_TOLERANCE_MM, Geometry, identity_geometry
 from viewer.core.header import FileHeader
 
 #: Neighbouring gaps that differ from the median gap by more than this fraction are reported as uneven.
@@ -112,7 +112,9 @@ def _file_size(h: FileHeader) -> int:
         return -1
 
 
-def _one_per_position(ordered: list[FileHeader], along: dict[int, float]) -> tuple[list[FileHeader], list[tuple[Path, str]], list[str]]:
+def _one_per_position(
+    ordered: list[FileHeader], along: dict[int, float]
+) -> tuple[list[FileHeader], list[tuple[Path, str]], list[str]]:
     """Keep one file per slice position; the others are left out with a reason.
 
     Copies of one image (same SOPInstanceUID, e.g. a file copied twice) keep the largest copy (a copy cut
@@ -265,7 +267,9 @@ def group_series(headers: list[FileHeader]) -> list[SeriesInfo]:
                 why = part.label or "a multi-frame file, or orientation or size differs"
                 warnings = [f"part {i + 1} of {len(parts)} of this series (split: {why})", *warnings]
             first = part.files[0]
-            description = f"{first.description} [{part.label}]".lstrip() if part.label and len(parts) > 1 else first.description
+            description = (
+                f"{first.description} [{part.label}]".lstrip() if part.label and len(parts) > 1 else first.description
+            )
             result.append(
                 SeriesInfo(
                     key=uid if i == 0 else f"{uid}#{i + 1}",

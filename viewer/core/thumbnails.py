@@ -9,7 +9,8 @@ from __future__ import annotations
 import numpy as np
 
 from viewer.core.display import color_to_u8, downsample_to
-from viewer.core.pixels import frame_shape, read_frames_into, stored_dtype
+from viewer.core.header import frame_shape, stored_dtype
+from viewer.core.pixels import read_frames_into
 from viewer.core.series import SeriesInfo
 from viewer.core.windowing import Window, percentile_window, to_display
 

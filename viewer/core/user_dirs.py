@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import threading
 from pathlib import Path
 
-__all__ = ["fallback_notices", "writable_dir"]
+import platformdirs
+
+__all__ = ["DATA_ENV", "data_dir", "fallback_notices", "resources_dir", "writable_dir"]
 
 log = logging.getLogger("radview")
 
@@ -88,3 +91,25 @@ def fallback_notices() -> tuple[str, ...]:
     """The notices of every fallback taken so far in this process, oldest first."""
     with _lock:
         return tuple(_notices)
+
+
+DATA_ENV = "RADVIEW_DATA_DIR"
+
+
+def resources_dir() -> Path:
+    """``resources/`` of the source tree, or of a frozen bundle."""
+    frozen = getattr(sys, "_MEIPASS", None)
+    if frozen:
+        return Path(frozen) / "resources"
+    return Path(__file__).resolve().parents[2] / "resources"
+
+
+def data_dir() -> Path:
+    """radview's per-user data folder (labels, models): ``$RADVIEW_DATA_DIR`` or the platform's.
+
+    When that folder cannot be written (no writable home), a private temporary folder, said once on
+    stderr and in the window (:mod:`viewer.core.user_dirs`).
+    """
+    override = os.environ.get(DATA_ENV)
+    preferred = Path(override) if override else Path(platformdirs.user_data_dir("radview"))
+    return writable_dir(preferred, "data")

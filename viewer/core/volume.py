@@ -16,10 +16,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from viewer.core.errors import Cancelled, DicomFileError, SeriesLoadError
-from viewer.core.geometry import Geometry
+from viewer.base.errors import Cancelled
 from viewer.core.decode_pool import decode_contained
-from viewer.core.pixels import frame_shape, read_frames_into, stored_dtype
+from viewer.core.errors import DicomFileError, SeriesLoadError
+from viewer.core.geometry import Geometry
+from viewer.core.header import frame_shape, stored_dtype
+from viewer.core.pixels import read_frames_into
 from viewer.core.series import SeriesInfo
 from viewer.core.windowing import Window, percentile_window
 

@@ -85,7 +85,9 @@ class DisplayLut:
         return np.take(self.table, unsigned_view(stored), out=out)
 
 
-def build_lut(dtype: np.dtype, slope: float, intercept: float, window: Window, invert: bool = False) -> DisplayLut | None:
+def build_lut(
+    dtype: np.dtype, slope: float, intercept: float, window: Window, invert: bool = False
+) -> DisplayLut | None:
     """LUT for integer stored types up to 16 bits; None for float or wide types (use :func:`to_display`)."""
     dtype = np.dtype(dtype)
     if dtype.kind not in "iu" or dtype.itemsize > 2:

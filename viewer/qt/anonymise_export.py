@@ -15,7 +15,6 @@ from PySide6.QtWidgets import QFileDialog, QProgressDialog, QWidget
 
 from viewer.core.anonymise import AnonymiseResult, anonymise_series_folder
 from viewer.core.errors import NothingLoadableError
-
 from viewer.qt.workers import JobContext, Worker
 
 
@@ -48,7 +47,9 @@ class AnonymiseExport(QObject):
         super().__init__(parent)
         self.worker = Worker("anonymise", latest_only=False, sync=sync, parent=self)
         self.worker.sig_finished.connect(self._on_finished)
-        self.worker.sig_failed.connect(lambda rid, message, tb: self.sig_message.emit(f"Anonymisation failed: {message}"))
+        self.worker.sig_failed.connect(
+            lambda rid, message, tb: self.sig_message.emit(f"Anonymisation failed: {message}")
+        )
         self.worker.sig_cancelled.connect(lambda rid: self.sig_message.emit("Anonymisation cancelled; nothing written"))
         self.worker.sig_progress.connect(self._on_progress)
         self.worker.sig_done.connect(self._on_done)

@@ -11,8 +11,8 @@ from PySide6.QtGui import QIcon
 from PySide6.QtWidgets import QApplication
 
 from viewer import __version__
-from viewer.core.model_registry import resources_dir
 from viewer.core.privacy import install_log_redaction
+from viewer.core.user_dirs import resources_dir
 from viewer.qt.error_panel import install_last_resort_hooks
 from viewer.qt.main_window import APPLICATION, ORGANISATION, MainWindow
 from viewer.qt.termination import close_on_termination_signals
@@ -72,8 +72,7 @@ def _say_where_data_lives(window: MainWindow) -> None:
     (The cache folder is the demo's, resolved when the demo is fetched; resolving it here would import
     SimpleITK before the first paint.)
     """
-    from viewer.core.model_registry import data_dir
-    from viewer.core.user_dirs import fallback_notices
+    from viewer.core.user_dirs import data_dir, fallback_notices
 
     data_dir()
     notices = fallback_notices()
@@ -84,7 +83,9 @@ def _say_where_data_lives(window: MainWindow) -> None:
 def _install_excepthook(window: MainWindow) -> Callable[[], None]:
     """Exceptions nothing else caught (raised in a Qt slot or a plain thread) reach the error panel, and the
     status bar and Problems panel through the controller, instead of vanishing; returns the undo."""
-    return install_last_resort_hooks(also=lambda report: window.controller.report_error(f"internal error: {report.message}"))
+    return install_last_resort_hooks(
+        also=lambda report: window.controller.report_error(f"internal error: {report.message}")
+    )
 
 
 def run_gui(paths: list[str]) -> int:

@@ -22,14 +22,14 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 
-from viewer.core.errors import RadviewError, SeriesLoadError
+from viewer.base.errors import RadviewError
+from viewer.core.errors import SeriesLoadError
 from viewer.core.header import FileHeader
 from viewer.core.scan import ScanResult, Skipped, scan
 from viewer.core.series import SeriesInfo
+from viewer.core.thumbnails import thumbnail
 from viewer.core.volume import Volume, allocate, load_into
 from viewer.core.windowing import PRESETS, Window, preset
-
-from viewer.core.thumbnails import thumbnail
 from viewer.qt.ai.state import AIState
 from viewer.qt.label_state import LabelState
 from viewer.qt.workers import JobContext, Worker, wait_until_idle
@@ -152,9 +152,11 @@ class ViewerController(QObject):
         self._stopped = False
         #: The AI view state (model, results, overlay); connected to this controller's signals first, so
         #: its snapshot of a new slice is ready before any view redraws that slice.
-        self.ai = AIState(self, enabled=ai, sync=sync, service=ai_service)
+        self.ai = AIState(self, self.report_error, parent=self, enabled=ai, sync=sync, service=ai_service)
+        self.ai.sig_navigate.connect(self.set_slice)
         #: The reader's labels of the open study and the slice view's marking mode.
-        self.labels = LabelState(self)
+        self.labels = LabelState(self, self.report_error, parent=self)
+        self.labels.sig_navigate.connect(self.set_slice)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)

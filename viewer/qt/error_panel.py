@@ -18,15 +18,20 @@ import threading
 from collections.abc import Callable
 from types import TracebackType
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QFontDatabase, QGuiApplication
 from PySide6.QtWidgets import (
-    QHBoxLayout, QListWidget, QListWidgetItem, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout, QWidget,
+    QHBoxLayout,
+    QListWidget,
+    QListWidgetItem,
+    QPlainTextEdit,
+    QPushButton,
+    QSplitter,
+    QVBoxLayout,
+    QWidget,
 )
-from PySide6.QtCore import Qt
 
 from viewer.core.error_report import ErrorReport
-
 from viewer.qt.workers import FailureHub, failure_hub
 
 log = logging.getLogger(__name__)
@@ -137,7 +142,7 @@ def install_last_resort_hooks(hub: FailureHub | None = None,
             return
         try:
             report("UI", value if value is not None else kind())
-        except Exception:
+        except Exception:  # noqa: BLE001 - the report itself failed: the previous hook still prints it
             previous_sys(kind, value, tb)
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
@@ -147,7 +152,7 @@ def install_last_resort_hooks(hub: FailureHub | None = None,
         try:
             name = args.thread.name if args.thread is not None else "a thread"
             report(f"thread {name}", args.exc_value)
-        except Exception:
+        except Exception:  # noqa: BLE001 - the report itself failed: the previous hook still prints it
             previous_thread(args)
 
     sys.excepthook = sys_hook

@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, Signal
 from viewer.core.labels import CsvImport, Label, LabelFileError, LabelStore
 
 if TYPE_CHECKING:
-    from viewer.qt.controller import ViewerController
+    from viewer.qt.view_state import ErrorSink, ViewState
 
 #: Marking modes of the slice view: off (left-drag pans), point (a click marks a point), box (a drag marks a box).
 MODES = ("off", "point", "box")
@@ -54,8 +54,10 @@ class LabelState(QObject):
 
     Parameters
     ----------
-    controller:
-        Its owner; the state follows its series and slice signals.
+    view:
+        The view state it follows (series and slice signals; see :mod:`viewer.qt.view_state`).
+    report_error:
+        Where failures go (the controller's one error handler).
     root:
         Data folder of the label store (default: ``$RADVIEW_DATA_DIR`` or the platform's).
     """
@@ -63,17 +65,20 @@ class LabelState(QObject):
     sig_labels_changed = Signal(object)  # LabelsSnapshot
     sig_current_changed = Signal(object)  # Label | None of the slice on screen
     sig_mode_changed = Signal(str)  # one of MODES
+    sig_navigate = Signal(int)  # show this slice (a double-click in the Labels panel); the controller moves
 
-    def __init__(self, controller: ViewerController, root: str | os.PathLike[str] | None = None) -> None:
-        super().__init__(controller)
-        self._c = controller
+    def __init__(self, view: ViewState, report_error: ErrorSink, root: str | os.PathLike[str] | None = None, *,
+                 parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._c = view
+        self._report_error = report_error
         self._root = root
         self._store: LabelStore | None = None
         self._reason = "no series open"
         self._index_of: dict[tuple[str, str, int], int] = {}
         self._mode = "off"
-        controller.sig_series_selected.connect(self._on_series_selected)
-        controller.sig_slice_changed.connect(self._on_slice_changed)
+        view.sig_series_selected.connect(self._on_series_selected)
+        view.sig_slice_changed.connect(self._on_slice_changed)
 
     # -- read-only state ---------------------------------------------------------------------------------
 
@@ -123,13 +128,13 @@ class LabelState(QObject):
         """Label the slice on screen with class ``label`` (and optionally a point or box, image pixels)."""
         key = self.current_key()
         if key is None or self._store is None:
-            self._c.report_error(f"cannot label: {self._reason}")
+            self._report_error(f"cannot label: {self._reason}")
             return None
         series_uid, sop_uid, frame = key
         try:
             made = self._store.set(series_uid, sop_uid, label, frame=frame, point=point, box=box)
         except (ValueError, OSError) as e:
-            self._c.report_error(f"label not saved: {e}")
+            self._report_error(f"label not saved: {e}")
             return None
         self._emit()
         return made
@@ -138,10 +143,10 @@ class LabelState(QObject):
         """Label the slice on screen with the ``k``-th class (0-based; ``-1`` the last, the positive one)."""
         classes = self.classes
         if not classes:
-            self._c.report_error(f"cannot label: {self._reason}")
+            self._report_error(f"cannot label: {self._reason}")
             return None
         if not -len(classes) <= k < len(classes):
-            self._c.report_error(f"no class number {k + 1}: the classes are {', '.join(classes)}")
+            self._report_error(f"no class number {k + 1}: the classes are {', '.join(classes)}")
             return None
         return self.mark(classes[k])
 
@@ -151,7 +156,7 @@ class LabelState(QObject):
         current = self.current()
         classes = self.classes
         if not classes:
-            self._c.report_error(f"cannot label: {self._reason}")
+            self._report_error(f"cannot label: {self._reason}")
             return None
         return self.mark(current.label if current is not None else classes[-1], point=point, box=box)
 
@@ -161,7 +166,7 @@ class LabelState(QObject):
         try:
             removed = self._store.remove(*label.key)
         except OSError as e:
-            self._c.report_error(f"label not removed: {e}")
+            self._report_error(f"label not removed: {e}")
             return False
         self._emit()
         return removed
@@ -173,38 +178,38 @@ class LabelState(QObject):
     def set_classes(self, classes: list[str] | tuple[str, ...]) -> bool:
         """Replace the class list (the last one is the positive class for a two-class model)."""
         if self._store is None:
-            self._c.report_error(f"cannot change classes: {self._reason}")
+            self._report_error(f"cannot change classes: {self._reason}")
             return False
         try:
             self._store.set_classes(classes)
         except (ValueError, OSError) as e:
-            self._c.report_error(f"classes not changed: {e}")
+            self._report_error(f"classes not changed: {e}")
             return False
         self._emit()
         return True
 
     def export_csv(self, path: str | os.PathLike[str]) -> Path | None:
         if self._store is None:
-            self._c.report_error(f"nothing to export: {self._reason}")
+            self._report_error(f"nothing to export: {self._reason}")
             return None
         try:
             return self._store.export_csv(path)
         except OSError as e:
-            self._c.report_error(f"labels not exported: {e}")
+            self._report_error(f"labels not exported: {e}")
             return None
 
     def import_csv(self, path: str | os.PathLike[str]) -> CsvImport | None:
         """Merge a labels CSV into the open study; refused rows are reported (line and reason)."""
         if self._store is None:
-            self._c.report_error(f"cannot import: {self._reason}")
+            self._report_error(f"cannot import: {self._reason}")
             return None
         try:
             done = self._store.import_csv(path)
         except (ValueError, OSError, UnicodeDecodeError) as e:
-            self._c.report_error(f"labels not imported: {e}")
+            self._report_error(f"labels not imported: {e}")
             return None
         for line, reason in done.rejected[:20]:
-            self._c.report_error(f"{Path(path).name} line {line}: {reason}")
+            self._report_error(f"{Path(path).name} line {line}: {reason}")
         self._emit()
         return done
 
@@ -213,7 +218,7 @@ class LabelState(QObject):
         index = self._index_of.get(label.key)
         if index is None:
             return False
-        self._c.set_slice(index)
+        self.sig_navigate.emit(index)
         return True
 
     def set_mode(self, mode: str) -> None:
@@ -243,7 +248,7 @@ class LabelState(QObject):
             try:
                 self._store = LabelStore.open(series.study_uid, root=self._root)
             except LabelFileError as e:
-                self._c.report_error(f"labels: {e.reason}; starting with no labels (the bad file is kept at "
+                self._report_error(f"labels: {e.reason}; starting with no labels (the bad file is kept at "
                                      f"{e.corrupt_copy})")
                 self._store = LabelStore.open(series.study_uid, root=self._root, recover=True)
             self._reason = ""

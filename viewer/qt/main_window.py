@@ -21,7 +21,6 @@ from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMe
 
 from viewer.core.scan import ScanResult
 from viewer.core.windowing import PRESETS
-
 from viewer.qt.ai.panel import AIPanel
 from viewer.qt.ai.plot import ProbabilityPlot
 from viewer.qt.anonymise_export import AnonymiseExport
@@ -78,7 +77,9 @@ class MainWindow(QMainWindow):
         self.problems_panel = ProblemsPanel(self.controller)
         self.series_dock = self._dock("Series", "series", self.series_browser, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.tags_dock = self._dock("Tags", "tags", self.tag_panel, Qt.DockWidgetArea.RightDockWidgetArea)
-        self.problems_dock = self._dock("Problems", "problems", self.problems_panel, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.problems_dock = self._dock(
+            "Problems", "problems", self.problems_panel, Qt.DockWidgetArea.RightDockWidgetArea
+        )
         self.tabifyDockWidget(self.tags_dock, self.problems_dock)
         self.labels_panel = LabelsPanel(self.controller)
         self.labels_dock = self._dock("Labels", "labels", self.labels_panel, Qt.DockWidgetArea.RightDockWidgetArea)
@@ -104,8 +105,9 @@ class MainWindow(QMainWindow):
         self.probability_plot: ProbabilityPlot | None = None
         self.ai_dock = self.plot_dock = None
         if self.controller.ai.enabled:
-            self.ai_panel = AIPanel(self.controller)
-            self.probability_plot = ProbabilityPlot(self.controller)
+            self.ai_panel = AIPanel(self.controller.ai)
+            self.probability_plot = ProbabilityPlot(self.controller, self.controller.ai)
+            self.probability_plot.sig_navigate.connect(self.controller.set_slice)
             self.ai_dock = self._dock("AI second reader", "ai", self.ai_panel, Qt.DockWidgetArea.RightDockWidgetArea)
             self.plot_dock = self._dock("Probability along slices", "probability", self.probability_plot,
                                         Qt.DockWidgetArea.BottomDockWidgetArea)

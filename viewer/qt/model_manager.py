@@ -1,6 +1,6 @@
 """The model manager: installed models with their cards; activate, rename, delete, export, import.
 
-The operations are :mod:`viewer.core.model_store` (atomic, verified); this dialog lists, asks and reports.
+The operations are :mod:`viewer.ai.model_store` (atomic, verified); this dialog lists, asks and reports.
 The model the viewer uses (``controller.ai.model``) and the shipped demo model are never deleted or
 renamed here; a change reloads the AI panel's model list.
 """
@@ -10,13 +10,22 @@ from __future__ import annotations
 import json
 
 from PySide6.QtWidgets import (
-    QDialog, QFileDialog, QHBoxLayout, QInputDialog, QLabel, QListWidget, QListWidgetItem, QMessageBox,
-    QPlainTextEdit, QPushButton, QVBoxLayout, QWidget,
+    QDialog,
+    QFileDialog,
+    QHBoxLayout,
+    QInputDialog,
+    QLabel,
+    QListWidget,
+    QListWidgetItem,
+    QMessageBox,
+    QPlainTextEdit,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
 )
 
-from viewer.core.model_registry import ModelEntry, list_models
-from viewer.core.model_store import ModelStoreError, delete_model, export_model, import_model, rename_model
-
+from viewer.ai.model_registry import ModelEntry, list_models
+from viewer.ai.model_store import ModelStoreError, delete_model, export_model, import_model, rename_model
 from viewer.qt.controller import ViewerController
 
 

@@ -66,7 +66,9 @@ class ProblemsPanel(QWidget):
             self._group("Unreadable slices", [
                 (f"{f.series}: slice {f.index + 1} ({f.path.name})", f.reason) for f in problems.slice_failures
             ])
-            self._group("Errors", [(message.split(": ", 1)[0], message.split(": ", 1)[-1]) for message in problems.errors])
+            self._group(
+                "Errors", [(message.split(": ", 1)[0], message.split(": ", 1)[-1]) for message in problems.errors]
+            )
             # the reason matters most: the item column takes at most 45 % (full text in the tooltips)
             self.tree.resizeColumnToContents(0)
             cap = max(160, int(self.tree.viewport().width() * 0.45))

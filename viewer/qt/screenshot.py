@@ -14,8 +14,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 
-from models.atomic import atomic_write_bytes
-from viewer.core.errors import NothingLoadableError, RadviewError
+from viewer.base.atomic import atomic_write_bytes
+from viewer.base.errors import RadviewError
+from viewer.core.errors import NothingLoadableError
 
 #: Seconds to wait for the scan and the load before giving up.
 TIMEOUT_S = 300.0

@@ -13,9 +13,8 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from viewer.core.scan import ScanResult
-
-from viewer.qt.controller import ViewerController
 from viewer.core.thumbnails import THUMBNAIL_SIZE
+from viewer.qt.controller import ViewerController
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 

@@ -17,7 +17,8 @@ with the demonstration warning under it when the model card says so.
 The image is row-major, and the item is scaled by (column spacing, row spacing) so that one scene unit
 is one millimetre and the aspect is physical. Slices reach the screen as uint8 through
 :class:`~viewer.qt.display.SliceMapper` with ``autoLevels=False, levels=None``, which pyqtgraph
-hands to Qt as a QImage without a further conversion (grey as RGBX8888, see :mod:`viewer.qt.display`). The corner text is made of
+hands to Qt as a QImage without a further conversion (grey as RGBX8888, see :mod:`viewer.qt.display`). The corner text
+is made of
 ``QGraphicsSimpleTextItem`` (C++ items, no Python paint) placed in scene coordinates, which in a
 pyqtgraph ``GraphicsView`` are the viewport's pixels, so the text never scales with the image.
 """
@@ -33,14 +34,12 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QKeyEvent, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QGraphicsSimpleTextItem, QWidget
 
+from viewer.core.display import SliceMapper, color_to_u8
 from viewer.core.labels import Label
-
 from viewer.core.windowing import Window
-
 from viewer.qt.ai.overlay import heat_image, heat_lut
 from viewer.qt.ai.state import DEMONSTRATION_TEXT, OverlaySettings, SliceStatus
 from viewer.qt.controller import ViewerController
-from viewer.core.display import SliceMapper, color_to_u8
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 

@@ -37,7 +37,7 @@ def _value_text(elem) -> str:
         if elem.value is None:  # an empty element (e.g. a type 2 tag left blank)
             return ""
         text = repr(elem.value) if isinstance(elem.value, bytes) else str(elem.value)
-    except Exception as e:  # a malformed value still gets a row; the reason is the text
+    except Exception as e:  # noqa: BLE001 - a malformed value still gets a row; the reason is the text
         text = f"<unreadable: {e}>"
     return text.replace("\r", " ").replace("\n", " ")
 
@@ -147,7 +147,7 @@ class TagPanel(QWidget):
             return
         try:
             ds = read_tags(path)
-        except Exception as e:  # the file changed or vanished since the scan: say so in the panel
+        except Exception as e:  # noqa: BLE001 - the file changed or vanished since the scan: say so in the panel
             self.model.removeRows(0, self.model.rowCount())
             self.source_label.setText(f"{path.name}: cannot read the header ({e})")
             return

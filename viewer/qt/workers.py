@@ -7,13 +7,13 @@ ones with :meth:`Worker.is_current`; and :meth:`Worker.stop` aborts, wakes and j
 nothing is left running when the application quits.
 
 A job is any callable ``fn(ctx: JobContext) -> result``. It polls ``ctx.cancelled()`` (or calls
-``ctx.check()``, which raises :class:`~viewer.core.errors.Cancelled`) and reports ``ctx.progress(done,
+``ctx.check()``, which raises :class:`~viewer.base.errors.Cancelled`) and reports ``ctx.progress(done,
 total)``, throttled here so the UI thread sees at most ~20 progress signals per second. Exceptions are
 never swallowed: a :class:`Cancelled` job ends with ``sig_cancelled``, anything else with ``sig_failed``
 carrying the message and the formatted traceback, for the receiver's one error handler. Every failure
 also reaches the process's one :class:`FailureHub` as an :class:`~viewer.core.error_report.ErrorReport`
 (stale ones too: an exception is never swallowed), which the error panel lists; an exception from a
-child process (:class:`~viewer.core.child_process.ChildError`) brings the child's traceback along.
+child process (:class:`~viewer.base.child_process.ChildError`) brings the child's traceback along.
 
 Signals are emitted from the worker thread by an object that lives in the UI thread, so Qt queues them
 to the UI thread's slots. With ``sync=True`` (as napari's ``_LayerSlicer`` offers) a job runs inline in
@@ -34,8 +34,8 @@ from typing import Any
 
 from PySide6.QtCore import QCoreApplication, QEventLoop, QObject, QThread, Signal
 
+from viewer.base.errors import Cancelled
 from viewer.core.error_report import ErrorReport, child_traceback
-from viewer.core.errors import Cancelled
 
 log = logging.getLogger(__name__)
 
@@ -253,11 +253,15 @@ class Worker(QThread):
 
     def _source(self, request: _Request) -> str:
         """Where a failure happened, for the error report: the lane, and the job when it has a name."""
-        return f"{self.name} worker ({request.name})" if request.name and request.name != self.name else f"{self.name} worker"
+        return (
+            f"{self.name} worker ({request.name})"
+            if request.name and request.name != self.name
+            else f"{self.name} worker"
+        )
 
     # -- the worker thread -----------------------------------------------------------------------------
 
-    def run(self) -> None:  # noqa: D102 - QThread entry point
+    def run(self) -> None:  # QThread entry point
         while True:
             with self._cond:
                 while not self._queue and not self._abort:
@@ -280,9 +284,11 @@ class Worker(QThread):
             result = request.fn(request.ctx)
         except Cancelled:
             self.sig_cancelled.emit(rid)
-        except BaseException as e:  # every failure goes to the receiver's one handler, with its traceback
+        except BaseException as e:  # noqa: BLE001 - every failure goes to the receiver's one handler, with its traceback
             text = traceback.format_exc()
-            message = f"{request.name or self.name}: {e}" if str(e) else f"{request.name or self.name}: {type(e).__name__}"
+            message = (
+                f"{request.name or self.name}: {e}" if str(e) else f"{request.name or self.name}: {type(e).__name__}"
+            )
             child_text = child_traceback(e)
             if child_text:
                 text = f"{text}\nIn the child process:\n{child_text}"

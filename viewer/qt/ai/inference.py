@@ -4,11 +4,11 @@ It is the project's one background-work pattern (:class:`~viewer.qt.workers.Work
 wins), applied to inference:
 
 - A request (:class:`AnalysisRequest`) names the series, the slice on screen, the model (its
-  :attr:`~viewer.core.model_registry.ModelEntry.version_key`) and carries its request id on every answer.
+  :attr:`~viewer.ai.model_registry.ModelEntry.version_key`) and carries its request id on every answer.
   A newer request cancels the running one at its next batch boundary; the receiver
   (:class:`~viewer.qt.ai.state.AIState`) drops answers whose id is no longer current.
-- The models live in a child process (:class:`~viewer.core.child_process.ChildProcess` running
-  :class:`models.service.ModelService`), started by the first request, at nice :data:`NICE`. The GUI
+- The models live in a child process (:class:`~viewer.base.child_process.ChildProcess` running
+  :class:`models.runtime.service.ModelService`), started by the first request, at nice :data:`NICE`. The GUI
   process never imports torch: importing torch's C extension holds the GIL for a few hundred milliseconds,
   and in a worker *thread* of the GUI process that froze the window once at the first model load (and
   the garbage collector's passes over torch's objects, and every forward, competed with the UI thread
@@ -22,7 +22,7 @@ wins), applied to inference:
   cancelling, so scrolling to an unanalysed slice gets it analysed next without wasting the batches in
   flight. The faithfulness test of the slice the reader paused on (22 forwards) is posted the same way
   (:meth:`ask_faithfulness`); the child keeps the float heatmaps of the request's recent slices for it.
-- Slices cross as stored integers with their rescale (:func:`viewer.analysis.stored_slices`), each
+- Slices cross as stored integers with their rescale (:func:`viewer.ai.analysis.stored_slices`), each
   distinct slice once; heatmaps come back, and are cached, as uint8 (64 KB for 256², a quarter of
   float32): the overlay's colour table has 256 entries anyway.
 - A GPU that runs out of memory moves the model to the CPU and the batch is retried there; the lane says
@@ -48,19 +48,24 @@ from dataclasses import dataclass
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from models.service import SERVICE_TARGET, BatchAnalysis, ModelInfo, ModelRef  # torch-free
-from viewer.analysis import analysis_order, stored_slices
-from viewer.core.child_process import ChildDied, ChildError, ChildProcess, Pipeline, describe_exit
-from viewer.core.errors import Cancelled
-from viewer.core.model_registry import ModelEntry
+from viewer.ai.analysis import (  # torch-free
+    SERVICE_TARGET,
+    BatchAnalysis,
+    ModelInfo,
+    ModelRef,
+    analysis_order,
+    stored_slices,
+)
+from viewer.ai.model_registry import ModelEntry
+from viewer.base.child_process import ChildDied, ChildError, ChildProcess, Pipeline, describe_exit
+from viewer.base.errors import Cancelled
 from viewer.core.volume import Volume
-
 from viewer.qt.workers import JobContext, Worker
 
 log = logging.getLogger(__name__)
 
 #: Slices per forward: small batches keep re-prioritising prompt, and cost no more per slice. In the service
-#: process (allocator set by :func:`models.allocator.keep_freed_memory_for_reuse`) the demo model's Grad-CAM
+#: process (allocator set by :func:`models.runtime.allocator.keep_freed_memory_for_reuse`) the demo model's Grad-CAM
 #: took 23.5, 23.4 and 23.7 ms a slice at batch 2, 4 and 8 here, one thread.
 BATCH_SIZE = 4
 #: Batches in the service at once during a sweep: the next is sent while the child computes the previous
@@ -141,7 +146,7 @@ class AnalysisBatch:
 
 @dataclass(frozen=True)
 class FaithfulnessReport:
-    """Deletion faithfulness of one slice's heatmap (see :mod:`models.faithfulness`)."""
+    """Deletion faithfulness of one slice's heatmap (see :mod:`models.runtime.faithfulness`)."""
 
     series_key: str
     version_key: str
@@ -198,8 +203,8 @@ class InferenceLane(QObject):
     batch_size:
         Slices per forward.
     service:
-        The model service to use (a :class:`~viewer.core.child_process.ChildProcess` running
-        :data:`models.service.SERVICE_TARGET`). Default: the lane makes its own, and closes it in
+        The model service to use (a :class:`~viewer.base.child_process.ChildProcess` running
+        :data:`models.runtime.service.SERVICE_TARGET`). Default: the lane makes its own, and closes it in
         :meth:`stop`; a service given here is left running.
     """
 

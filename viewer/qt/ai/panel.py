@@ -13,18 +13,33 @@ from pathlib import Path
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (
-    QCheckBox, QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QFrame, QGroupBox, QHBoxLayout,
-    QLabel, QProgressBar, QPushButton, QScrollArea, QSizePolicy, QSlider, QTextBrowser, QVBoxLayout, QWidget,
+    QCheckBox,
+    QComboBox,
+    QDialog,
+    QDialogButtonBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSlider,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
 )
 
-from viewer.core.model_registry import ModelEntry
+from viewer.ai.model_registry import ModelEntry
 from viewer.core.overlay import COLORMAPS
-
-from viewer.qt.controller import ViewerController
 from viewer.qt.ai.state import (
     DEMONSTRATION_TEXT,
     NOT_APPLICABLE,
     RESULT,
+    AIState,
     OverlaySettings,
     ProbabilityCurve,
     SliceStatus,
@@ -102,15 +117,14 @@ class CardDialog(QDialog):
 class AIPanel(QScrollArea):
     """The AI second reader's dock widget (scrolls when the dock is short)."""
 
-    def __init__(self, controller: ViewerController, parent: QWidget | None = None) -> None:
+    def __init__(self, ai: AIState, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWidgetResizable(True)
         self.setFrameShape(QFrame.Shape.NoFrame)
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         content = QWidget(self)
         self.setWidget(content)
-        self.controller = controller
-        self.ai = ai = controller.ai
+        self.ai = ai
         self.card_dialog: CardDialog | None = None
 
         self.picker = QComboBox(self)

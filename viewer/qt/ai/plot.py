@@ -2,7 +2,8 @@
 
 x is the image number the corner text shows ("Im 35/48" is x = 35); a click anywhere in the plot goes to
 the nearest slice. Slices not analysed yet are gaps. The plot is a view of
-:class:`~viewer.qt.ai.state.AIState` and writes only through the controller (``set_slice``).
+:class:`~viewer.qt.ai.state.AIState` and moves the view only through ``sig_navigate``, which the window connects to the
+controller.
 """
 
 from __future__ import annotations
@@ -11,12 +12,12 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, Qt
+from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QWidget
 
-from viewer.qt.controller import ViewerController
-from viewer.qt.ai.state import ProbabilityCurve
+from viewer.qt.ai.state import AIState, ProbabilityCurve
+from viewer.qt.view_state import ViewState
 
 #: Draw a symbol per slice up to this many slices (beyond, the line alone reads better and draws faster).
 MAX_SYMBOLS = 120
@@ -29,11 +30,14 @@ CURSOR_COLOR = QColor(255, 255, 140)
 
 
 class ProbabilityPlot(pg.PlotWidget):
-    """The probability-along-slices plot of the series on screen."""
+    """The probability-along-slices plot of the series on screen; a click emits ``sig_navigate``."""
 
-    def __init__(self, controller: ViewerController, parent: QWidget | None = None) -> None:
+    sig_navigate = Signal(int)  # the slice clicked; the window connects it to the controller's set_slice
+
+    def __init__(self, view: ViewState, ai: AIState, parent: QWidget | None = None) -> None:
         super().__init__(parent, background=QColor(25, 25, 28))
-        self.controller = controller
+        self._view = view
+        self._ai = ai
         self.setMinimumHeight(110)
         item = self.getPlotItem()
         item.setMenuEnabled(False)
@@ -64,11 +68,10 @@ class ProbabilityPlot(pg.PlotWidget):
         self._n = 0
         self._curve_data: ProbabilityCurve | None = None
         self.scene().sigMouseClicked.connect(self._on_click)
-        ai = controller.ai
         ai.sig_curve_changed.connect(self._on_curve)
-        controller.sig_slice_changed.connect(self._on_slice)
+        view.sig_slice_changed.connect(self._on_slice)
         self._on_curve(ai.curve())
-        self._on_slice(controller.slice_index)
+        self._on_slice(view.slice_index)
 
     # -- for tests and scripts -----------------------------------------------------------------------------
 
@@ -141,11 +144,11 @@ class ProbabilityPlot(pg.PlotWidget):
         x = vb.mapSceneToView(ev.scenePos()).x()
         if math.isfinite(x):
             ev.accept()
-            self.controller.set_slice(int(round(x)) - 1)
+            self.sig_navigate.emit(int(round(x)) - 1)
 
     def close(self) -> bool:
-        self.controller.ai.sig_curve_changed.disconnect(self._on_curve)
-        self.controller.sig_slice_changed.disconnect(self._on_slice)
+        self._ai.sig_curve_changed.disconnect(self._on_curve)
+        self._view.sig_slice_changed.disconnect(self._on_slice)
         return super().close()
 
 

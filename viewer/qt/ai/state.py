@@ -1,6 +1,7 @@
 """The AI part of the view state: which model, its results per slice, the overlay settings, navigation.
 
-:class:`AIState` belongs to the :class:`~viewer.qt.controller.ViewerController` (``controller.ai``) and,
+:class:`AIState` belongs to the :class:`~viewer.qt.controller.ViewerController` (``controller.ai``), sees it
+through :class:`~viewer.qt.view_state.ViewState` and,
 like it, is the one owner of its state: widgets call its setters and redraw from its signals. It is also
 the only object that submits inference requests (to its :class:`~viewer.qt.ai.inference.InferenceLane`):
 
@@ -31,10 +32,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from viewer.analysis import model_applies
-from viewer.core.model_registry import DEFAULT_MODEL, ModelEntry, find_model, list_models
+from viewer.ai.analysis import model_applies
+from viewer.ai.model_registry import DEFAULT_MODEL, ModelEntry, find_model, list_models
+from viewer.base.model_card import BundleError
 from viewer.core.overlay import COLORMAPS
-
 from viewer.qt.ai.inference import (
     AnalysisBatch,
     AnalysisRequest,
@@ -46,9 +47,8 @@ from viewer.qt.ai.inference import (
 )
 
 if TYPE_CHECKING:
-    from viewer.core.child_process import ChildProcess
-
-    from viewer.qt.controller import ViewerController
+    from viewer.base.child_process import ChildProcess
+    from viewer.qt.view_state import ErrorSink, ViewState
 
 log = logging.getLogger(__name__)
 
@@ -228,8 +228,12 @@ class AIState(QObject):
 
     Parameters
     ----------
-    controller:
-        Its owner; the AI follows its series, load and slice signals.
+    view:
+        The view state it follows (series, load and slice signals; see :mod:`viewer.qt.view_state`).
+    report_error:
+        Where failures go (the controller's one error handler).
+    parent:
+        The owning QObject (the controller).
     enabled:
         False: no model is ever loaded (tests and benchmarks of the plain viewer, screenshots without AI).
     sync:
@@ -252,11 +256,14 @@ class AIState(QObject):
     sig_curve_changed = Signal(object)  # ProbabilityCurve of the series on screen
     sig_overlay_changed = Signal(object)  # OverlaySettings
     sig_message = Signal(str)  # notices for the status bar (GPU fell back to CPU...)
+    sig_navigate = Signal(int)  # show this slice (N / Shift+N); the controller moves the view
 
-    def __init__(self, controller: ViewerController, *, enabled: bool = True, sync: bool = False,
-                 sweep: bool = True, device: str = "auto", service: ChildProcess | None = None) -> None:
-        super().__init__(controller)
-        self._c = controller
+    def __init__(self, view: ViewState, report_error: ErrorSink, *, parent: QObject | None = None,
+                 enabled: bool = True, sync: bool = False, sweep: bool = True, device: str = "auto",
+                 service: ChildProcess | None = None) -> None:
+        super().__init__(parent)
+        self._c = view
+        self._report_error = report_error
         self.enabled = enabled
         self.sweep = sweep
         self.lane = InferenceLane(self, sync=sync, device=device, service=service)
@@ -299,15 +306,15 @@ class AIState(QObject):
         lane.worker.sig_failed.connect(self._on_failed)
         lane.worker.sig_done.connect(self._on_done)  # after the worker's own bookkeeping: busy is exact
 
-        controller.sig_series_selected.connect(self._on_series_selected)
-        controller.sig_series_loaded.connect(self._on_series_loaded)
-        controller.sig_slice_changed.connect(self._on_slice_changed)
+        view.sig_series_selected.connect(self._on_series_selected)
+        view.sig_series_loaded.connect(self._on_series_loaded)
+        view.sig_slice_changed.connect(self._on_slice_changed)
 
         if enabled:
             self._models = list_models()  # card reads only: no torch
             try:
                 self._pending = find_model(DEFAULT_MODEL)  # loaded lazily, once a series has loaded
-            except Exception as e:  # KeyError (not installed), BundleError (unreadable card)
+            except (KeyError, BundleError) as e:  # not installed, or an unreadable card
                 self._model_error = f"no model: {e}"
 
     # -- read-only state ---------------------------------------------------------------------------------
@@ -500,7 +507,7 @@ class AIState(QObject):
             target = order[(order.index(index) + (1 if step > 0 else -1)) % len(order)]
         else:
             target = order[0] if step > 0 else order[-1]
-        self._c.set_slice(target)
+        self.sig_navigate.emit(target)
         return target
 
     # -- overlay settings ------------------------------------------------------------------------------------
@@ -553,7 +560,7 @@ class AIState(QObject):
         if not isinstance(model, ModelEntry):
             try:
                 model = find_model(str(model))
-            except Exception as e:  # KeyError, BundleError: a card that cannot be read
+            except (KeyError, BundleError) as e:  # a card that cannot be read
                 self._report(f"could not use model {model}: {e}")
                 return False
         if _same_model(model, self.model) and (self._entry is None or self._pending is None):
@@ -756,7 +763,7 @@ class AIState(QObject):
             self._crashes[key] = self._crashes.get(key, 0) + 1
             if self._crashes[key] <= SERVICE_RETRIES:  # not the model's fault: _on_done asks again
                 self._job = None
-                self._c.report_error(message, traceback_text)
+                self._report_error(message, traceback_text)
                 self._emit_all()
                 return
         if self._pending is not None and _same_model(job.entry, self._pending):
@@ -770,7 +777,7 @@ class AIState(QObject):
             text = message
         self._failed[key] = text
         self._job = None
-        self._c.report_error(text, traceback_text)
+        self._report_error(text, traceback_text)
         self._emit_all()
 
     def _on_done(self, rid: int) -> None:
@@ -780,7 +787,7 @@ class AIState(QObject):
     # -- helpers ---------------------------------------------------------------------------------------------------
 
     def _report(self, message: str) -> None:
-        self._c.report_error(message)
+        self._report_error(message)
         self.sig_status_changed.emit(self.status_text())
 
     def _emit_summary(self) -> None:

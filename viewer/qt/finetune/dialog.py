@@ -19,14 +19,22 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QDialog, QHBoxLayout, QLabel, QProgressBar, QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget,
+    QDialog,
+    QHBoxLayout,
+    QLabel,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
-from models.training import EpochReport, TrainingProgress
-from viewer.analysis import context_stack
-from viewer.core.model_registry import find_model
-from viewer.finetune_service import Comparison, DataSummary, PreparedSummary, ResultView
-
+from viewer.ai.analysis import context_stack
+from viewer.ai.finetune import EpochReport, TrainingProgress
+from viewer.ai.finetune_service import Comparison, DataSummary, PreparedSummary, ResultView
+from viewer.ai.model_registry import find_model
+from viewer.base.model_card import BundleError
 from viewer.qt.controller import ViewerController
 from viewer.qt.finetune.lane import FineTuneLane
 from viewer.qt.finetune.results_page import ResultsPage
@@ -217,7 +225,7 @@ class FineTuneDialog(QDialog):
     def _read_values(self) -> SetupValues | None:
         try:
             return self.setup.values()
-        except Exception as e:  # ValueError (settings), BundleError (base card): one line, no crash
+        except (ValueError, BundleError) as e:  # settings, or the base card: one line, no crash
             self._set_state("idle", f"Cannot start: {e}")
             return None
 
@@ -308,7 +316,7 @@ class FineTuneDialog(QDialog):
         try:
             entry = find_model(path)
             entry = next((m for m in _installed() if m.path == entry.path), entry)
-        except Exception as e:  # KeyError, BundleError: one line, the active model stays
+        except (KeyError, BundleError) as e:  # one line, the active model stays
             self.status.setText(f"Cannot activate: {e}")
             return
         ai.reload_models()
@@ -325,7 +333,7 @@ class FineTuneDialog(QDialog):
         self._loaded_source = self._loading_source
         try:
             classes = self.setup.values().config.class_names()
-        except Exception:  # an unreadable base: the positive class defaults to the last one
+        except (ValueError, BundleError):  # an unreadable base: the positive class defaults to the last one
             classes = None
         self.setup.show_data(summary, classes)
         if self._start_pending:
@@ -408,15 +416,15 @@ class FineTuneDialog(QDialog):
 def _default_name(values: SetupValues | None) -> str:
     if values is None:
         return "model-ft"
-    from viewer.finetune import default_model_name
+    from viewer.ai.finetune import default_model_name
 
     try:
         return default_model_name(values.config)
-    except Exception:  # an unreadable base card
+    except (ValueError, BundleError):  # an unreadable base card
         return "model-ft"
 
 
 def _installed():
-    from viewer.core.model_registry import list_models
+    from viewer.ai.model_registry import list_models
 
     return list_models()

@@ -1,8 +1,8 @@
 """The dialog's background work: one worker thread that talks to the fine-tune child process.
 
 The project's Worker pattern (:class:`viewer.qt.workers.Worker`, here queueing, not newest-wins: every
-step of the session must run, in order) drives a :class:`viewer.core.child_process.ChildProcess` running
-:class:`viewer.finetune_service.FineTuneService`. torch lives only in the child, at nice
+step of the session must run, in order) drives a :class:`viewer.base.child_process.ChildProcess` running
+:class:`viewer.ai.finetune_service.FineTuneService`. torch lives only in the child, at nice
 :data:`NICE` and (Linux) in the idle scheduling class, so the window keeps its CPU and never waits for
 the GIL while a model trains.
 
@@ -18,15 +18,14 @@ from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
-from viewer.core.child_process import ChildError, ChildProcess
-from viewer.core.errors import Cancelled
-
+from viewer.base.child_process import ChildError, ChildProcess
+from viewer.base.errors import Cancelled
 from viewer.qt.workers import JobContext, Worker
 
 log = logging.getLogger(__name__)
 
 #: The handler the child runs.
-TARGET = "viewer.finetune_service:create"
+TARGET = "viewer.ai.finetune_service:create"
 #: Niceness of the fine-tune process (Linux; the window stays at 0).
 NICE = 10
 #: Child exceptions that mean "stopped as asked", not a failure.

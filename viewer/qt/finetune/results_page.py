@@ -2,7 +2,7 @@
 threshold picker, before/after on the test split and both models' heatmaps on the slice on screen.
 
 Tables and curves are computed here from the scores the child sent (:class:`ResultView`; numpy only,
-:mod:`models.metrics`, the functions the engine itself uses), so picking a threshold redraws at once; the
+:mod:`models.finetune.metrics`, the functions the engine itself uses), so picking a threshold redraws at once; the
 chosen rule is also sent to the child, whose saved card then carries it.
 """
 
@@ -14,13 +14,32 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QButtonGroup, QDoubleSpinBox, QFormLayout, QGridLayout, QGroupBox, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QPushButton,
-    QRadioButton, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget,
+    QButtonGroup,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
-from models.metrics import BinaryMetrics, ThresholdChoice, binary_metrics, roc_curve, select_threshold
-from viewer.finetune_service import Comparison, ResultView
-
+from viewer.ai.finetune_service import (
+    BinaryMetrics,
+    Comparison,
+    ResultView,
+    ThresholdChoice,
+    binary_metrics,
+    roc_curve,
+    select_threshold,
+)
 from viewer.qt.ai.overlay import heat_image, heat_lut
 
 ROWS = (("accuracy", "Accuracy"), ("sensitivity", "Sensitivity"), ("specificity", "Specificity"),
@@ -232,8 +251,11 @@ class ResultsPage(QWidget):
         for c, m in enumerate(columns):
             for r, (attr, _) in enumerate(ROWS):
                 self.table.setItem(r, c, QTableWidgetItem(_fmt(getattr(m, attr))))
-        self.threshold_label.setText(f"threshold {t.threshold:.4f} ({t.method}"
-                                     + (f" {t.target_sensitivity:.2f}" if t.target_sensitivity is not None else "") + " on validation)")
+        self.threshold_label.setText(
+            f"threshold {t.threshold:.4f} ({t.method}"
+            + (f" {t.target_sensitivity:.2f}" if t.target_sensitivity is not None else "")
+            + " on validation)"
+        )
         split = "test" if "test" in table else "val"
         m = table[split]
         cm = m.confusion

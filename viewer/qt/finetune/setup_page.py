@@ -1,7 +1,7 @@
 """The dialog's first page: base model, data, and every training setting, read into frozen values.
 
-Torch-free: the base models' cards are read with :func:`models.bundle.read_card`, and
-:class:`models.training.FineTuneConfig` validates the settings without importing torch.
+Torch-free: the base models' cards are read with :func:`viewer.base.model_card.read_card`, and
+:class:`models.finetune.config.FineTuneConfig` validates the settings without importing torch.
 """
 
 from __future__ import annotations
@@ -10,16 +10,28 @@ from dataclasses import dataclass
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QButtonGroup, QCheckBox, QComboBox, QDoubleSpinBox, QFileDialog, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
-    QLineEdit, QPushButton, QRadioButton, QSpinBox, QVBoxLayout, QWidget,
+    QButtonGroup,
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
 )
 
-from models.arch_names import ARCHITECTURES
-from models.bundle import BundleError
-from models.preprocess import PreprocessConfig
-from models.training import Augmentation, FineTuneConfig
-from viewer.core.model_registry import list_models
-from viewer.finetune_service import DataSource, DataSummary
+from viewer.ai.finetune import Augmentation, FineTuneConfig
+from viewer.ai.finetune_service import DataSource, DataSummary
+from viewer.ai.model_registry import list_models
+from viewer.base.model_card import ARCHITECTURES, BundleError
+from viewer.base.preprocess_config import PreprocessConfig
 
 #: Train/test presets of the issue (share of images for training + validation, the rest tests), and
 #: "no test split" for a study of two patients (validation only; the metrics then have no test column).

@@ -1,0 +1,64 @@
+"""What a fine-tune run reports while it runs: progress per batch and a report per epoch (torch-free)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from models.finetune.metrics import BinaryMetrics
+
+if TYPE_CHECKING:
+    pass
+
+
+@dataclass(frozen=True)
+class TrainingProgress:
+    """Sent to the ``progress`` callable after every batch.
+
+    ``phase``: ``"before"`` (scoring the base model), ``"features"`` (filling the head-only cache),
+    ``"train"``, ``"validate"``, ``"final"`` (scoring the kept model on every split). ``batch`` counts
+    from 1 within the phase; ``eta_seconds`` is the remaining time of the whole run (None until a batch
+    of each kind has been timed).
+    """
+
+    phase: str
+    epoch: int
+    epochs: int
+    batch: int
+    batches: int
+    elapsed: float
+    eta_seconds: float | None
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One epoch: losses and the table at :data:`EPOCH_THRESHOLD` (the final threshold comes later).
+
+    ``epoch`` 0 is the starting model before any step (``train_loss`` None). ``train`` is computed from
+    the batches as they were trained (train mode, augmented), ``val`` from a separate eval-mode pass.
+    ``best``: the lowest validation loss so far (these weights are kept). ``stopping_early``: patience
+    ran out, this is the last report.
+    """
+
+    epoch: int
+    epochs: int
+    train_loss: float | None
+    val_loss: float
+    train: BinaryMetrics | None
+    val: BinaryMetrics
+    best: bool
+    stopping_early: bool
+    seconds: float
+    elapsed: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "epoch": self.epoch,
+            "train_loss": None if self.train_loss is None else round(self.train_loss, 6),
+            "val_loss": round(self.val_loss, 6),
+            "train": self.train.to_dict() if self.train else None,
+            "val": self.val.to_dict(),
+            "best": self.best,
+            "stopping_early": self.stopping_early,
+            "seconds": round(self.seconds, 3),
+        }

@@ -1,0 +1,93 @@
+"""From a loaded series to the model's input and back to patient coordinates (Qt-free).
+
+Used by ``radview analyze`` (in-process) and the viewer's inference lane (which sends
+:func:`stored_slices` to the model service in a child process). torch is imported by the model code only
+when a model is loaded, never at import of this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+# The service's vocabulary, for the window's inference lane (the window imports models only through here).
+from models.runtime.messages import SERVICE_TARGET as SERVICE_TARGET
+from models.runtime.messages import BatchAnalysis as BatchAnalysis
+from models.runtime.messages import ModelInfo as ModelInfo
+from models.runtime.messages import ModelRef as ModelRef
+from models.runtime.messages import StoredSlices
+from viewer.ai.model_registry import ModelEntry
+from viewer.core.volume import Volume
+
+
+def model_applies(card, volume: Volume) -> str | None:
+    """None when the model can read this series, else the reason shown instead of a number."""
+    modality = volume.series.modality
+    if card.modalities and modality not in card.modalities:
+        return f"the model {card.name} reads {', '.join(card.modalities)}, not {modality}"
+    if volume.is_color:
+        return f"the model {card.name} reads greyscale images, not colour"
+    return None
+
+
+def context_indices(n: int, indices: Sequence[int], context: int) -> np.ndarray:
+    """(N, 2*context+1) slice indices z-context .. z+context of each index; neighbours clamp at the series ends."""
+    offsets = np.arange(-context, context + 1)
+    return np.clip(np.asarray(indices, dtype=np.intp).reshape(-1, 1) + offsets, 0, n - 1)
+
+
+def context_stack(volume: Volume, indices: Sequence[int], context: int) -> np.ndarray:
+    """(N, 2*context+1, rows, cols) float32 modality values; neighbours clamp at the series ends."""
+    wanted = context_indices(volume.n_slices, indices, context)
+    out = np.empty((*wanted.shape, volume.stored.shape[1], volume.stored.shape[2]), np.float32)
+    for i, row in enumerate(wanted):
+        for k, index in enumerate(row):
+            out[i, k] = volume.modality_values(int(index))
+    return out
+
+
+def stored_slices(volume: Volume, indices: Sequence[int], context: int):
+    """The slices a batch needs as stored integers, for the model service
+    (:class:`models.runtime.messages.StoredSlices`).
+
+    Each distinct slice crosses to the child process once (neighbours clamp at the series ends, as in
+    :func:`context_stack`); the child rescales them, so its modality values equal :func:`context_stack`'s.
+    """
+    wanted = context_indices(volume.n_slices, indices, context)
+    distinct, stacks = np.unique(wanted, return_inverse=True)
+    return StoredSlices(np.ascontiguousarray(volume.stored[distinct]), float(volume.slope), float(volume.intercept),
+                        stacks.reshape(wanted.shape).astype(np.int32))
+
+
+def analysis_order(n: int, first: int) -> list[int]:
+    """The current slice, then outwards (the same order the volume loads in)."""
+    from viewer.core.volume import load_order
+
+    return load_order(n, first)
+
+
+def load_model(entry: ModelEntry, device: str = "auto"):
+    """Load and verify a bundle on the best device (imports torch)."""
+    from models.runtime.bundle import load_bundle
+    from models.runtime.device import configure_threads, pick_device
+
+    configure_threads()
+    return load_bundle(entry.path, device=pick_device(device))
+
+
+def slice_record(volume: Volume, result, sop_uid: str, faithfulness: float | None) -> dict:
+    """The ``analyze`` JSON record of one slice (positions in patient LPS mm where known)."""
+    geometry = volume.geometry
+    r, c = result.peak_rc
+    record = {
+        "index": result.index,
+        "sop_instance_uid": sop_uid,
+        "position_mm": [round(float(v), 3) for v in geometry.positions[result.index]] if geometry.known else None,
+        "probability": round(result.probability, 6),
+        "heatmap_peak_rc": [round(r, 2), round(c, 2)],
+        "heatmap_peak_mm": [round(float(v), 3) for v in geometry.voxel_to_patient(result.index, r, c)]
+        if geometry.known else None,
+        "faithfulness": None if faithfulness is None else round(float(faithfulness), 6),
+    }
+    return record

@@ -1,0 +1,57 @@
+"""What the AI and label states may see of the view state: a narrow, read-only view and an error sink.
+
+The controller (:class:`viewer.qt.controller.ViewerController`) owns the view state and creates its sub-states
+(:class:`viewer.qt.ai.state.AIState`, :class:`viewer.qt.label_state.LabelState`). They follow the series,
+load and slice signals and read the open series, volume and slice; they never change the view themselves.
+To move to another slice (N / Shift+N, a double-click in the Labels panel) they emit ``sig_navigate``,
+which the controller connects to its ``set_slice``. Failures go to the controller's one error handler,
+passed in as an :data:`ErrorSink`. So the sub-states depend on this protocol, not on the controller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from PySide6.QtCore import SignalInstance
+
+    from viewer.core.header import FileHeader
+    from viewer.core.series import SeriesInfo
+    from viewer.core.volume import Volume
+
+#: ``report_error(message, traceback_text="")``: the controller's one handler of failures.
+ErrorSink = Callable[..., None]
+
+
+class ViewState(Protocol):
+    """The read-only view of the open series and slice (the controller satisfies it)."""
+
+    @property
+    def sig_series_selected(self) -> SignalInstance: ...  # key; "" when nothing is shown
+
+    @property
+    def sig_series_loaded(self) -> SignalInstance: ...  # key, every slice read (or failed)
+
+    @property
+    def sig_slice_changed(self) -> SignalInstance: ...  # index
+
+    @property
+    def series(self) -> SeriesInfo | None: ...
+
+    @property
+    def series_key(self) -> str | None: ...
+
+    @property
+    def volume(self) -> Volume | None: ...
+
+    @property
+    def loaded(self) -> bool: ...
+
+    @property
+    def slice_index(self) -> int: ...
+
+    @property
+    def n_slices(self) -> int: ...
+
+    def current_source(self) -> tuple[FileHeader, int] | None: ...
