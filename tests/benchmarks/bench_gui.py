@@ -40,7 +40,7 @@ def _process_until(predicate, timeout: float = 30.0) -> None:
 def first_paint_seconds(folder, files) -> float:
     """From ``select_series`` to the chosen slice painted in the view, cold cache."""
     from viewer.qt.controller import ViewerController
-    from viewer.qt.slice_view import SliceView
+    from viewer.qt.view.slice_view import SliceView
 
     controller = ViewerController()
     view = SliceView(controller)
@@ -89,7 +89,7 @@ def updates_per_second(view, controller, seconds: float = 2.0) -> float:
 
 def slice_update_rates(folder) -> dict:
     from viewer.qt.controller import ViewerController
-    from viewer.qt.slice_view import SliceView
+    from viewer.qt.view.slice_view import SliceView
 
     app = _app()
     controller = ViewerController(sync=True)

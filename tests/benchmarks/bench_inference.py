@@ -324,21 +324,24 @@ def _window_samples(folder) -> dict[str, list[float]]:
 
         during_u, during_f, idle_u, idle_f = [], [], [], []
         analysed_at_start = ai.progress[0]
+        from viewer.qt.ai.probe import SweepProbe
+
+        probe = ai.lane.probe = SweepProbe()
         lane = ai.lane
         try:
             while ai.progress[0] < ai.progress[1] - 4 * BLOCK // 5:
-                lane.release()
+                probe.release()
                 u, f = _scroll(window, next_block())
                 during_u += u
                 during_f += f
-                lane.hold()
-                _process_until(lambda: lane.held.is_set() or not lane.busy, timeout=30)
+                probe.hold()
+                _process_until(lambda: probe.held.is_set() or not lane.busy, timeout=30)
                 app.processEvents()  # the last batch's answers are in before the idle block
                 u, f = _scroll(window, next_block())
                 idle_u += u
                 idle_f += f
         finally:
-            lane.release()
+            probe.release()
         analysed_during = ai.progress[0] - analysed_at_start
         if not c.wait_idle(300):
             raise TimeoutError("the analysis did not finish")

@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QApplication
 from viewer.core.errors import NothingLoadableError
 from viewer.qt.main_window import RECENT_KEY
 from viewer.qt.screenshot import render_screenshot
-from viewer.qt.slice_view import BOTTOM_LEFT
+from viewer.qt.view.corner_text import BOTTOM_LEFT
 
 
 def drop(target, paths: list[Path]) -> QDropEvent:

@@ -12,7 +12,8 @@ from PySide6.QtGui import QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from viewer.core.windowing import PRESETS, build_lut
-from viewer.qt.slice_view import BOTTOM_LEFT, BOTTOM_RIGHT, TOP_LEFT, TOP_RIGHT, SliceView
+from viewer.qt.view.corner_text import BOTTOM_LEFT, BOTTOM_RIGHT, TOP_LEFT, TOP_RIGHT
+from viewer.qt.view.slice_view import SliceView
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ import pytest
 from PySide6.QtCore import QEvent
 from PySide6.QtWidgets import QApplication
 
-from viewer.qt.slice_view import SliceView
+from viewer.qt.view.slice_view import SliceView
 
 STEPS = 5000
 

@@ -110,10 +110,6 @@ class LabelState(QObject):
             return None
         return self._store.get(*key)
 
-    def index_of(self, label: Label) -> int | None:
-        """The slice of ``label`` in the series on screen (None: not in it)."""
-        return self._index_of.get(label.key)
-
     def snapshot(self) -> LabelsSnapshot:
         store = self._store
         if store is None:

@@ -29,8 +29,10 @@ from viewer.qt.error_panel import ErrorPanel
 from viewer.qt.labels_panel import LabelsPanel
 from viewer.qt.problems_panel import ProblemsPanel
 from viewer.qt.series_browser import SeriesBrowser
-from viewer.qt.slice_view import CursorReadout, SliceView, handle_view_key
 from viewer.qt.tag_panel import TagPanel
+from viewer.qt.view.corner_text import CursorReadout
+from viewer.qt.view.keys import handle_view_key
+from viewer.qt.view.slice_view import SliceView
 
 ORGANISATION = "radview"
 APPLICATION = "radview"

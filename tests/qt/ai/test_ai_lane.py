@@ -24,7 +24,9 @@ from PySide6.QtCore import QTimer
 from viewer.core.overlay import COLORMAPS, heat_rgba
 from viewer.qt.ai.inference import SliceAI
 from viewer.qt.ai.overlay import heat_image, heat_lut
-from viewer.qt.ai.state import ResultCache, SliceStatus, probability_text
+from viewer.qt.ai.probe import SweepProbe
+from viewer.qt.ai.results import ResultCache
+from viewer.qt.ai.status import SliceStatus, probability_text
 
 ROOT = Path(__file__).resolve().parents[3]
 #: The issue's figure for the UI thread while a whole series is analysed (95th percentile of timer gaps).
@@ -55,7 +57,7 @@ def test_two_quick_slice_changes_apply_only_the_newest_result(qtbot, ai_controll
             reached.set()
             release.wait(30)
 
-    ai.lane.before_batch = hold
+    ai.lane.probe = SweepProbe(on_batch=hold)
     statuses: list[SliceStatus] = []
     ai.sig_current_changed.connect(statuses.append)
     c.set_slice(10)
@@ -198,7 +200,7 @@ def test_a_killed_service_process_is_a_clear_error_and_a_new_one_takes_over(qtbo
             reached.set()
             release.wait(30)
 
-    ai.lane.before_batch = hold
+    ai.lane.probe = SweepProbe(on_batch=hold)
     c.set_slice(10)
     assert reached.wait(30)
     os.kill(first_pid, signal.SIGKILL)

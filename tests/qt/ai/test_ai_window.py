@@ -13,7 +13,7 @@ import pytest
 from PySide6.QtCore import Qt
 
 from viewer.ai.model_registry import find_model
-from viewer.qt.ai.state import DEMONSTRATION_TEXT, NOT_APPLICABLE
+from viewer.qt.ai.status import DEMONSTRATION_TEXT, NOT_APPLICABLE
 
 ROOT = Path(__file__).resolve().parents[3]
 

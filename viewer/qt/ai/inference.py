@@ -60,6 +60,7 @@ from viewer.ai.model_registry import ModelEntry
 from viewer.base.child_process import ChildDied, ChildError, ChildProcess, Pipeline, describe_exit
 from viewer.base.errors import Cancelled
 from viewer.core.volume import Volume
+from viewer.qt.ai.probe import SweepProbe
 from viewer.qt.workers import JobContext, Worker
 
 log = logging.getLogger(__name__)
@@ -232,17 +233,8 @@ class InferenceLane(QObject):
         self._lock = threading.Lock()
         self._focus: tuple[str, int] | None = None
         self._faith: tuple[str, str, int] | None = None
-        #: Called in the worker thread before each analysis batch is sent, with (request id, slice indices);
-        #: tests use it to hold a request at a known point (a sweep may have one batch in flight then;
-        #: :meth:`hold` waits with none).
-        self.before_batch: Callable[[int, list[int]], None] | None = None
-        #: Set while a sweep waits in :meth:`hold` (nothing in flight).
-        self.held = threading.Event()
-        self._hold_wanted = threading.Event()
-        self._release = threading.Event()
-        self._release.set()
-        #: Id of the request the worker thread is running (0 when none), for tests and diagnostics.
-        self.running_request = 0
+        #: A test seam (:class:`viewer.qt.ai.probe.SweepProbe`): sees, and may hold, each batch of a sweep.
+        self.probe: SweepProbe | None = None
 
     # -- UI thread ---------------------------------------------------------------------------------------
 
@@ -283,7 +275,8 @@ class InferenceLane(QObject):
         """
         self._stopping = True
         self.worker.cancel()
-        self.release()
+        if self.probe is not None:
+            self.probe.release()  # a sweep held by a test or benchmark must reach its end
         if self._owns_service:
             self.service.close(timeout=STOP_GRACE_S)
         return self.worker.stop(timeout_ms)
@@ -346,13 +339,6 @@ class InferenceLane(QObject):
         return batch
 
     def _run(self, request: AnalysisRequest, ctx: JobContext) -> JobSummary:
-        self.running_request = ctx.request_id
-        try:
-            return self._sweep(request, ctx)
-        finally:
-            self.running_request = 0
-
-    def _sweep(self, request: AnalysisRequest, ctx: JobContext) -> JobSummary:
         rid = ctx.request_id
         ref = ModelRef(str(request.entry.path), request.entry.card.sha256, self.device)
         info = self._load(request.entry, ref, rid)
@@ -367,34 +353,12 @@ class InferenceLane(QObject):
         with self.service.pipeline() as pipe:
             return _Sweep(self, request, ctx, ref, info, pipe).run()
 
-    # -- holding a sweep (benchmarks; UI thread, then worker thread) ----------------------------------------
-
-    def hold(self) -> None:
-        """Stop the running sweep before its next batch, with nothing in flight, until :meth:`release`.
-
-        :attr:`held` is set while it waits. Benchmarks use this to measure the window with the AI idle
-        in the middle of a sweep.
-        """
-        self._release.clear()
-        self._hold_wanted.set()
-
-    def release(self) -> None:
-        self._hold_wanted.clear()
-        self._release.set()
-
     def _before_sending(self, rid: int, batch: list[int], drain: Callable[[], None]) -> None:
-        if self._hold_wanted.is_set():
-            drain()
-            self.held.set()
-            try:
-                self._release.wait()
-            finally:
-                self.held.clear()
-        if self.before_batch is not None:
-            self.before_batch(rid, batch)
+        probe = self.probe
+        if probe is not None:
+            probe.before_batch(rid, batch, drain)
         if self._stopping:
             raise Cancelled("the AI is shutting down")
-
 
 def _lower_this_threads_priority() -> None:
     """Give the calling thread (the lane's worker) the service's niceness; Linux only, where it is per thread.

@@ -35,11 +35,11 @@ from PySide6.QtWidgets import (
 
 from viewer.ai.model_registry import ModelEntry
 from viewer.core.overlay import COLORMAPS
-from viewer.qt.ai.state import (
+from viewer.qt.ai.state import AIState
+from viewer.qt.ai.status import (
     DEMONSTRATION_TEXT,
     NOT_APPLICABLE,
     RESULT,
-    AIState,
     OverlaySettings,
     ProbabilityCurve,
     SliceStatus,

@@ -16,7 +16,8 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QWidget
 
-from viewer.qt.ai.state import AIState, ProbabilityCurve
+from viewer.qt.ai.state import AIState
+from viewer.qt.ai.status import ProbabilityCurve
 from viewer.qt.view_state import ViewState
 
 #: Draw a symbol per slice up to this many slices (beyond, the line alone reads better and draws faster).

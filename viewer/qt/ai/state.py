@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections import OrderedDict
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -43,7 +42,15 @@ from viewer.qt.ai.inference import (
     InferenceLane,
     JobSummary,
     ModelReady,
-    SliceAI,
+)
+from viewer.qt.ai.results import ResultCache, SeriesResults
+from viewer.qt.ai.scheduling import CONFIRM, FOCUS, LOAD_ONLY, SUBMIT, Running, job_key, plan, same_model
+from viewer.qt.ai.status import (
+    OverlaySettings,
+    ProbabilityCurve,
+    SliceStatus,
+    slice_status,
+    status_line,
 )
 
 if TYPE_CHECKING:
@@ -57,172 +64,8 @@ PAUSE_MS = 300
 #: Longest the plot, progress bar and status line lag behind the results of a sweep (ms): a sweep answers
 #: every ~0.1 s, and redrawing the plot and panel for each answer would cost the reader's scrolling.
 SUMMARY_INTERVAL_MS = 200
-#: Bytes of cached heatmaps (uint8) before the least recently used series' results are dropped.
-CACHE_BUDGET_BYTES = 200 * 2**20
 #: Requests of one series and model retried after the model service's process died (then it is an error).
 SERVICE_RETRIES = 1
-DEFAULT_COLORMAP = "jet"
-DEFAULT_OPACITY = 0.5
-#: Heat below this (of the heatmap's 0..1 range) is transparent.
-DEFAULT_HEAT_THRESHOLD = 0.3
-
-# SliceStatus.state values
-OFF, EMPTY, WAITING, RESULT, NOT_APPLICABLE, UNAVAILABLE = (
-    "off", "empty", "waiting", "result", "not_applicable", "unavailable")
-
-DEMONSTRATION_TEXT = "Demonstration model – not for diagnosis"
-
-
-@dataclass(frozen=True)
-class OverlaySettings:
-    """How the heatmap is drawn over the slice.
-
-    ``suspicious_only``: draw it only on slices at or above the model's threshold. Grad-CAM is scaled per
-    slice (its hottest pixel is 1 even where the model sees nothing), so on a slice the model calls clean
-    a bright blob would say more than the model does.
-    """
-
-    visible: bool = True
-    colormap: str = DEFAULT_COLORMAP
-    opacity: float = DEFAULT_OPACITY
-    threshold: float = DEFAULT_HEAT_THRESHOLD
-    suspicious_only: bool = True
-
-
-def _decimals(p: float, t: float) -> int:
-    """Enough decimals (3 to 6) that ``p`` and ``t`` do not print alike unless they are equal."""
-    d = 3
-    while d < 6 and p != t and f"{p:.{d}f}" == f"{t:.{d}f}":
-        d += 1
-    return d
-
-
-def probability_text(p: float, threshold: float) -> str:
-    """``p = 0.870 · threshold 0.993 · below threshold`` (or ``· suspicious`` at or above it)."""
-    d = _decimals(p, threshold)
-    verdict = "suspicious" if p >= threshold else "below threshold"
-    return f"p = {p:.{d}f} · threshold {threshold:.{d}f} · {verdict}"
-
-
-def faithfulness_text(report: FaithfulnessReport) -> str:
-    """The badge: ``heatmap faithful`` or ``heatmap explains little``."""
-    return "heatmap faithful" if report.faithful else "heatmap explains little"
-
-
-@dataclass(frozen=True, eq=False)
-class SliceStatus:
-    """What the AI says about the slice on screen, one snapshot per change (the view and panel draw it)."""
-
-    state: str
-    index: int
-    text: str
-    model: ModelEntry | None = None
-    probability: float | None = None
-    threshold: float | None = None
-    heat: np.ndarray | None = None
-    faithfulness: FaithfulnessReport | None = None
-    faithfulness_pending: bool = False
-
-    @property
-    def suspicious(self) -> bool:
-        return self.probability is not None and self.threshold is not None and self.probability >= self.threshold
-
-    @property
-    def demonstration(self) -> bool:
-        return self.model is not None and bool(self.model.card.demonstration)
-
-    @property
-    def faithfulness_text(self) -> str:
-        if self.faithfulness is not None:
-            return faithfulness_text(self.faithfulness)
-        return "checking heatmap…" if self.faithfulness_pending else ""
-
-
-@dataclass(frozen=True, eq=False)
-class ProbabilityCurve:
-    """Probability per slice of the series on screen (NaN where not analysed) and the model's threshold."""
-
-    series_key: str
-    probabilities: np.ndarray
-    threshold: float | None
-    reason: str = ""  # why there is no curve (the model does not apply...)
-
-
-class SeriesResults:
-    """One model's results on one series: probability per slice, uint8 heatmaps, faithfulness."""
-
-    def __init__(self, n: int) -> None:
-        self.probabilities = np.full(n, np.nan, np.float32)
-        self.heat: dict[int, np.ndarray] = {}
-        self.peak: dict[int, tuple[float, float]] = {}
-        self.faithfulness: dict[int, FaithfulnessReport] = {}
-
-    @property
-    def done(self) -> np.ndarray:
-        return ~np.isnan(self.probabilities)
-
-    @property
-    def nbytes(self) -> int:
-        return self.probabilities.nbytes + sum(h.nbytes for h in self.heat.values())
-
-    def add(self, item: SliceAI) -> None:
-        self.probabilities[item.index] = item.probability
-        self.heat[item.index] = item.heat
-        self.peak[item.index] = item.peak_rc
-
-
-class ResultCache:
-    """Results per (series key, model version key), least recently used series dropped past a byte budget."""
-
-    def __init__(self, budget_bytes: int = CACHE_BUDGET_BYTES) -> None:
-        self.budget_bytes = budget_bytes
-        self._entries: OrderedDict[tuple[str, str], SeriesResults] = OrderedDict()
-
-    def get(self, series_key: str, version_key: str) -> SeriesResults | None:
-        key = (series_key, version_key)
-        results = self._entries.get(key)
-        if results is not None:
-            self._entries.move_to_end(key)
-        return results
-
-    def add(self, series_key: str, version_key: str, n: int, items: tuple[SliceAI, ...]) -> SeriesResults:
-        key = (series_key, version_key)
-        results = self.get(series_key, version_key)
-        if results is None or len(results.probabilities) != n:
-            results = self._entries[key] = SeriesResults(n)
-        for item in items:
-            results.add(item)
-        self._evict(keep=key)
-        return results
-
-    def _evict(self, keep: tuple[str, str]) -> None:
-        total = self.nbytes
-        for key in list(self._entries):
-            if total <= self.budget_bytes:
-                break
-            if key != keep:
-                total -= self._entries.pop(key).nbytes
-
-    @property
-    def nbytes(self) -> int:
-        return sum(r.nbytes for r in self._entries.values())
-
-    def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self._entries
-
-    def clear(self) -> None:
-        self._entries.clear()
-
-
-def _same_model(a: ModelEntry | None, b: ModelEntry | None) -> bool:
-    """The same weights from the same bundle folder (a copy elsewhere is another model until loaded)."""
-    if a is b:
-        return True
-    if a is None or b is None or a.version_key != b.version_key:
-        return False
-    return a.path == b.path or Path(a.path).resolve() == Path(b.path).resolve()
-
-
 class AIState(QObject):
     """The AI view state of one controller (see the module docstring).
 
@@ -362,10 +205,6 @@ class AIState(QObject):
     def device(self) -> str:
         return self._device
 
-    @property
-    def model_error(self) -> str:
-        return self._model_error
-
     def results(self) -> SeriesResults | None:
         """The shown model's results on the series on screen."""
         entry, key = self.model, self._c.series_key
@@ -390,36 +229,16 @@ class AIState(QObject):
     def current(self) -> SliceStatus:
         """The snapshot :attr:`sig_current_changed` carries, for the slice on screen."""
         c = self._c
-        index = c.slice_index
-        if not self.enabled:
-            return SliceStatus(OFF, index, "")
-        entry, volume = self.model, c.volume
-        if volume is None:
-            return SliceStatus(EMPTY, index, "", entry)
-        if entry is None:
-            return SliceStatus(UNAVAILABLE, index, f"AI unavailable: {self._model_error or 'no model'}")
-        reason = model_applies(entry.card, volume)
-        if reason is not None:
-            return SliceStatus(NOT_APPLICABLE, index, f"the model does not apply: {reason}", entry)
-        threshold = float(entry.card.threshold)
-        results = self.cache.get(c.series_key, entry.version_key)
-        if results is not None and index < len(results.probabilities) and index in results.heat:
-            p = float(results.probabilities[index])
-            faith = results.faithfulness.get(index)
-            key = self._job_key(entry)
-            pending = (faith is None and self._faith_index == index and (key, index) not in self._faith_tried
-                       and key not in self._failed)
-            return SliceStatus(RESULT, index, probability_text(p, threshold), entry, p, threshold,
-                               results.heat[index], faith, pending)
-        if self._job_key(entry) in self._failed:
-            return SliceStatus(UNAVAILABLE, index, "AI analysis failed (see Problems)", entry, threshold=threshold)
-        if index in volume.failed:
-            return SliceStatus(UNAVAILABLE, index, "AI: this slice could not be read", entry, threshold=threshold)
-        if not c.loaded:
-            return SliceStatus(WAITING, index, "AI: waiting for the series to load", entry, threshold=threshold)
-        if self._entry is None and self._pending is not None:
-            return SliceStatus(WAITING, index, f"AI: loading model {self._pending.name}…", entry, threshold=threshold)
-        return SliceStatus(WAITING, index, "AI: analysing…", entry, threshold=threshold)
+        index, entry, volume = c.slice_index, self.model, c.volume
+        if not self.enabled or volume is None or entry is None:
+            return slice_status(index, enabled=self.enabled, entry=entry, volume=volume, model_error=self._model_error)
+        key = self._key(entry)
+        return slice_status(
+            index, enabled=True, entry=entry, volume=volume, model_error=self._model_error,
+            applies=model_applies(entry.card, volume), results=self.cache.get(c.series_key, entry.version_key),
+            failed=key in self._failed, loaded=c.loaded, loading=self._pending if self._entry is None else None,
+            faith_pending=self._faith_index == index and (key, index) not in self._faith_tried,
+        )
 
     def curve(self) -> ProbabilityCurve:
         """Probability per slice of the series on screen under the shown model."""
@@ -437,39 +256,22 @@ class AIState(QObject):
 
     def status_text(self) -> str:
         """One line for the panel: model loading, analysis progress, or what went wrong."""
-        if not self.enabled:
-            return "AI second reader off"
         entry, c = self.model, self._c
-        if entry is None:
-            return self._model_error or "no model installed"
-        parts = []
-        if self._entry is None and self._pending is not None and self._job is not None:
-            parts.append(f"loading model {self._pending.name}…")
-        elif self._entry is not None and self._pending is not None:
-            parts.append(f"loading model {self._pending.name}… (showing {self._entry.name})")
-        if c.volume is None:
-            parts.append("open a series to analyse it")
-        else:
-            reason = model_applies(entry.card, c.volume)
-            if reason is not None:
-                parts.append("the model does not apply to this series")
-            elif self._job_key(entry) in self._failed:
-                parts.append("analysis stopped (see Problems)")
-            elif not c.loaded:
-                parts.append("waiting for the series to load")
-            else:
-                results = self.cache.get(c.series_key, entry.version_key)
-                done = int(results.done.sum()) if results is not None else 0
-                total = c.n_slices - len(c.volume.failed)
-                verb = "analysed" if done >= total else ("analysing" if self.sweep else "analysed on demand")
-                parts.append(f"{verb} {done}/{total} slices")
-        if self._device:
-            parts.append(f"on {self._device}")
-        if self._notice:
-            parts.append(self._notice)
-        if self._model_error and self._entry is not None:
-            parts.append(self._model_error)
-        return " · ".join(parts)
+        done = total = 0
+        applies = None
+        failed = False
+        if entry is not None and c.volume is not None:
+            applies = model_applies(entry.card, c.volume)
+            failed = self._key(entry) in self._failed
+            results = self.cache.get(c.series_key, entry.version_key)
+            done = int(results.done.sum()) if results is not None else 0
+            total = c.n_slices - len(c.volume.failed)
+        return status_line(
+            enabled=self.enabled, entry=entry, active=self._entry, pending=self._pending,
+            job_submitted=self._job is not None, has_volume=c.volume is not None, applies=applies, failed=failed,
+            loaded=c.loaded, done=done, total=total, sweep=self.sweep, device=self._device, notice=self._notice,
+            model_error=self._model_error,
+        )
 
     # -- navigation ----------------------------------------------------------------------------------------
 
@@ -546,7 +348,7 @@ class AIState(QObject):
             return
         installed = list_models()
         opened = [m for m in self._models if m.source == "file" and Path(m.path).is_dir()
-                  and not any(_same_model(m, i) for i in installed)]
+                  and not any(same_model(m, i) for i in installed)]
         self._models = installed + opened
         self.sig_models_changed.emit(self.models)
 
@@ -563,15 +365,15 @@ class AIState(QObject):
             except (KeyError, BundleError) as e:  # a card that cannot be read
                 self._report(f"could not use model {model}: {e}")
                 return False
-        if _same_model(model, self.model) and (self._entry is None or self._pending is None):
+        if same_model(model, self.model) and (self._entry is None or self._pending is None):
             return True
-        if not any(_same_model(model, m) for m in self._models):
+        if not any(same_model(model, m) for m in self._models):
             self._models.append(model)
             self.sig_models_changed.emit(self.models)
         self._model_error = ""
         self._failed = {k: v for k, v in self._failed.items() if not (k[1] == str(model.path)
                                                                      and k[2] == model.version_key)}
-        if _same_model(model, self._entry):  # back to the active model: forget the pending one
+        if same_model(model, self._entry):  # back to the active model: forget the pending one
             self._pending = None
             self.lane.cancel()
             self._job = None
@@ -599,8 +401,8 @@ class AIState(QObject):
 
     # -- scheduling ------------------------------------------------------------------------------------------
 
-    def _job_key(self, entry: ModelEntry) -> tuple[str, str, str]:
-        return (self._c.series_key or "", str(entry.path), entry.version_key)
+    def _key(self, entry: ModelEntry) -> tuple[str, str, str]:
+        return job_key(self._c.series_key or "", entry)
 
     def _submit(self, request: AnalysisRequest) -> None:
         self._job = request
@@ -611,7 +413,7 @@ class AIState(QObject):
         self._submit(AnalysisRequest("", None, 0, entry, np.zeros(0, bool), sweep=False))
 
     def _schedule(self) -> None:
-        """Ask the lane for what the reader needs next (or tell the running sweep where the reader is)."""
+        """Ask the lane for what the reader needs next (:func:`viewer.qt.ai.scheduling.plan`)."""
         if not self.enabled or self._stopped:
             return
         c = self._c
@@ -621,41 +423,25 @@ class AIState(QObject):
         entry = self._pending if self._pending is not None else self._entry
         if entry is None:
             return
-        if model_applies(entry.card, volume) is not None:
-            # Nothing to run. The first model becomes active untried (torch is not loaded for nothing); a
-            # model chosen to replace another is loaded anyway, so a bad bundle says so and changes nothing.
-            if self._pending is not None and self._entry is None:
-                self._confirm_pending()
-            elif self._pending is not None and not (self._job is not None and self.lane.busy
-                                                    and _same_model(self._job.entry, self._pending)):
-                self._submit_load_only(self._pending)
-            return
-        key = self._job_key(entry)
-        if key in self._failed:
-            return
-        index = c.slice_index
-        results = self.cache.get(series_key, entry.version_key)
-        done = results.done if results is not None else np.zeros(volume.n_slices, bool)
-        if self.sweep:
-            readable = np.ones(volume.n_slices, bool)
-            readable[list(volume.failed)] = False
-            need = key not in self._complete and bool((readable & ~done).any())
-        else:
-            need = not done[index] and index not in volume.failed and (key, index) not in self._tried
-        faith = (self._faith_index == index and bool(done[index]) and results is not None
-                 and index not in results.faithfulness and (key, index) not in self._faith_tried)
-        job = self._job
-        running = (job is not None and self.lane.busy and job.volume is volume and _same_model(job.entry, entry)
-                   and (job.sweep or job.slice_index == index))
-        if running:
+        key, index, job = job_key(series_key, entry), c.slice_index, self._job
+        running = None if job is None else Running(job.volume, job.entry, job.sweep, job.slice_index, self.lane.busy)
+        step = plan(
+            volume=volume, series_key=series_key, index=index, active=self._entry, pending=self._pending,
+            applies=model_applies(entry.card, volume), results=self.cache.get(series_key, entry.version_key),
+            running=running, sweep=self.sweep, failed=key in self._failed, complete=key in self._complete,
+            tried=(key, index) in self._tried, faith_wanted=self._faith_index == index,
+            faith_tried=(key, index) in self._faith_tried,
+        )
+        if step.action == CONFIRM:
+            self._confirm_pending()
+        elif step.action == LOAD_ONLY and self._pending is not None:
+            self._submit_load_only(self._pending)
+        elif step.action == FOCUS:
             self.lane.set_focus(series_key, index)
-            if faith:
+            if step.faithfulness:
                 self.lane.ask_faithfulness(series_key, entry.version_key, index)
-            return
-        if not (need or faith or self._pending is not None):
-            return
-        self._submit(AnalysisRequest(series_key, volume, index, entry, done.copy(), sweep=self.sweep,
-                                     faithfulness=faith))
+        elif step.action == SUBMIT and step.request is not None:
+            self._submit(step.request)
 
     # -- controller -> AI -----------------------------------------------------------------------------------
 
@@ -707,7 +493,7 @@ class AIState(QObject):
             return
         self.cache.add(batch.series_key, batch.version_key, c.n_slices, batch.results)
         self._crashes.clear()  # the service answers again
-        if self._pending is not None and self._job is not None and _same_model(self._job.entry, self._pending):
+        if self._pending is not None and self._job is not None and same_model(self._job.entry, self._pending):
             self._confirm_pending()
         entry = self.model
         if entry is not None and entry.version_key == batch.version_key:
@@ -739,14 +525,14 @@ class AIState(QObject):
         if not self.lane.is_current(rid) or job is None:
             return
         if job.volume is not None:
-            key = (job.series_key, str(job.entry.path), job.entry.version_key)
+            key = job_key(job.series_key, job.entry)
             if job.sweep:
                 self._complete.add(key)
             else:
                 self._tried.add((key, job.slice_index))
             if job.faithfulness:
                 self._faith_tried.add((key, job.slice_index))
-        if self._pending is not None and _same_model(job.entry, self._pending):
+        if self._pending is not None and same_model(job.entry, self._pending):
             self._confirm_pending()
         else:
             self._emit_all()
@@ -756,7 +542,7 @@ class AIState(QObject):
         if not self.lane.is_current(rid) or job is None:
             log.debug("superseded inference request %s failed: %s", rid, message)
             return
-        key = (job.series_key, str(job.entry.path), job.entry.version_key)
+        key = job_key(job.series_key, job.entry)
         message = message.removeprefix("AI: ")  # the lane's job name; the status bar says "AI" anyway
         if rid in self._service_died:
             self._service_died.discard(rid)
@@ -766,7 +552,7 @@ class AIState(QObject):
                 self._report_error(message, traceback_text)
                 self._emit_all()
                 return
-        if self._pending is not None and _same_model(job.entry, self._pending):
+        if self._pending is not None and same_model(job.entry, self._pending):
             failed, self._pending = self._pending, None
             keep = self._entry
             text = f"{message}; keeping model {keep.name}" if keep is not None else message
@@ -822,7 +608,4 @@ class AIState(QObject):
             log.warning("the inference worker did not stop in time")
 
 
-__all__ = [
-    "DEMONSTRATION_TEXT", "AIState", "OverlaySettings", "ProbabilityCurve", "ResultCache", "SeriesResults",
-    "SliceStatus", "faithfulness_text", "probability_text",
-]
+__all__ = ["AIState"]

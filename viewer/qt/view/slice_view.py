@@ -1,52 +1,48 @@
 """The slice on screen: a pyqtgraph ImageItem in an aspect-locked ViewBox, with DICOM corner text.
 
-Mouse: wheel scrolls slices, Ctrl+wheel zooms about the cursor, right-drag changes the window
-(horizontal: width, vertical: centre; sensitivity proportional to the width at the start of the drag),
-left- or middle-drag pans, double-click fits. Keys: Up/Down ±1 slice, PageUp/PageDown ±10, Home/End,
-1-5 presets, R reset, I invert, F fit, P patient lines, H heatmap overlay, N / Shift+N next / previous
-suspicious slice; labels: L the positive class ("nodule"), K the first class ("no nodule"), Delete removes
-the slice's label, M cycles the marking mode (off, point: a left click marks a point on the finding, box:
-a left drag marks a box). The slice's label and its point or box are drawn over the image.
-
-The AI's heatmap is a second ImageItem above the slice, an RGBA image through the overlay's colour table
-(:func:`viewer.qt.ai.overlay.heat_lut`: transparent below the display threshold), scaled so that its
-grid spans the whole image; by default it is drawn only on slices at or above the model's threshold.
-The AI's verdict on the slice (probability and threshold, or why there is none) is centred at the top,
-with the demonstration warning under it when the model card says so.
+Its parts live beside it: the mouse (:mod:`.mouse`), the keys (:mod:`.keys`, one table for dispatch and
+help), the corner text and cursor read-out (:mod:`.corner_text`) and the AI heatmap (:mod:`.heat_layer`).
+The reader's label of the slice and its point or box are drawn over the image; the AI's verdict on the
+slice (probability and threshold, or why there is none) is centred at the top, with the demonstration
+warning under it when the model card says so.
 
 The image is row-major, and the item is scaled by (column spacing, row spacing) so that one scene unit
 is one millimetre and the aspect is physical. Slices reach the screen as uint8 through
-:class:`~viewer.qt.display.SliceMapper` with ``autoLevels=False, levels=None``, which pyqtgraph
-hands to Qt as a QImage without a further conversion (grey as RGBX8888, see :mod:`viewer.qt.display`). The corner text
-is made of
-``QGraphicsSimpleTextItem`` (C++ items, no Python paint) placed in scene coordinates, which in a
-pyqtgraph ``GraphicsView`` are the viewport's pixels, so the text never scales with the image.
+:class:`~viewer.core.display.SliceMapper` with ``autoLevels=False, levels=None``, which pyqtgraph hands to
+Qt as a QImage without a further conversion (grey as RGBX8888).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QFontMetricsF, QKeyEvent, QPainterPath, QPen, QTransform
-from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QGraphicsSimpleTextItem, QWidget
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainterPath, QPen, QTransform
+from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QWidget
 
 from viewer.core.display import SliceMapper, color_to_u8
 from viewer.core.labels import Label
 from viewer.core.windowing import Window
-from viewer.qt.ai.overlay import heat_image, heat_lut
-from viewer.qt.ai.state import DEMONSTRATION_TEXT, OverlaySettings, SliceStatus
+from viewer.qt.ai.status import DEMONSTRATION_TEXT, OverlaySettings, SliceStatus
 from viewer.qt.controller import ViewerController
+from viewer.qt.view.corner_text import (
+    BOTTOM_LEFT,
+    BOTTOM_RIGHT,
+    CORNERS,
+    TOP_LEFT,
+    TOP_RIGHT,
+    CursorReadout,
+    TextBlock,
+    patient_lines,
+)
+from viewer.qt.view.heat_layer import HeatLayer
+from viewer.qt.view.keys import handle_view_key
+from viewer.qt.view.mouse import SliceViewBox, window_from_drag
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
-#: Screen pixels of horizontal right-drag that double (or halve) the window width.
-WIDTH_DOUBLING_PX = 200.0
-#: Screen pixels of vertical right-drag that move the window centre by one window width.
-CENTER_WIDTH_PX = 400.0
 #: Margin of the corner text from the view's edges, in pixels.
 MARGIN = 8
 #: Narrowest a top corner may get beside the AI line before the AI line moves below the corners (px).
@@ -60,198 +56,6 @@ LABEL_COLOR = QColor(120, 230, 140)
 #: Half the size of the point mark's cross, in image pixels.
 POINT_MARK_PX = 6.0
 
-TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT = "top_left", "top_right", "bottom_left", "bottom_right"
-CORNERS = (TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT)
-
-
-@dataclass(frozen=True)
-class CursorReadout:
-    """What lies under the mouse: pixel, modality value and patient position."""
-
-    slice_index: int
-    row: int
-    col: int
-    value: float | tuple[int, ...] | None
-    units: str
-    lps: tuple[float, float, float] | None
-
-    def text(self) -> str:
-        """One status-bar line, e.g. ``x 120  y 200  -54.0 HU  LPS (-12.3, 40.1, -100.0) mm``."""
-        parts = [f"x {self.col}  y {self.row}"]
-        if isinstance(self.value, tuple):
-            parts.append("RGB " + ", ".join(str(v) for v in self.value))
-        elif self.value is not None:
-            value = f"{self.value:.0f}" if float(self.value).is_integer() else f"{self.value:.2f}"
-            parts.append(f"{value} {self.units}".strip())
-        else:
-            parts.append("loading…")
-        if self.lps is not None:
-            parts.append("LPS ({:.1f}, {:.1f}, {:.1f}) mm".format(*self.lps))
-        return "   ".join(parts)
-
-
-def _dicom_date(value: str) -> str:
-    """``YYYYMMDD`` -> ``YYYY-MM-DD`` (anything else unchanged)."""
-    value = value.strip()
-    if len(value) == 8 and value.isdigit():
-        return f"{value[:4]}-{value[4:6]}-{value[6:]}"
-    return value
-
-
-def _person_name(value: str) -> str:
-    """DICOM PN ``Family^Given^Middle`` -> ``Family, Given Middle``."""
-    parts = [p for p in value.split("^") if p.strip()]
-    if len(parts) >= 2:
-        return f"{parts[0]}, {' '.join(parts[1:])}"
-    return value.replace("^", " ").strip()
-
-
-class _SliceViewBox(pg.ViewBox):
-    """ViewBox whose wheel scrolls slices, right-drag windows, and double-click fits."""
-
-    sig_scroll = Signal(int)  # slices
-    sig_window_drag = Signal(float, float, bool)  # dx, dy in screen px since the press, is start
-    sig_double_click = Signal()
-    sig_mark_click = Signal(object)  # scene QPointF of a left click in point or box mode
-    sig_mark_drag = Signal(object, object, bool)  # scene start, scene now, finished (box mode)
-
-    def __init__(self) -> None:
-        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
-        self.setMouseMode(pg.ViewBox.PanMode)
-        self._wheel_rest = 0
-        #: The labels' marking mode ("off", "point", "box"); set by the slice view from the controller.
-        self.mark_mode = "off"
-
-    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
-        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
-            super().wheelEvent(ev, axis)
-            return
-        # Accumulate partial notches (touchpads send small deltas); one notch is 120.
-        self._wheel_rest += ev.delta()
-        notches = int(self._wheel_rest / 120)
-        if notches:
-            self._wheel_rest -= notches * 120
-            self.sig_scroll.emit(-notches)  # wheel towards the user = next slice
-        ev.accept()
-
-    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
-        if ev.button() == Qt.MouseButton.RightButton:
-            ev.accept()
-            delta = ev.screenPos() - ev.buttonDownScreenPos()
-            self.sig_window_drag.emit(float(delta.x()), float(delta.y()), bool(ev.isStart()))
-            return
-        if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode == "box":
-            ev.accept()
-            self.sig_mark_drag.emit(ev.buttonDownScenePos(), ev.scenePos(), bool(ev.isFinish()))
-            return
-        super().mouseDragEvent(ev, axis)  # left and middle pan (PanMode)
-
-    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - Qt override
-        if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
-            ev.accept()
-            self.sig_double_click.emit()
-            return
-        if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode != "off":
-            ev.accept()
-            self.sig_mark_click.emit(ev.scenePos())
-            return
-        ev.accept()  # no context menu, no other click action
-
-
-class _TextBlock:
-    """Lines of text with a 1-pixel dark shadow, each line aligned left, right or centred on an anchor.
-
-    One ``QGraphicsSimpleTextItem`` pair per line (DICOM corner text is right-aligned line by line on
-    the right side); only lines whose text changed are touched, so scrolling updates one or two items.
-    Lines longer than the block's maximum width are elided, so opposite corners never overlap.
-    """
-
-    def __init__(self, scene, font: QFont, color: QColor, align: str = "left", z: float = 10.0) -> None:
-        self._scene, self._font, self._color, self._align, self._z = scene, font, color, align, z
-        self._metrics = QFontMetricsF(font)
-        self._line_height = self._metrics.lineSpacing()
-        self._lines: list[tuple[QGraphicsSimpleTextItem, QGraphicsSimpleTextItem]] = []
-        self._shown: list[str] = []  # what each line item displays (after eliding)
-        self._value = ""
-        self._max_width = 1e9
-        self._visible = True
-
-    def _item(self, brush: QColor, z: float) -> QGraphicsSimpleTextItem:
-        item = QGraphicsSimpleTextItem()
-        item.setFont(self._font)
-        item.setBrush(brush)
-        item.setZValue(z)
-        item.setVisible(self._visible)
-        self._scene.addItem(item)
-        return item
-
-    def set_color(self, color: QColor) -> None:
-        """Change the text colour (the shadow stays dark)."""
-        if color == self._color:
-            return
-        self._color = color
-        for text, _ in self._lines:
-            text.setBrush(color)
-
-    def set_text(self, value: str) -> bool:
-        """Set the text ("\n" separates lines); True if it changed (the caller re-anchors)."""
-        if value == self._value:
-            return False
-        self._value = value
-        self._update_lines()
-        return True
-
-    def set_max_width(self, width: float) -> bool:
-        """Elide lines wider than ``width`` pixels; True if that changed what is shown."""
-        width = max(width, 20.0)
-        if abs(width - self._max_width) < 0.5:
-            return False
-        self._max_width = width
-        return self._update_lines()
-
-    def _update_lines(self) -> bool:
-        texts = self._value.split("\n") if self._value else []
-        while len(self._lines) < len(texts):
-            self._lines.append((self._item(self._color, self._z), self._item(QColor(0, 0, 0, 230), self._z - 0.1)))
-            self._shown.append("")
-        changed = False
-        for k, (text, shadow) in enumerate(self._lines):
-            line = texts[k] if k < len(texts) else ""
-            if line and self._metrics.horizontalAdvance(line) > self._max_width:
-                line = self._metrics.elidedText(line, Qt.TextElideMode.ElideRight, self._max_width)
-            if self._shown[k] != line:
-                self._shown[k] = line
-                text.setText(line)
-                shadow.setText(line)
-                changed = True
-        return changed
-
-    @property
-    def value(self) -> str:
-        return self._value
-
-    def set_visible(self, visible: bool) -> None:
-        self._visible = visible
-        for text, shadow in self._lines:
-            text.setVisible(visible)
-            shadow.setVisible(visible)
-
-    def is_visible(self) -> bool:
-        return self._visible
-
-    def size(self) -> tuple[float, float]:
-        n = len(self._value.split("\n")) if self._value else 0
-        width = max((self._lines[k][0].boundingRect().width() for k in range(n)), default=0.0)
-        return width, n * self._line_height
-
-    def place(self, x: float, y: float) -> None:
-        """Anchor at ``x`` (left edge, right edge or centre, by alignment) with the first line at ``y``."""
-        for k, (text, shadow) in enumerate(self._lines):
-            width = text.boundingRect().width()
-            left = x if self._align == "left" else (x - width if self._align == "right" else x - width / 2)
-            top = y + k * self._line_height
-            text.setPos(left, top)
-            shadow.setPos(left + 1, top + 1)
 
 
 class SliceView(pg.GraphicsView):
@@ -268,22 +72,14 @@ class SliceView(pg.GraphicsView):
         self.viewport().setAcceptDrops(False)
         self.setMinimumSize(200, 160)
 
-        self._vb = _SliceViewBox()
+        self._vb = SliceViewBox()
         self.setCentralItem(self._vb)
         self._vb.disableAutoRange()
         self._image = pg.ImageItem(axisOrder="row-major")
         self._image.setAutoDownsample(False)
         self._vb.addItem(self._image)
-        self._heat = pg.ImageItem(axisOrder="row-major")
-        self._heat.setAutoDownsample(False)
-        self._heat.setZValue(1.0)
-        self._heat.setVisible(False)
-        self._vb.addItem(self._heat)
-        self._heat_source: np.ndarray | None = None  # the uint8 heatmap the heat item shows
-        self._heat_shape = (0, 0)
+        self._heat = HeatLayer(self._vb, controller.ai.overlay)
         self._ai: SliceStatus | None = None
-        overlay = controller.ai.overlay
-        self._heat_table = heat_lut(overlay.colormap, overlay.opacity, overlay.threshold)
         self._mapper = SliceMapper()
         self._shown: np.ndarray | None = None
         self._spacing = (1.0, 1.0)  # (row, col) mm
@@ -301,16 +97,16 @@ class SliceView(pg.GraphicsView):
         big.setPointSizeF(13.0)
         color = QColor(235, 235, 215)
         scene = self.scene()
-        self._corners = {c: _TextBlock(scene, font, color, "left" if c in (TOP_LEFT, BOTTOM_LEFT) else "right")
+        self._corners = {c: TextBlock(scene, font, color, "left" if c in (TOP_LEFT, BOTTOM_LEFT) else "right")
                          for c in CORNERS}
-        self._center = _TextBlock(scene, big, QColor(220, 220, 220), "center", z=11.0)
+        self._center = TextBlock(scene, big, QColor(220, 220, 220), "center", z=11.0)
         ai_font = QFont(big)
         ai_font.setBold(True)
-        self._ai_block = _TextBlock(scene, ai_font, AI_TEXT_COLOR, "center")
+        self._ai_block = TextBlock(scene, ai_font, AI_TEXT_COLOR, "center")
         demo_font = QFont(font)
         demo_font.setBold(True)
-        self._demo_block = _TextBlock(scene, demo_font, DEMONSTRATION_COLOR, "center")
-        self._label_block = _TextBlock(scene, ai_font, LABEL_COLOR, "center")
+        self._demo_block = TextBlock(scene, demo_font, DEMONSTRATION_COLOR, "center")
+        self._label_block = TextBlock(scene, ai_font, LABEL_COLOR, "center")
         # the label's marks are children of the image item: image pixel coordinates, hidden with the image
         pen = QPen(LABEL_COLOR, 2.0)
         pen.setCosmetic(True)
@@ -394,7 +190,7 @@ class SliceView(pg.GraphicsView):
 
     @property
     def heat_item(self) -> pg.ImageItem:
-        return self._heat
+        return self._heat.item
 
     def label_text(self) -> str:
         """The reader's label line at the bottom ("label: nodule · box"), or ""."""
@@ -414,11 +210,12 @@ class SliceView(pg.GraphicsView):
 
     def heat_visible(self) -> bool:
         """True when a heatmap is drawn over the slice on screen."""
-        return self._heat.isVisible()
+        return self._heat.item.isVisible()
 
     def displayed_heat(self) -> np.ndarray | None:
         """The RGBA heatmap image drawn over the slice, or None when none is."""
-        return self._heat.image if self._heat.isVisible() else None
+        item = self._heat.item
+        return item.image if item.isVisible() else None
 
     def ai_text(self) -> str:
         """The AI line at the top ("p = … · threshold … · …", or why there is no number)."""
@@ -458,17 +255,11 @@ class SliceView(pg.GraphicsView):
         self._vb.setRange(QRectF(0, 0, cols * self._spacing[1], rows * self._spacing[0]), padding=0.0)
         self._update_zoom_text()
 
-    def zoom_by(self, factor: float) -> None:
-        """Zoom about the view centre (>1 magnifies)."""
-        self._fitted = False
-        self._vb.scaleBy((1.0 / factor, 1.0 / factor))
-
     # -- controller -> view -------------------------------------------------------------------------------
 
     def _on_series_selected(self, key: str) -> None:
         series = self.controller.series
-        self._heat_source = None
-        self._heat.setVisible(False)
+        self._heat.clear()
         if series is None:
             self._shape = (0, 0)
             self._image.setVisible(False)
@@ -511,22 +302,7 @@ class SliceView(pg.GraphicsView):
 
     def _update_patient_text(self) -> None:
         series = self.controller.series
-        p = series.first.patient if series is not None else {}
-        lines = []
-        name = _person_name(p.get("PatientName", ""))
-        if name:
-            lines.append(name)
-        ident = "  ".join(v for v in (
-            f"ID {p['PatientID']}" if p.get("PatientID") else "",
-            f"DOB {_dicom_date(p['PatientBirthDate'])}" if p.get("PatientBirthDate") else "",
-            p.get("PatientSex", ""),
-        ) if v)
-        if ident:
-            lines.append(ident)
-        study = "  ".join(v for v in (_dicom_date(p.get("StudyDate", "")), p.get("StudyDescription", "")) if v)
-        if study:
-            lines.append(study)
-        self._corners[TOP_LEFT].set_text("\n".join(lines))
+        self._corners[TOP_LEFT].set_text(patient_lines(series.first.patient if series is not None else {}))
         self._on_patient_info_changed(self.controller.show_patient_info)
 
     def _refresh(self) -> None:
@@ -638,28 +414,13 @@ class SliceView(pg.GraphicsView):
             self.controller.labels.mark_finding(box=(r0, c0, r1, c1))
 
     def _on_ai_overlay(self, overlay: OverlaySettings) -> None:
-        self._heat_table = heat_lut(overlay.colormap, overlay.opacity, overlay.threshold)
-        self._heat_source = None  # redraw with the new table
+        self._heat.set_overlay(overlay)
         self._update_heat()
 
     def _update_heat(self) -> None:
         """Draw the heatmap of the slice on screen, or hide it (no result, overlay off, slice not shown)."""
-        status, overlay = self._ai, self.controller.ai.overlay
-        show = (status is not None and status.heat is not None and status.index == self.controller.slice_index
-                and overlay.visible and (status.suspicious or not overlay.suspicious_only)
-                and self._image.isVisible() and self._shape != (0, 0))
-        if show and status.heat is not self._heat_source:
-            heat = status.heat
-            self._heat.setImage(heat_image(heat, self._heat_table), autoLevels=False, levels=None)
-            if heat.shape != self._heat_shape:
-                # the heatmap grid spans the whole image: one heat pixel covers (rows/S, cols/S) pixels
-                rows, cols = self._shape
-                self._heat.setTransform(QTransform.fromScale(cols * self._spacing[1] / heat.shape[1],
-                                                             rows * self._spacing[0] / heat.shape[0]))
-                self._heat_shape = heat.shape
-            self._heat_source = heat
-        if self._heat.isVisible() != show:
-            self._heat.setVisible(show)
+        self._heat.update(self._ai, self.controller.ai.overlay, self.controller.slice_index, self._image.isVisible(),
+                          self._shape, self._spacing)
 
     def _update_window_text(self, window: Window | None) -> bool:
         lines = []
@@ -725,12 +486,8 @@ class SliceView(pg.GraphicsView):
         c = self.controller
         if start or self._drag_start is None:
             self._drag_start = c.window
-        w0 = self._drag_start
-        if w0 is None:
-            return
-        width = w0.width * math.pow(2.0, dx / WIDTH_DOUBLING_PX)
-        center = w0.center + dy * w0.width / CENTER_WIDTH_PX
-        c.set_window(Window(center, width, ""))
+        if self._drag_start is not None:
+            c.set_window(window_from_drag(self._drag_start, dx, dy))
 
     def _on_mouse_moved(self, pos: QPointF) -> None:
         self._mouse_scene = pos
@@ -765,50 +522,3 @@ class SliceView(pg.GraphicsView):
         super().keyPressEvent(ev)
 
 
-def handle_view_key(controller: ViewerController, ev: QKeyEvent, fit=None) -> bool:
-    """Apply the viewer's keyboard shortcuts to ``controller``; True if ``ev`` was one of them.
-
-    Shared by the slice view and the main window, so the keys work wherever the focus is (except in
-    text fields, which keep their keys).
-    """
-    key = ev.key()
-    mods = ev.modifiers() & ~Qt.KeyboardModifier.KeypadModifier
-    if mods not in (Qt.KeyboardModifier.NoModifier, Qt.KeyboardModifier.ShiftModifier):
-        return False
-    K = Qt.Key
-    if key in (K.Key_Up, K.Key_Down):
-        controller.step(-1 if key == K.Key_Up else 1)
-    elif key in (K.Key_PageUp, K.Key_PageDown):
-        controller.page(-1 if key == K.Key_PageUp else 1)
-    elif key == K.Key_Home:
-        controller.first_slice()
-    elif key == K.Key_End:
-        controller.last_slice()
-    elif K.Key_1 <= key <= K.Key_5:
-        controller.apply_preset(int(key - K.Key_1) + 1)
-    elif key == K.Key_R:
-        controller.reset()
-    elif key == K.Key_I:
-        controller.toggle_invert()
-    elif key == K.Key_F:
-        if fit is not None:
-            fit()
-        else:
-            controller.request_fit()
-    elif key == K.Key_P:
-        controller.toggle_patient_info()
-    elif key == K.Key_H:
-        controller.ai.toggle_overlay()
-    elif key == K.Key_N:
-        controller.ai.next_suspicious(-1 if mods == Qt.KeyboardModifier.ShiftModifier else 1)
-    elif key == K.Key_L and mods == Qt.KeyboardModifier.NoModifier:
-        controller.labels.mark_class(-1)  # the positive class ("nodule")
-    elif key == K.Key_K and mods == Qt.KeyboardModifier.NoModifier:
-        controller.labels.mark_class(0)  # the first class ("no nodule")
-    elif key in (K.Key_Delete, K.Key_Backspace):
-        controller.labels.remove_current()
-    elif key == K.Key_M and mods == Qt.KeyboardModifier.NoModifier:
-        controller.labels.cycle_mode()
-    else:
-        return False
-    return True

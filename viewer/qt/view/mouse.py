@@ -1,0 +1,79 @@
+"""The slice view's mouse: wheel scrolls slices, Ctrl+wheel zooms about the cursor, right-drag changes the
+window (horizontal: width, vertical: centre; sensitivity proportional to the width at the start of the
+drag), left- or middle-drag pans, double-click fits; in a marking mode a left click marks a point and a left
+drag a box."""
+
+from __future__ import annotations
+
+import math
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+
+from viewer.core.windowing import Window
+
+#: Screen pixels of horizontal right-drag that double (or halve) the window width.
+WIDTH_DOUBLING_PX = 200.0
+
+#: Screen pixels of vertical right-drag that move the window centre by one window width.
+CENTER_WIDTH_PX = 400.0
+
+class SliceViewBox(pg.ViewBox):
+    """ViewBox whose wheel scrolls slices, right-drag windows, and double-click fits."""
+
+    sig_scroll = Signal(int)  # slices
+    sig_window_drag = Signal(float, float, bool)  # dx, dy in screen px since the press, is start
+    sig_double_click = Signal()
+    sig_mark_click = Signal(object)  # scene QPointF of a left click in point or box mode
+    sig_mark_drag = Signal(object, object, bool)  # scene start, scene now, finished (box mode)
+
+    def __init__(self) -> None:
+        super().__init__(lockAspect=True, invertY=True, enableMenu=False)
+        self.setMouseMode(pg.ViewBox.PanMode)
+        self._wheel_rest = 0
+        #: The labels' marking mode ("off", "point", "box"); set by the slice view from the controller.
+        self.mark_mode = "off"
+
+    def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
+        if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
+            super().wheelEvent(ev, axis)
+            return
+        # Accumulate partial notches (touchpads send small deltas); one notch is 120.
+        self._wheel_rest += ev.delta()
+        notches = int(self._wheel_rest / 120)
+        if notches:
+            self._wheel_rest -= notches * 120
+            self.sig_scroll.emit(-notches)  # wheel towards the user = next slice
+        ev.accept()
+
+    def mouseDragEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
+        if ev.button() == Qt.MouseButton.RightButton:
+            ev.accept()
+            delta = ev.screenPos() - ev.buttonDownScreenPos()
+            self.sig_window_drag.emit(float(delta.x()), float(delta.y()), bool(ev.isStart()))
+            return
+        if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode == "box":
+            ev.accept()
+            self.sig_mark_drag.emit(ev.buttonDownScenePos(), ev.scenePos(), bool(ev.isFinish()))
+            return
+        super().mouseDragEvent(ev, axis)  # left and middle pan (PanMode)
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
+            ev.accept()
+            self.sig_double_click.emit()
+            return
+        if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode != "off":
+            ev.accept()
+            self.sig_mark_click.emit(ev.scenePos())
+            return
+        ev.accept()  # no context menu, no other click action
+
+
+def window_from_drag(start: Window, dx: float, dy: float) -> Window:
+    """The window after a right-drag of (``dx``, ``dy``) screen pixels that began at ``start``: the width
+    doubles every :data:`WIDTH_DOUBLING_PX` to the right, the centre moves one start width every
+    :data:`CENTER_WIDTH_PX` down."""
+    width = start.width * math.pow(2.0, dx / WIDTH_DOUBLING_PX)
+    center = start.center + dy * start.width / CENTER_WIDTH_PX
+    return Window(center, width, "")
