@@ -4,6 +4,9 @@ the card's tables (overall, by size, by type) and the real-lesion report with it
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from models.demo.training_data import (
@@ -13,6 +16,13 @@ from models.demo.training_data import (
 )
 from models.finetune.metrics import binary_metrics, wilson_interval
 from viewer.base.preprocess_config import PreprocessConfig
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+#: ``EvalSet.info`` of a positive slice: (diameter mm, texture, kind, calcification)
+NoduleInfo = tuple[float, str, str, str]
 
 SIZE_BINS = (
     (0, 6, "<6 mm"),
@@ -48,7 +58,7 @@ def table(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
     }
 
 
-def score(model, x: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
+def score(model: nn.Module, x: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray]:
     """Slice probabilities (max of the map) and map probabilities ``(N, h, w)`` of preprocessed slices."""
     from models.runtime.predict import predict_maps
 
@@ -56,14 +66,14 @@ def score(model, x: np.ndarray, batch: int = 16) -> tuple[np.ndarray, np.ndarray
     return maps.reshape(len(maps), -1).max(1), maps
 
 
-def map_logits(model, x: np.ndarray, batch: int = 16) -> np.ndarray:
+def map_logits(model: Any, x: np.ndarray, batch: int = 16) -> np.ndarray:
     """Raw location-map logits ``(N, h, w)`` of preprocessed slices (eval mode, no autograd)."""
     import torch
 
     from models.runtime.predict import model_device, to_input
 
     dev = model_device(model)
-    out = []
+    out: list[np.ndarray] = []
     was = model.training
     model.eval()
     try:
@@ -90,7 +100,7 @@ def fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     b = torch.zeros((), dtype=torch.float64, requires_grad=True)
     opt = torch.optim.LBFGS([log_a, b], lr=0.5, max_iter=200, line_search_fn="strong_wolfe")
 
-    def closure():
+    def closure() -> torch.Tensor:
         opt.zero_grad()
         logit = torch.exp(log_a) * zt + b
         loss = (w * torch.nn.functional.binary_cross_entropy_with_logits(logit, yt, reduction="none")).sum()
@@ -102,7 +112,7 @@ def fit_platt(z: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     return float(torch.exp(log_a).detach()), float(b.detach())
 
 
-def fold_platt(model, a: float, b: float) -> None:
+def fold_platt(model: Any, a: float, b: float) -> None:
     """Fold ``a·logit + b`` into the 1×1 map head, so map and slice probabilities are calibrated in the weights."""
     import torch
 
@@ -116,22 +126,27 @@ def subset_metrics(p: np.ndarray, ev: EvalSet, rows: np.ndarray, threshold: floa
     out = table(p[rows], ev.label[rows], threshold)
     neg = rows & (ev.label == 0)
     pos_rows = np.flatnonzero(rows & (ev.label == 1))
+    pos_info: list[NoduleInfo] = []
+    for i in pos_rows:
+        info = ev.info[i]
+        assert info is not None  # every positive slice describes its nodule
+        pos_info.append(info)
     by_size, by_tex = {}, {}
     for lo, hi, name in SIZE_BINS:
-        sel = np.array([lo <= ev.info[i][0] < hi for i in pos_rows], bool)
+        sel = np.array([lo <= t[0] < hi for t in pos_info], np.bool_)
         if sel.any():
             m = table(np.concatenate([p[pos_rows[sel]], p[neg]]),
                       np.concatenate([np.ones(sel.sum()), np.zeros(neg.sum())]), threshold)
             by_size[name] = {"auc": m["auc"], "sensitivity": m["sensitivity"], "n_positive": m["n_positive"]}
-    groups = {
-        "solid": lambda i: ev.info[i][1] == "solid" and ev.info[i][3] == "none" and ev.info[i][2] == "nodule",
-        "part-solid": lambda i: ev.info[i][1] == "part-solid",
-        "ggo": lambda i: ev.info[i][1] == "ggo",
-        "calcified": lambda i: ev.info[i][3] != "none",
-        "mass": lambda i: ev.info[i][2] == "mass",
+    groups: dict[str, Callable[[NoduleInfo], bool]] = {
+        "solid": lambda t: t[1] == "solid" and t[3] == "none" and t[2] == "nodule",
+        "part-solid": lambda t: t[1] == "part-solid",
+        "ggo": lambda t: t[1] == "ggo",
+        "calcified": lambda t: t[3] != "none",
+        "mass": lambda t: t[2] == "mass",
     }
     for name, f in groups.items():
-        sel = np.array([f(i) for i in pos_rows], bool)
+        sel = np.array([f(t) for t in pos_info], np.bool_)
         if sel.any():
             m = table(np.concatenate([p[pos_rows[sel]], p[neg]]),
                       np.concatenate([np.ones(sel.sum()), np.zeros(neg.sum())]), threshold)
@@ -145,11 +160,12 @@ def _lesion_cells(lesion2d: np.ndarray, h: int) -> np.ndarray:
     """Map cells (h × h) that overlap a lesion mask slice."""
     H = lesion2d.shape[0]
     f = H // h
-    return lesion2d[: f * h, : f * h].reshape(h, f, h, f).any(axis=(1, 3))
+    return np.asarray(lesion2d[: f * h, : f * h].reshape(h, f, h, f).any(axis=(1, 3)))
 
 
 def real_lesion_report(
-    model, case: Case, cfg: PreprocessConfig, threshold: float, *, trained_on: bool, lung: np.ndarray | None = None
+    model: nn.Module, case: Case, cfg: PreprocessConfig, threshold: float, *, trained_on: bool,
+    lung: np.ndarray | None = None,
 ) -> dict:
     """Rank of the real lesion's slices, where the map peaks on them, and the erasure control.
 

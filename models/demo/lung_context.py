@@ -56,7 +56,7 @@ class LungContext:
 
     @property
     def shape(self) -> tuple[int, int, int]:
-        return tuple(self.volume.shape)  # type: ignore[return-value]
+        return tuple(self.volume.shape)
 
 
 def simpleitk():

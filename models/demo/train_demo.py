@@ -39,9 +39,10 @@ import os
 import platform
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -66,6 +67,9 @@ from models.demo.training_data import (
 )
 from models.finetune.metrics import youden_threshold
 from viewer.base.preprocess_config import PreprocessConfig, in_channels
+
+if TYPE_CHECKING:
+    from torch import nn
 
 __all__ = ["DemoConfig", "main", "train"]
 
@@ -181,7 +185,7 @@ def _batch(bank: CropBank, rng: np.random.Generator, n: int) -> tuple[np.ndarray
     return np.ascontiguousarray(x), np.ascontiguousarray(t)
 
 
-def _mine(model, bank: CropBank, per_slice: int = 3, min_p: float = 0.05) -> list[tuple[int, int, int]]:
+def _mine(model: nn.Module, bank: CropBank, per_slice: int = 3, min_p: float = 0.05) -> list[tuple[int, int, int]]:
     """Hottest map cells of the clean training slices: the false positives to show the model again."""
     x = bank.neg_x.astype(np.float32)
     _, maps = score(model, x)
@@ -195,7 +199,9 @@ def _mine(model, bank: CropBank, per_slice: int = 3, min_p: float = 0.05) -> lis
     return hard
 
 
-def train(cfg: DemoConfig, cases: dict[str, Case], log=_log) -> tuple[object, dict, PreprocessConfig, dict]:
+def train(
+    cfg: DemoConfig, cases: dict[str, Case], log: Callable[[str], None] = _log
+) -> tuple[nn.Module, dict, PreprocessConfig, dict]:
     """Build data, train, calibrate, evaluate. Returns ``(model, metrics, preprocess config, training summary)``.
 
     torch's thread count is changed while it runs (see :class:`_ThreadTuner`) and restored afterwards.
@@ -209,7 +215,9 @@ def train(cfg: DemoConfig, cases: dict[str, Case], log=_log) -> tuple[object, di
         torch.set_num_threads(before)
 
 
-def _train(cfg: DemoConfig, cases: dict[str, Case], log=_log) -> tuple[object, dict, PreprocessConfig, dict]:
+def _train(
+    cfg: DemoConfig, cases: dict[str, Case], log: Callable[[str], None] = _log
+) -> tuple[nn.Module, dict, PreprocessConfig, dict]:
     import torch
     import torch.nn.functional as F
 
@@ -247,7 +255,8 @@ def _train(cfg: DemoConfig, cases: dict[str, Case], log=_log) -> tuple[object, d
         f"{int((ev1.label == 0).sum())} clean; lung2 eval {int(ev2.label.sum())} nodule slices")
 
     # 2. train by wall time
-    model = create_model("nodulemap", in_chans=in_channels(pcfg), num_classes=1, map_stride=cfg.map_stride)
+    # Any: its forward_map is called, which nn.Module.__getattr__ types as Tensor | Module
+    model: Any = create_model("nodulemap", in_chans=in_channels(pcfg), num_classes=1, map_stride=cfg.map_stride)
     prepare_model(model, "cpu")
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -386,7 +395,9 @@ def _train(cfg: DemoConfig, cases: dict[str, Case], log=_log) -> tuple[object, d
     return model, metrics, pcfg, summary | {"threshold": threshold}
 
 
-def write_bundle(model, metrics: dict, pcfg: PreprocessConfig, summary: dict, out: Path, cfg: DemoConfig) -> Path:
+def write_bundle(
+    model: nn.Module, metrics: dict, pcfg: PreprocessConfig, summary: dict, out: Path, cfg: DemoConfig
+) -> Path:
     """Save with :func:`models.runtime.bundle.save_bundle` (overwrites an older demo bundle)."""
     from models.runtime.bundle import save_bundle
     from viewer.base.model_card import ModelCard

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 import tarfile
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -293,7 +293,7 @@ def build_crop_bank(
     seed: int = 0,
     ctx: LungContext | None = None,
     slices: Sequence[int] | None = None,
-    log=None,
+    log: Callable[[str], None] | None = None,
 ) -> CropBank:
     """Insert nodules into ``n_variants`` copies of a case and cut positive crops; keep clean slices.
 

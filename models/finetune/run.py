@@ -340,6 +340,8 @@ class TrainingRun:
         # 2. Head-only feature cache (frozen trunk computed once) when nothing changes the input.
         forward: Callable | None = None
         inputs = xs
+        # Any: forward_features/forward_head, which nn.Module.__getattr__ types as Tensor | Module
+        timm_model: Any = model
         if (
             cfgr.mode == "head"
             and not cfgr.augment.any
@@ -349,11 +351,11 @@ class TrainingRun:
         ):
             with torch.no_grad():
                 model.eval()
-                probe = model.forward_features(xs["train"][:1])
+                probe = timm_model.forward_features(xs["train"][:1])
             total = sum(len(v) for v in xs.values()) * probe.numel() * probe.element_size()
             if total <= cfgr.feature_cache_mb * 1024 * 1024:
                 inputs = {k: self._features(model, v, k) for k, v in xs.items()}
-                forward = model.forward_head
+                forward = timm_model.forward_head
         clahe_x = None
         if cfgr.augment.clahe and not self.preprocessing.clahe:
             clahe_x = torch.from_numpy(clahe_copy(tr.x, self.preprocessing)).to(device)
@@ -439,12 +441,17 @@ class TrainingRun:
         model.eval()
         scores: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         splits = [s for s in ("train", "val", "test") if s in inputs]
+
+        def final_left(later: int) -> Callable[[int], tuple[int, int]]:
+            # remaining (train batches, eval batches) after a scoring batch, `later` batches of later splits
+            return lambda k: (0, k + later)
+
         for i, split in enumerate(splits):
             later = sum(self._batches(len(inputs[s])) for s in splits[i + 1 :])
-            logits = self._logits(model, inputs[split], forward, "final", epochs, lambda k, later=later: (0, k + later))
+            logits = self._logits(model, inputs[split], forward, "final", epochs, final_left(later))
             scores[split] = (self.sets[split].y.copy(), torch.sigmoid(logits).cpu().numpy())  # type: ignore[union-attr]
-        for p in model.parameters():
-            p.requires_grad_(False)
+        for param in model.parameters():
+            param.requires_grad_(False)
         choice_split = "val"
         choice = select_threshold(*scores[choice_split], cfgr.threshold_method,
                                   target_sensitivity=cfgr.target_sensitivity, chosen_on=choice_split)
@@ -472,8 +479,9 @@ class TrainingRun:
             n_trainable=trainer.n_trainable,
         )
 
-    def _features(self, model: nn.Module, x: torch.Tensor, split: str) -> torch.Tensor:
+    def _features(self, model: Any, x: torch.Tensor, split: str) -> torch.Tensor:
         """The frozen trunk's output for every image of a split (head-only cache)."""
+        # model: Any, as its forward_features is called (nn.Module.__getattr__ types it Tensor | Module)
         import torch
 
         bs = self.config.batch_size

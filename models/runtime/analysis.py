@@ -10,11 +10,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from models.runtime.bundle import LoadedModel
 from models.runtime.preprocess import preprocess, preprocess_stacks
+
+if TYPE_CHECKING:
+    from models.runtime.faithfulness import FaithfulnessResult
 
 
 @dataclass(frozen=True)
@@ -83,21 +87,21 @@ class SliceAnalyzer:
 
     def analyze(self, indices: Sequence[int], hu: np.ndarray) -> list[SliceResult]:
         """Results for ``indices``, whose context stacks are ``hu`` (N, 2*context+1, H, W)."""
-        return self._analyze_batch(indices, self.prepare(hu), tuple(np.shape(hu)[-2:]))
+        return self._analyze_batch(indices, self.prepare(hu), _plane(np.shape(hu)))
 
     def analyze_stacks(self, indices: Sequence[int], slices: np.ndarray, stacks: np.ndarray) -> list[SliceResult]:
         """Results for ``indices`` whose context stacks share slices: ``slices`` (M, H, W) in modality
         units, ``stacks`` (N, 2*context+1) rows of it (:func:`models.runtime.preprocess.preprocess_stacks`, each
         distinct slice prepared once; the same results as :meth:`analyze`)."""
         return self._analyze_batch(indices, preprocess_stacks(slices, stacks, self.config),
-                                   tuple(np.shape(slices)[-2:]))
+                                   _plane(np.shape(slices)))
 
     def _analyze_batch(self, indices: Sequence[int], batch: np.ndarray,
-                       image_shape: tuple[int, ...]) -> list[SliceResult]:
+                       image_shape: tuple[int, int]) -> list[SliceResult]:
         from models.runtime.explain import explain
 
         result = explain(self.loaded.model, batch, self.method, batch_size=self.batch_size)
-        out = []
+        out: list[SliceResult] = []
         for i, index in enumerate(indices):
             heat = result.heatmaps[i]
             location = result.location_maps[i] if result.location_maps is not None else None
@@ -105,12 +109,17 @@ class SliceAnalyzer:
                                    location_map=location, peak_rc=heatmap_peak(heat, image_shape)))
         return out
 
-    def faithfulness(self, hu: np.ndarray, heatmaps: np.ndarray):
+    def faithfulness(self, hu: np.ndarray, heatmaps: np.ndarray) -> list[FaithfulnessResult]:
         """Deletion faithfulness of ``heatmaps`` for the slices ``hu`` (see :mod:`models.runtime.faithfulness`)."""
         from models.runtime.faithfulness import deletion_faithfulness
 
         return deletion_faithfulness(self.loaded.model, self.prepare(hu), np.asarray(heatmaps),
                                      batch_size=self.batch_size)
+
+
+def _plane(shape: tuple[int, ...]) -> tuple[int, int]:
+    """(rows, cols) of an array shaped (..., rows, cols)."""
+    return shape[-2], shape[-1]
 
 
 def ranking(probabilities: dict[int, float]) -> list[int]:

@@ -248,20 +248,22 @@ def gradcam(
         (grads,) = torch.autograd.grad(score.sum(), activations)
     with torch.no_grad():
         cam = cam_from_gradients(activations.detach(), grads, plusplus=plusplus)
-        maps = upsample_normalised(cam, tuple(x.shape[-2:]))
+        maps = upsample_normalised(cam, (x.shape[-2], x.shape[-1]))
         probs = probabilities_from_logits(logits.detach())
         loc = None
         if head is not None and map_capture.outputs:
-            loc = _location_from_map(map_capture.outputs[-1], tuple(x.shape[-2:]), class_index or 0)
+            loc = _location_from_map(map_capture.outputs[-1], (x.shape[-2], x.shape[-1]), class_index or 0)
     return maps, probs, loc
 
 
-def attention_modules(model: nn.Module) -> list[nn.Module]:
+def attention_modules(model: nn.Module) -> list[Any]:
     """timm self-attention modules (``qkv``, ``attn_drop``, ``fused_attn``, ``num_heads``), in forward order.
 
     These are timm's ``Attention`` (the ViT family): with ``fused_attn`` off they compute
     ``attn = softmax(q k^T * scale)`` and pass it through ``attn_drop`` before ``attn @ v``.
     """
+    # list[Any]: their attributes are used (attn_drop, fused_attn), which nn.Module's __getattr__ and
+    # __setattr__ stubs type as Tensor | Module.
     # Plain dict lookups: hasattr on a module goes through nn.Module.__getattr__ and raises for every
     # miss, which made this scan cost 2 % of a batch-1 forward.
     return [
@@ -275,7 +277,7 @@ def attention_modules(model: nn.Module) -> list[nn.Module]:
 
 
 @contextmanager
-def _materialised_attention(modules: list[nn.Module]) -> Iterator[None]:
+def _materialised_attention(modules: list[Any]) -> Iterator[None]:
     """Switch timm attention modules to their unfused path (attention matrix materialised); restore.
 
     timm decides fused vs unfused per module at construction (``self.fused_attn = use_fused_attn()``),
@@ -464,7 +466,7 @@ def attention_rollout(
         grid = getattr(getattr(model, "patch_embed", None), "grid_size", None)
         maps = _patch_grid(acc.row, prefix, tuple(grid) if grid is not None else None)
         if not raw:
-            maps = upsample_normalised(maps, tuple(x.shape[-2:]), minmax=True)
+            maps = upsample_normalised(maps, (x.shape[-2], x.shape[-1]), minmax=True)
         probs = probabilities_from_logits(logits)
     return maps.clone(), probs.clone()
 
@@ -473,8 +475,9 @@ def location_map(model: nn.Module, x: torch.Tensor, *, class_index: int = 0) -> 
     """The model's own location map: sigmoid of ``forward_map``, upsampled to (N, S, S), in [0, 1]."""
     if _map_head(model) is None:
         raise ExplainError(f"{type(model).__name__} has no location map")
+    forward_map: Any = model.forward_map  # Any: nn.Module.__getattr__ types it Tensor | Module
     with borrowed(model, freeze=False), torch.inference_mode():
-        out = _location_from_map(model.forward_map(x), tuple(x.shape[-2:]), class_index)
+        out = _location_from_map(forward_map(x), (x.shape[-2], x.shape[-1]), class_index)
     return out.clone()
 
 
@@ -485,7 +488,7 @@ def _location_with_probs(model: nn.Module, x: torch.Tensor, class_index: int) ->
     cap = _OutputCapture()
     with borrowed(model, freeze=False), forward_hooks([(head, cap)]), torch.inference_mode():
         logits = model(x)
-        loc = _location_from_map(cap.outputs[-1], tuple(x.shape[-2:]), class_index)
+        loc = _location_from_map(cap.outputs[-1], (x.shape[-2], x.shape[-1]), class_index)
         probs = probabilities_from_logits(logits)
     return loc.clone(), probs.clone()
 

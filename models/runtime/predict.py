@@ -10,6 +10,8 @@ too, so converting the input alone does nothing).
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 from torch import nn
@@ -210,12 +212,13 @@ def predict_maps(
     """
     if not callable(getattr(model, "forward_map", None)):
         raise TypeError(f"{type(model).__name__} has no location map (forward_map)")
+    forward_map: Any = model.forward_map  # Any: nn.Module.__getattr__ types it Tensor | Module
     dev = resolve_device(model, device)
     out: list[np.ndarray] = []
     with borrowed(model, freeze=False), torch.inference_mode():
         for start in range(0, len(batch), batch_size):
             x = to_input(model, batch[start : start + batch_size], dev)
-            maps = torch.sigmoid(model.forward_map(x)[:, class_index : class_index + 1].float())
+            maps = torch.sigmoid(forward_map(x)[:, class_index : class_index + 1].float())
             if upsample:
                 maps = torch.nn.functional.interpolate(maps, size=x.shape[-2:], mode="bilinear", align_corners=False)
             out.append(maps[:, 0].cpu().numpy())

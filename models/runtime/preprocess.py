@@ -18,7 +18,7 @@ from viewer.base.preprocess_config import PreprocessConfig, in_channels
 
 __all__ = ["PreprocessConfig", "clahe", "in_channels", "preprocess", "preprocess_stacks", "window"]
 
-def window(hu: np.ndarray, center: float, width: float) -> np.ndarray:
+def window(hu: np.ndarray, center: float, width: float) -> np.ndarray | np.float32:
     """Linear HU window to 0..1: ``clip((hu - (center - width/2)) / width, 0, 1)``.
 
     The continuous form of the DICOM linear VOI function (PS3.3 C.11.2.1.2 uses ``center - 0.5`` and

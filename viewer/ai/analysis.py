@@ -8,6 +8,7 @@ when a model is loaded, never at import of this module.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -18,10 +19,15 @@ from models.runtime.messages import ModelInfo as ModelInfo
 from models.runtime.messages import ModelRef as ModelRef
 from models.runtime.messages import StoredSlices
 from viewer.ai.model_registry import ModelEntry
+from viewer.base.model_card import ModelCard
 from viewer.core.volume import Volume
 
+if TYPE_CHECKING:
+    from models.runtime.analysis import SliceResult
+    from models.runtime.bundle import LoadedModel
 
-def model_applies(card, volume: Volume) -> str | None:
+
+def model_applies(card: ModelCard, volume: Volume) -> str | None:
     """None when the model can read this series, else the reason shown instead of a number."""
     modality = volume.series.modality
     if card.modalities and modality not in card.modalities:
@@ -47,7 +53,7 @@ def context_stack(volume: Volume, indices: Sequence[int], context: int) -> np.nd
     return out
 
 
-def stored_slices(volume: Volume, indices: Sequence[int], context: int):
+def stored_slices(volume: Volume, indices: Sequence[int], context: int) -> StoredSlices:
     """The slices a batch needs as stored integers, for the model service
     (:class:`models.runtime.messages.StoredSlices`).
 
@@ -67,7 +73,7 @@ def analysis_order(n: int, first: int) -> list[int]:
     return load_order(n, first)
 
 
-def load_model(entry: ModelEntry, device: str = "auto"):
+def load_model(entry: ModelEntry, device: str = "auto") -> LoadedModel:
     """Load and verify a bundle on the best device (imports torch)."""
     from models.runtime.bundle import load_bundle
     from models.runtime.device import configure_threads, pick_device
@@ -76,7 +82,7 @@ def load_model(entry: ModelEntry, device: str = "auto"):
     return load_bundle(entry.path, device=pick_device(device))
 
 
-def slice_record(volume: Volume, result, sop_uid: str, faithfulness: float | None) -> dict:
+def slice_record(volume: Volume, result: SliceResult, sop_uid: str, faithfulness: float | None) -> dict:
     """The ``analyze`` JSON record of one slice (positions in patient LPS mm where known)."""
     geometry = volume.geometry
     r, c = result.peak_rc

@@ -95,7 +95,9 @@ def dataset_from_labels(paths: str | os.PathLike[str] | Iterable[str | os.PathLi
     Labels whose image is not under ``paths`` and studies whose labels file is corrupt are listed in
     ``skipped`` with the reason. ``root`` is the data folder of the label store (default: the user's).
     """
-    result = scan(paths, progress=progress, cancel=cancel)
+    # scan takes str | Path: a lone other os.PathLike would be iterated as if it were a list of paths
+    targets = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
+    result = scan(targets, progress=progress, cancel=cancel)
     by_sop: dict[tuple[str, str], tuple[FileHeader, SeriesInfo]] = {}
     for s in result.series:
         for h in s.files:
@@ -245,8 +247,8 @@ def _load_dicom(items: Sequence[LabeledItem], dataset: LabeledDataset, context: 
                 continue  # an item's own unreadable file is reported below as "not found"
         where: dict[tuple[Path, int], tuple[SeriesInfo, int]] = {}
         for s in group_series([h for h in headers if h.series_uid == uid]):
-            for k, (h, f) in enumerate(s.sources):
-                where[(h.path, f)] = (s, k)
+            for k, (h, frame) in enumerate(s.sources):
+                where[(h.path, frame)] = (s, k)
         wanted: dict[str, list[LabeledItem]] = defaultdict(list)
         series_of: dict[str, SeriesInfo] = {}
         for it in its:
@@ -362,10 +364,11 @@ def prepare(
                                    cancel=cancel)
 
     try:
-        sets = [make(split.train), make(split.val), make(split.test) if split.test else None]
+        train_set, val_set = make(split.train), make(split.val)
+        test_set = make(split.test) if split.test else None
     except InterruptedError as e:
         raise Cancelled(str(e)) from None
-    return PreparedData(sets[0], sets[1], sets[2], dataset, split, names, class_map, tuple(skipped))
+    return PreparedData(train_set, val_set, test_set, dataset, split, names, class_map, tuple(skipped))
 
 
 def start(config: FineTuneConfig, data: PreparedData, *, cancel: Callable[[], bool] | None = None,

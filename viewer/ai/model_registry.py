@@ -40,7 +40,7 @@ def user_models_dir() -> Path:
 
 
 def _entries(folder: Path, source: str) -> list[ModelEntry]:
-    found = []
+    found: list[ModelEntry] = []
     if not folder.is_dir():
         return found
     for child in sorted(folder.iterdir()):

@@ -43,7 +43,7 @@ from pydicom.uid import UID_dictionary
 from viewer.base.atomic import atomic_replace_dir
 from viewer.base.errors import Cancelled
 from viewer.core.errors import NothingLoadableError
-from viewer.core.scan import CancelFn, ProgressFn, Skipped, scan
+from viewer.core.scan import CancelFn, ProgressFn, ScanResult, Skipped, scan
 
 #: Edition of PS3.15 table E.1-1 used (the module of that name in ``dicom-anonymizer``).
 PROFILE_EDITION = "dicomfields_2026c"
@@ -282,7 +282,7 @@ def _serialise(ds: Dataset) -> bytes:
     return buffer.getvalue()
 
 
-def _files_in_order(result) -> Iterator[tuple[int, Path]]:
+def _files_in_order(result: ScanResult) -> Iterator[tuple[int, Path]]:
     """(series number from 1, path) for every file of every series, series in scan order, slices in display order."""
     for s_index, series in enumerate(result.series, start=1):
         seen: set[Path] = set()

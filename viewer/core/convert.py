@@ -10,12 +10,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from viewer.base.atomic import atomic_output_path
 from viewer.base.errors import RadviewError
 from viewer.core.volume import Volume
+
+if TYPE_CHECKING:
+    import SimpleITK as sitk
 
 SUFFIXES = (".nii.gz", ".nii", ".nrrd", ".nhdr", ".mha", ".mhd")
 #: Identifying header fields written only on request (``include_identifiers``).
@@ -99,7 +103,7 @@ def export_problems(volume: Volume) -> list[str]:
     return problems
 
 
-def to_sitk(volume: Volume):
+def to_sitk(volume: Volume) -> sitk.Image:
     """SimpleITK image of ``volume`` with origin, spacing and direction from the DICOM geometry."""
     import SimpleITK as sitk
 

@@ -9,6 +9,7 @@ loader reads native pixels itself (:mod:`viewer.core.pixels`).
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pydicom
@@ -20,7 +21,7 @@ from viewer.core.errors import DicomFileError
 from viewer.core.header import FileHeader, PixelLayout, frame_shape
 
 
-def _palette_to_rgb(arr: np.ndarray, path) -> np.ndarray:
+def _palette_to_rgb(arr: np.ndarray, path: Path) -> np.ndarray:
     """Expand palette indices to 8-bit RGB through the file's colour LUT (PS3.3 C.7.6.3.1.5).
 
     16-bit entries span 0-65535 and keep their high byte; some writers (and pydicom's reading of

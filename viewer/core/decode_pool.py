@@ -31,6 +31,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
+from multiprocessing.connection import Connection
 from typing import Any
 
 import numpy as np
@@ -223,7 +224,7 @@ def decode_contained(header: FileHeader) -> np.ndarray:
             raise DicomFileError(header.path, f"cannot decode pixel data: {type(e).__name__}") from e
 
 
-def _child(conn, reference: str, header: FileHeader) -> None:
+def _child(conn: Connection, reference: str, header: FileHeader) -> None:
     conn.send(_decode_in_worker(reference, header))
 
 

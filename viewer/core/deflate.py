@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import zlib
 from pathlib import Path
+from typing import BinaryIO, cast
 
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filereader import _read_file_meta_info, read_dataset, read_preamble
+from pydicom.tag import BaseTag
+from pydicom.uid import ExplicitVRLittleEndian
 
 #: Bytes of inflated stream a header (everything before Pixel Data) may take.
 HEADER_INFLATE_LIMIT = 1024**2
@@ -22,7 +25,7 @@ HEADER_INFLATE_LIMIT = 1024**2
 _PIXEL_TAGS = {0x7FE00010, 0x7FE00009, 0x7FE00008}
 
 
-def _at_pixel_data(tag, vr, length) -> bool:
+def _at_pixel_data(tag: BaseTag, vr: str | None, length: int) -> bool:
     return tag in _PIXEL_TAGS
 
 
@@ -34,7 +37,7 @@ class _AfterPixelData:
     def __init__(self) -> None:
         self.seen = False
 
-    def __call__(self, tag, vr, length) -> bool:
+    def __call__(self, tag: BaseTag, vr: str | None, length: int) -> bool:
         if self.seen:
             return True
         self.seen = tag in _PIXEL_TAGS
@@ -65,7 +68,7 @@ def read_deflated_header(path: Path) -> tuple[Dataset, bool]:
     """
     meta, data, complete = _inflate(path, HEADER_INFLATE_LIMIT)
     buffer = DicomBytesIO(data)
-    ds = read_dataset(buffer, False, True, stop_when=_at_pixel_data)
+    ds = read_dataset(cast(BinaryIO, buffer), False, True, stop_when=_at_pixel_data)  # file-like, as pydicom casts it
     if buffer.tell() >= len(data) and not complete:
         raise ValueError(f"deflated header inflates beyond {HEADER_INFLATE_LIMIT // 1024**2} MB: refused")
     ds.file_meta = meta
@@ -90,7 +93,7 @@ def read_deflated(path: Path, pixel_bytes: int) -> Dataset:
             f"deflated data inflates beyond the {pixel_bytes / 1024**2:.0f} MB of pixels the header declares "
             f"(+{HEADER_INFLATE_LIMIT // 1024**2} MB): refused as a decompression bomb"
         )
-    ds = read_dataset(DicomBytesIO(data), False, True, stop_when=_AfterPixelData())
-    meta.TransferSyntaxUID = "1.2.840.10008.1.2.1"
+    ds = read_dataset(cast(BinaryIO, DicomBytesIO(data)), False, True, stop_when=_AfterPixelData())
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian  # 1.2.840.10008.1.2.1
     ds.file_meta = meta
     return ds

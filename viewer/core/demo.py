@@ -371,12 +371,11 @@ def _convert(archive: Path, root: Path, report: DemoProgress) -> DemoStudy:
         start, total = 0.35, sum(CASES.values())
         for case, n in CASES.items():
             stage, span = f"Converting {case} to DICOM", 0.6 * n / total
-            _convert_case(
-                case,
-                files[f"{case}_image"],
-                root / case,
-                lambda done, of, lo=start, w=span, s=stage: report(s, lo + w * done / of),
-            )
+
+            def on_slice(done: int, of: int, lo: float = start, w: float = span, s: str = stage) -> None:
+                report(s, lo + w * done / of)
+
+            _convert_case(case, files[f"{case}_image"], root / case, on_slice)
             start += span
         report("Copying the lesion labels", start)
         _copy_labels(files, root / "labels")

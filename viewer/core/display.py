@@ -82,6 +82,7 @@ class SliceMapper:
             if self._table32_key is not self._table:
                 self._table32 = _GREY_TO_RGBX[table]
                 self._table32_key = self._table
+            assert self._table32 is not None  # set above for this table
             np.take(self._table32, unsigned_view(stored), out=self._out32)
         return self._out32.view(np.uint8).reshape(*stored.shape, 4)
 

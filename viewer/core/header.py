@@ -401,9 +401,12 @@ def _read_header(path: Path) -> FileHeader:
             if not looks_like_dicom(fp.read(132)):
                 raise NotDicom(str(path))
             fp.seek(0)
-            ds = _read_deflated_header(fp, path)
-            if ds is not None:
-                ds, has_pixels = ds
+            deflated = _read_deflated_header(fp, path)
+            ds: Dataset
+            offset: int | None
+            length: int | None
+            if deflated is not None:
+                ds, has_pixels = deflated
                 offset = length = None
             else:
                 fp.seek(0)

@@ -355,7 +355,7 @@ class _Collector:
 
 
 def _walk(folder: Path) -> list[Path]:
-    out = []
+    out: list[Path] = []
     for root, dirs, names in os.walk(folder):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         out.extend(Path(root) / n for n in sorted(names) if not n.startswith("."))
@@ -546,7 +546,7 @@ def split_by_patient(
     for _ in range(attempts):
         order = [patients[i] for i in rng.permutation(len(patients))]
         order.sort(key=lambda p: -sum(per_patient[p].values()))  # stable: random among equals
-        have = {s: Counter() for s in splits}
+        have: dict[str, Counter[str]] = {s: Counter() for s in splits}
         assign: dict[str, str] = {}
         for p in order:
             counts = per_patient[p]

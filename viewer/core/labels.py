@@ -40,7 +40,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from viewer.base.atomic import atomic_write_bytes, atomic_write_text
 from viewer.base.errors import RadviewError
@@ -284,7 +284,7 @@ class LabelStore:
     @staticmethod
     def studies(root: str | os.PathLike[str] | None = None) -> list[str]:
         """Study UIDs that have a readable-looking labels file (read from each file's ``study_uid``)."""
-        found = []
+        found: list[str] = []
         folder = labels_dir(root)
         if not folder.is_dir():
             return found
@@ -545,7 +545,7 @@ class LabelStore:
                         int(frame_text),
                         name,
                         point=point,
-                        box=box,  # type: ignore[arg-type]
+                        box=box,
                         author=(row.get("author") or "").strip(),
                         time=(row.get("time") or "").strip() or _now(),
                     )
@@ -561,6 +561,16 @@ class LabelStore:
             if added or replaced or new_classes:
                 self._commit(tuple(classes), labels)
             return CsvImport(added, replaced, tuple(new_classes), tuple(rejected))
+
+
+@overload
+def _optional_cells(row: dict[str, str | None], names: tuple[str, str]) -> tuple[float, float] | None: ...
+
+
+@overload
+def _optional_cells(
+    row: dict[str, str | None], names: tuple[str, str, str, str]
+) -> tuple[float, float, float, float] | None: ...
 
 
 def _optional_cells(row: dict[str, str | None], names: Sequence[str]) -> tuple[float, ...] | None:

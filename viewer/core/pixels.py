@@ -9,6 +9,7 @@ applied here: rescale happens once, in :mod:`viewer.core.volume`, or in the disp
 from __future__ import annotations
 
 from collections.abc import Sequence
+from io import BufferedIOBase
 
 import numpy as np
 
@@ -51,8 +52,8 @@ def read_native_into(header: FileHeader, out: np.ndarray, frames: Sequence[int] 
         correct_unused_bits(out, layout)
 
 
-def _read_exactly(fp, out: np.ndarray, header: FileHeader) -> None:
-    got = fp.readinto(memoryview(out.reshape(-1).view(np.uint8)))
+def _read_exactly(fp: BufferedIOBase, out: np.ndarray, header: FileHeader) -> None:
+    got = fp.readinto(out.reshape(-1).view(np.uint8).data)  # .data: the array's memoryview
     if got != out.nbytes:
         raise DicomFileError(header.path, f"pixel data truncated: {got} of {out.nbytes} bytes")
 

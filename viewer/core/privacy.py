@@ -19,6 +19,7 @@ import re
 import threading
 import traceback
 from collections.abc import Mapping
+from typing import Any
 
 #: What an identifier is replaced with.
 REDACTED = "[redacted]"
@@ -124,7 +125,7 @@ def install_log_redaction() -> None:
         _installed = True
         base = logging.getLogRecordFactory()
 
-    def factory(*args, **kwargs) -> logging.LogRecord:
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
         record = base(*args, **kwargs)
         if not _values:
             return record

@@ -13,6 +13,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -261,7 +262,7 @@ def _fill_failed_with_minimum(volume: Volume) -> None:
         volume.stored[i] = low
 
 
-def load_volume(series: SeriesInfo, first: int | None = None, **kwargs) -> Volume:
+def load_volume(series: SeriesInfo, first: int | None = None, **kwargs: Any) -> Volume:
     """Allocate and load a whole series (see :func:`load_into` for the keyword arguments)."""
     volume = allocate(series)
     return load_into(volume, first=series.n_slices // 2 if first is None else first, **kwargs)
