@@ -1,7 +1,8 @@
 # radview: two commands for a new machine with Python 3.11 and pip:
 #   make run    set up .venv, fetch the demo study once, open the viewer on it
-#   make test   set up .venv, then the whole test suite offscreen
-# Other targets: bench (benchmarks, JSON in bench-results/), demo, screenshot, lint-imports, clean;
+#   make test   set up .venv, lint (make lint), then the whole test suite offscreen
+# Other targets: lint (ruff, mypy, import contracts), bench (benchmarks, JSON in bench-results/), demo,
+# screenshot, lint-imports, clean;
 # package, package-cpu, package-test (the desktop bundle, see packaging/README.md), icons;
 # check (hardening at CI size), fuzz (10,000 mutated-DICOM examples), soak (the long-session soak).
 
@@ -12,7 +13,7 @@ STAMP  := $(VENV)/.radview-installed
 PKG_STAMP := $(VENV)/.radview-package-installed
 BUNDLE ?= dist/radview
 
-.PHONY: run test bench demo screenshot lint-imports clean bundle package package-cpu package-test icons soak check fuzz
+.PHONY: run test lint bench demo screenshot lint-imports clean bundle package package-cpu package-test icons soak check fuzz
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -26,11 +27,20 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) -m viewer demo
 
+# The window needs Qt's X11 libraries (viewer/qt/platform_libs.py): installed here when run as root, else
+# the exact apt-get line is printed.
 run: demo
+	$(PY) -m viewer.qt.platform_libs --install
 	$(PY) -m viewer demo --open
 
-test: demo
+test: demo lint
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
+
+# ruff: style, pyflakes, import order; mypy: types of the Qt-free code; lint-imports: the layering contracts.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports --no-cache
 
 bench: demo
 	QT_QPA_PLATFORM=offscreen $(PY) -m tests.benchmarks.run --out bench-results/bench.json

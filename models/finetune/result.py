@@ -86,9 +86,6 @@ class FineTuneResult:
         """ROC curve of the kept model on a split (the operating point is ``metrics[split]``)."""
         return roc_curve(*self.scores[split])
 
-    def before_roc(self, split: str = "test") -> RocCurve:
-        return roc_curve(self.scores[split][0], self.before_scores[split])
-
     def with_threshold(self, method: Literal["youden", "sensitivity", "fixed"] = "youden", *,
                        target_sensitivity: float = 0.9, value: float | None = None) -> FineTuneResult:
         """The same model with another threshold (chosen on the validation split, or ``value`` as given)."""

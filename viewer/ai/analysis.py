@@ -12,6 +12,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+# One ranking of slices for `radview analyze` and the window's N / Shift+N.
+from models.runtime.analysis import ranking as ranking
+
 # The service's vocabulary, for the window's inference lane (the window imports models only through here).
 from models.runtime.messages import SERVICE_TARGET as SERVICE_TARGET
 from models.runtime.messages import BatchAnalysis as BatchAnalysis

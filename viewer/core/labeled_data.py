@@ -37,7 +37,7 @@ import hashlib
 import io
 import os
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -177,13 +177,6 @@ class LabeledDataset:
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in self.skipped],
             "warnings": warnings,
         }
-
-    def replace_items(self, items: Iterable[LabeledItem], **changes: Any) -> LabeledDataset:
-        from dataclasses import replace
-
-        kept = tuple(items)
-        return replace(self, items=kept, **changes)
-
 
 # --- reading pixels ------------------------------------------------------------------------------
 

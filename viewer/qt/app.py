@@ -15,6 +15,7 @@ from viewer.core.privacy import install_log_redaction
 from viewer.core.user_dirs import resources_dir
 from viewer.qt.error_panel import install_last_resort_hooks
 from viewer.qt.main_window import APPLICATION, ORGANISATION, MainWindow
+from viewer.qt.platform_libs import EXIT_NO_WINDOW, window_problem
 from viewer.qt.termination import close_on_termination_signals
 
 log = logging.getLogger(__name__)
@@ -89,7 +90,15 @@ def _install_excepthook(window: MainWindow) -> Callable[[], None]:
 
 
 def run_gui(paths: list[str]) -> int:
-    """Open the viewer window (scanning ``paths`` if any) and run until it is closed; the exit code."""
+    """Open the viewer window (scanning ``paths`` if any) and run until it is closed; the exit code.
+
+    Where Qt's X11 plugin cannot start (no display, missing libraries), says why and what to install
+    instead of letting Qt abort (:mod:`viewer.qt.platform_libs`), and returns its exit code.
+    """
+    problem = window_problem()
+    if problem is not None:
+        print(f"radview: {problem}", file=sys.stderr)
+        return EXIT_NO_WINDOW
     install_log_redaction()
     app = get_app(sys.argv[:1] or ["radview"])
     window = MainWindow()

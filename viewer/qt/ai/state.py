@@ -1,23 +1,19 @@
 """The AI part of the view state: which model, its results per slice, the overlay settings, navigation.
 
 :class:`AIState` belongs to the :class:`~viewer.qt.controller.ViewerController` (``controller.ai``), sees it
-through :class:`~viewer.qt.view_state.ViewState` and,
-like it, is the one owner of its state: widgets call its setters and redraw from its signals. It is also
-the only object that submits inference requests (to its :class:`~viewer.qt.ai.inference.InferenceLane`):
+through :class:`~viewer.qt.view_state.ViewState` and, like it, is the one owner of its state: widgets call
+its setters and redraw from its signals. It is the only object that submits inference requests (to its
+:class:`~viewer.qt.ai.inference.InferenceLane`), as :func:`viewer.qt.ai.scheduling.plan` decides:
 
-- nothing runs until a series has loaded (``sig_series_loaded``); then the whole series is analysed in
-  the background, the slice on screen first and then outwards, re-prioritised around the slice the reader
-  scrolls to; choosing another series or model cancels the running request;
-- results are cached per (series, model version) (:class:`ResultCache`, bounded by bytes, least recently
-  used series first) and answers of superseded requests are dropped (:attr:`AIState.dropped`);
-- after the reader pauses :data:`PAUSE_MS` on an analysed slice, the faithfulness test of that slice's
-  heatmap runs (only that slice: 22 forwards);
-- choosing a model loads it in the worker; until it has produced its first answer the previous model stays
-  active and its results stay on screen, so a corrupt bundle, a hash mismatch or a model whose input does
-  not fit leaves a clear message and the previous model;
-- the model runs in a child process; if that process dies mid-request (crash, out-of-memory killer) the
-  error is reported and the request is retried once with a new process (:data:`SERVICE_RETRIES`), after
-  which the failure sticks like any other.
+- nothing runs until a series has loaded; then the whole series is analysed in the background, the slice
+  on screen first and then outwards; another series or model cancels the running request;
+- results are cached (:class:`~viewer.qt.ai.results.ResultCache`) and answers of superseded requests are
+  dropped (:attr:`AIState.dropped`);
+- after the reader pauses :data:`PAUSE_MS` on an analysed slice, its heatmap's faithfulness test runs;
+- a chosen model is loaded in the worker, and until it has answered the previous one stays active, so a
+  corrupt bundle, a hash mismatch or an input that does not fit leaves a clear message and the old model;
+- if the model's child process dies mid-request the error is reported and the request retried once with a
+  new process (:data:`SERVICE_RETRIES`); then the failure sticks like any other.
 """
 
 from __future__ import annotations
@@ -31,7 +27,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from viewer.ai.analysis import model_applies
+from viewer.ai.analysis import model_applies, ranking
 from viewer.ai.model_registry import DEFAULT_MODEL, ModelEntry, find_model, list_models
 from viewer.base.model_card import BundleError
 from viewer.core.overlay import COLORMAPS
@@ -281,18 +277,14 @@ class AIState(QObject):
         if results is None:
             return []
         p = results.probabilities
-        done = np.flatnonzero(~np.isnan(p))
-        return sorted(done.tolist(), key=lambda i: (-float(p[i]), i))
+        return ranking({int(i): float(p[i]) for i in np.flatnonzero(~np.isnan(p))})
 
     def suspicious(self) -> list[int]:
         """Slices at or above the model's threshold in ranked order; the whole ranking if none is."""
-        order = self.ranking()
-        entry = self.model
-        if entry is None or not order:
+        order, entry, results = self.ranking(), self.model, self.results()
+        if entry is None or results is None or not order:
             return order
-        results = self.results()
-        above = [i for i in order if results.probabilities[i] >= entry.card.threshold]
-        return above or order
+        return [i for i in order if results.probabilities[i] >= entry.card.threshold] or order
 
     def next_suspicious(self, step: int = 1) -> int | None:
         """Go to the next (``step`` > 0) or previous suspicious slice in ranked order; the slice, or None.
@@ -363,7 +355,8 @@ class AIState(QObject):
             try:
                 model = find_model(str(model))
             except (KeyError, BundleError) as e:  # a card that cannot be read
-                self._report(f"could not use model {model}: {e}")
+                self._report_error(f"could not use model {model}: {e}")
+                self.sig_status_changed.emit(self.status_text())
                 return False
         if same_model(model, self.model) and (self._entry is None or self._pending is None):
             return True
@@ -572,10 +565,6 @@ class AIState(QObject):
 
     # -- helpers ---------------------------------------------------------------------------------------------------
 
-    def _report(self, message: str) -> None:
-        self._report_error(message)
-        self.sig_status_changed.emit(self.status_text())
-
     def _emit_summary(self) -> None:
         self._summary.stop()
         self.sig_progress.emit(*self.progress)
@@ -607,5 +596,3 @@ class AIState(QObject):
         if not self.lane.stop():
             log.warning("the inference worker did not stop in time")
 
-
-__all__ = ["AIState"]
