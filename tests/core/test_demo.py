@@ -13,7 +13,7 @@ import pytest
 import SimpleITK as sitk
 
 from viewer.base.errors import Cancelled
-from viewer.core import demo
+from viewer.core import demo, user_dirs
 from viewer.core.demo import CASES, DemoFetchError, DemoStudy, ensure_demo_study
 
 
@@ -26,7 +26,7 @@ def _read_series(folder: Path) -> sitk.Image:
 @pytest.fixture
 def empty_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point the cache at an empty folder; any attempt to run pip fails the test."""
-    monkeypatch.setenv(demo.CACHE_ENV, str(tmp_path / "cache"))
+    monkeypatch.setenv(user_dirs.CACHE_ENV, str(tmp_path / "cache"))
 
     def no_network(requirements: Path, dest: Path) -> list[str]:
         raise AssertionError("pip must not run")
@@ -180,10 +180,10 @@ def test_pip_command_is_pinned_by_hash(tmp_path: Path) -> None:
 
 
 def test_cache_dir_follows_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(demo.CACHE_ENV, str(tmp_path))
+    monkeypatch.setenv(user_dirs.CACHE_ENV, str(tmp_path))
     assert demo.demo_dir() == tmp_path / "demo"
-    monkeypatch.delenv(demo.CACHE_ENV)
-    assert demo.cache_dir().name.lower() == "radview"
+    monkeypatch.delenv(user_dirs.CACHE_ENV)
+    assert user_dirs.cache_dir().name.lower() == "radview"
 
 
 def test_a_packaged_build_reads_the_study_it_ships(empty_cache: Path, demo_study: DemoStudy, tmp_path: Path,

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from viewer.ai import model_registry
-from viewer.core import demo, user_dirs
+from viewer.core import user_dirs
 from viewer.core.user_dirs import fallback_notices, writable_dir
 
 
@@ -58,7 +58,7 @@ def test_data_and_cache_dirs_fall_back_through_the_environment(tmp_path: Path, t
     blocker = tmp_path / "readonly"
     blocker.write_text("")
     monkeypatch.setenv(user_dirs.DATA_ENV, str(blocker / "data"))
-    monkeypatch.setenv(demo.CACHE_ENV, str(blocker / "cache"))
+    monkeypatch.setenv(user_dirs.CACHE_ENV, str(blocker / "cache"))
     assert user_dirs.data_dir() == tmp_root / f"radview-{os.getuid()}" / "data"
-    assert demo.cache_dir() == tmp_root / f"radview-{os.getuid()}" / "cache"
+    assert user_dirs.cache_dir() == tmp_root / f"radview-{os.getuid()}" / "cache"
     assert [m.name for m in model_registry.list_models()][:1] == ["demo-nodule"]  # shipped models still listed

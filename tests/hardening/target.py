@@ -16,9 +16,43 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 
 from viewer.core import decode_pool
-from viewer.core.errors import SeriesLoadError
+from viewer.core import header as header_module
+from viewer.core.errors import DicomFileError, SeriesLoadError
+from viewer.core.header import NotDicom, read_header
 from viewer.core.scan import scan
 from viewer.core.volume import allocate, load_into
+
+
+def _outcome(path: Path) -> object:
+    try:
+        return read_header(path)
+    except DicomFileError as e:
+        return ("refused", e.reason)
+    except NotDicom:
+        return ("not dicom",)
+
+
+def quick_reader_disagrees(folder: str | Path) -> str | None:
+    """The first file of ``folder`` whose header the quick reader reads otherwise than pydicom alone."""
+    for path in sorted(Path(folder).iterdir()):
+        try:
+            with open(path, "rb", buffering=0) as fp:
+                taken = fp.read(132)[128:132] == b"DICM" and header_module.quick_read(fp, path.stat().st_size)
+        except OSError:
+            continue
+        if not taken:
+            continue  # handed to pydicom: read the same way both times
+        fast = _outcome(path)
+        real = header_module.quick_read
+        header_module.quick_read = lambda fp, size: None  # this child is single-threaded
+        try:
+            reference = _outcome(path)
+        finally:
+            header_module.quick_read = real
+        if repr(fast) != repr(reference):  # repr: a NaN window read alike by both is still equal
+            return (f"quick header reader differs from pydicom on {path.name}: "
+                    f"{str(fast)[:150]} != {str(reference)[:150]}")
+    return None
 
 
 def load_folder(folder: str | Path) -> dict:
@@ -38,6 +72,7 @@ def load_folder(folder: str | Path) -> dict:
                 continue
             out["loaded_series"] += 1
             out["failed"].extend(volume.failed.values())
+        out["unhandled"] = quick_reader_disagrees(folder)
     except BaseException as e:  # noqa: BLE001 - the fuzzer reports it as a bug, with where it came from
         frame = traceback.extract_tb(e.__traceback__)[-1] if e.__traceback__ else None
         where = f" at {Path(frame.filename).name}:{frame.lineno}" if frame else ""
@@ -48,7 +83,14 @@ def load_folder(folder: str | Path) -> dict:
 
 
 def serve(conn: Connection) -> None:
-    """Child process loop: receive a folder, send back :func:`load_folder`'s answer; ``None`` ends it."""
+    """Child process loop: receive a folder, send back :func:`load_folder`'s answer; ``None`` ends it.
+
+    The scan indexes of the fuzzer's thousands of folders go to a cache of the child's own, not the user's.
+    """
+    import os
+    import tempfile
+
+    os.environ["RADVIEW_CACHE_DIR"] = tempfile.mkdtemp(prefix="radview-fuzz-cache-")
     try:
         while True:
             folder = conn.recv()

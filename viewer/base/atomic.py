@@ -51,7 +51,7 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int = 0o666) -> Path:
     """Write ``data`` to ``path`` so that ``path`` always holds either its old or its new content.
 
     Parameters
@@ -60,6 +60,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
         Final file name. Its directory must exist.
     data:
         The complete new content.
+    mode:
+        Permissions of the new file (less the umask); 0o600 for what only its owner may read.
 
     Returns
     -------
@@ -68,7 +70,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """
     final = Path(path)
     tmp = _temp_sibling(final, "tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), mode)
     with _replacing(tmp, final):
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -91,9 +93,9 @@ def _replacing(tmp: Path, final: Path) -> Iterator[None]:
     fsync_dir(final.parent)
 
 
-def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> Path:
+def atomic_write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8", mode: int = 0o666) -> Path:
     """Text version of :func:`atomic_write_bytes` (no newline translation: ``\\n`` stays ``\\n``)."""
-    return atomic_write_bytes(path, text.encode(encoding))
+    return atomic_write_bytes(path, text.encode(encoding), mode)
 
 
 def _fsync_tree(root: Path) -> None:

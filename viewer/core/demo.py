@@ -38,14 +38,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import platformdirs
 import SimpleITK as sitk
 
 from viewer.base.atomic import atomic_replace_dir, atomic_write_text, fsync_dir
 from viewer.base.errors import RadviewError
 from viewer.base.model_card import file_sha256  # torch-free at import
 from viewer.core.dicom_writer import derive_uid, write_bench_series, write_ct_series
-from viewer.core.user_dirs import resources_dir, writable_dir
+from viewer.core.user_dirs import cache_dir, resources_dir
 
 __all__ = [
     "ARCHIVE_NAME",
@@ -54,7 +53,6 @@ __all__ = [
     "DemoFetchError",
     "DemoStudy",
     "bundled_demo_dir",
-    "cache_dir",
     "demo_archive_path",
     "demo_dir",
     "ensure_demo_archive",
@@ -73,8 +71,6 @@ FORMAT_VERSION = 1
 #: Case name -> number of slices.
 CASES: dict[str, int] = {"lung1": 48, "lung2": 61}
 MANIFEST = "manifest.json"
-CACHE_ENV = "RADVIEW_CACHE_DIR"
-
 #: ``progress(stage, fraction)``: a sentence for the user and the overall fraction done in [0, 1].
 DemoProgress = Callable[[str, float], None]
 
@@ -122,17 +118,6 @@ def _study_at(root: Path) -> DemoStudy:
         lung1_label=root / "labels" / "lung1_label.nrrd",
         lung2_label=root / "labels" / "lung2_label.nrrd",
     )
-
-
-def cache_dir() -> Path:
-    """radview's per-user cache folder: ``$RADVIEW_CACHE_DIR`` if set, else the platform's.
-
-    When that folder cannot be written, a private temporary folder, said once
-    (:func:`viewer.core.user_dirs.writable_dir`).
-    """
-    override = os.environ.get(CACHE_ENV)
-    preferred = Path(override) if override else Path(platformdirs.user_cache_dir("radview"))
-    return writable_dir(preferred, "cache")
 
 
 def demo_dir() -> Path:

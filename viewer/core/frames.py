@@ -13,11 +13,15 @@ one key make one volume, ordered later by position (:mod:`viewer.core.series`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from pydicom.datadict import keyword_for_tag
 from pydicom.dataset import Dataset
+
+#: A pydicom dataset, or the quick reader's values by keyword (:mod:`viewer.core.quick_header`).
+DatasetLike = Dataset | Mapping[str, Any]
 
 #: Dimension Index Pointers that give a frame's place within one stack, not which stack it is in.
 SPATIAL_POINTERS = frozenset({
@@ -70,7 +74,7 @@ class FrameInfo:
     in_stack: int | None = None
 
 
-def functional_group(ds: Dataset, frame: int | None, sequence: str) -> Dataset | None:
+def functional_group(ds: DatasetLike, frame: int | None, sequence: str) -> Dataset | None:
     """Item of a multi-frame functional group, per-frame first, then shared (PS3.3 C.7.6.16)."""
     if frame is not None:
         per_frame = ds.get("PerFrameFunctionalGroupsSequence")
@@ -101,7 +105,7 @@ def _text(value: Any) -> str:
     return " ".join(str(value).split())
 
 
-def _dimensions(ds: Dataset) -> list[tuple[int, str]]:
+def _dimensions(ds: DatasetLike) -> list[tuple[int, str]]:
     """(index into DimensionIndexValues, label) of each non-spatial dimension of the file."""
     out = []
     for i, item in enumerate(ds.get("DimensionIndexSequence") or ()):
@@ -113,7 +117,7 @@ def _dimensions(ds: Dataset) -> list[tuple[int, str]]:
     return out
 
 
-def _stack_by_dimensions(ds: Dataset, frame: int, dimensions: list[tuple[int, str]]) -> tuple[tuple[str, str], ...]:
+def _stack_by_dimensions(ds: DatasetLike, frame: int, dimensions: list[tuple[int, str]]) -> tuple[tuple[str, str], ...]:
     content = functional_group(ds, frame, "FrameContentSequence")
     values = content.get("DimensionIndexValues") if content is not None else None
     if values is None:
@@ -122,7 +126,7 @@ def _stack_by_dimensions(ds: Dataset, frame: int, dimensions: list[tuple[int, st
     return tuple((label, _text(values[i])) for i, label in dimensions if i < len(values))
 
 
-def _stack_by_attributes(ds: Dataset, frame: int) -> tuple[tuple[str, str], ...]:
+def _stack_by_attributes(ds: DatasetLike, frame: int) -> tuple[tuple[str, str], ...]:
     out = []
     for sequence, keyword, label in FALLBACK_KEYS:
         item = functional_group(ds, frame, sequence)
@@ -132,7 +136,7 @@ def _stack_by_attributes(ds: Dataset, frame: int) -> tuple[tuple[str, str], ...]
     return tuple(out)
 
 
-def _in_stack(ds: Dataset, frame: int) -> int | None:
+def _in_stack(ds: DatasetLike, frame: int) -> int | None:
     content = functional_group(ds, frame, "FrameContentSequence")
     value = content.get("InStackPositionNumber") if content is not None else None
     try:
@@ -141,7 +145,7 @@ def _in_stack(ds: Dataset, frame: int) -> int | None:
         return None
 
 
-def frame_infos(ds: Dataset, frames: int) -> tuple[FrameInfo, ...] | None:
+def frame_infos(ds: DatasetLike, frames: int) -> tuple[FrameInfo, ...] | None:
     """A :class:`FrameInfo` per frame of an enhanced multi-frame dataset, or None for other files.
 
     Dimensions whose value differs for every frame (a frame counter, say) are not stack dimensions and

@@ -7,6 +7,7 @@ second parse.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import struct
@@ -27,6 +28,10 @@ from viewer.core.encapsulated import check_fragments
 from viewer.core.errors import DicomFileError
 from viewer.core.frames import FrameInfo, floats, frame_infos, functional_group
 from viewer.core.privacy import remember_identifiers
+from viewer.core.quick_header import QuickDataset, quick_read
+
+#: What the header fields are read from: pydicom's dataset, or the quick reader's values.
+HeaderSource = Dataset | QuickDataset
 
 #: Refuse images whose decoded pixels would need more than this many bytes (checked before allocating).
 MAX_PIXEL_BYTES = 8 * 1024**3
@@ -142,7 +147,7 @@ def _first(value: Any) -> Any:
     return value
 
 
-def _float(ds: Dataset, keyword: str, default: float | None = None) -> float | None:
+def _float(ds: HeaderSource, keyword: str, default: float | None = None) -> float | None:
     value = _first(ds.get(keyword, None))
     try:
         return float(value) if value not in (None, "") else default
@@ -150,7 +155,7 @@ def _float(ds: Dataset, keyword: str, default: float | None = None) -> float | N
         return default
 
 
-def _int(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
+def _int(ds: HeaderSource, keyword: str, default: int | None = None) -> int | None:
     value = _first(ds.get(keyword, None))
     try:
         return int(value) if value not in (None, "") else default
@@ -158,7 +163,7 @@ def _int(ds: Dataset, keyword: str, default: int | None = None) -> int | None:
         return default
 
 
-def effective_syntax(ds: Dataset) -> str:
+def effective_syntax(ds: HeaderSource) -> str:
     """The transfer syntax the file is really encoded in.
 
     Files without (0002,0010) are read by pydicom with the encoding it detects; use that, not a guess.
@@ -202,7 +207,7 @@ def _pixel_element_extent(fp: Any, ds: Dataset) -> tuple[bool, int | None, int |
     return True, start + 8, struct.unpack("<H", head[6:8])[0]
 
 
-def _layout(ds: Dataset, transfer_syntax: str) -> PixelLayout:
+def _layout(ds: HeaderSource, transfer_syntax: str) -> PixelLayout:
     rows, cols = _int(ds, "Rows"), _int(ds, "Columns")
     bits_allocated = _int(ds, "BitsAllocated")
     if not rows or not cols or not bits_allocated:
@@ -234,7 +239,7 @@ def _layout(ds: Dataset, transfer_syntax: str) -> PixelLayout:
     )
 
 
-def _geometry_fields(ds: Dataset) -> dict[str, Any]:
+def _geometry_fields(ds: HeaderSource) -> dict[str, Any]:
     """Position, orientation and spacing, from the classic tags or the enhanced functional groups."""
     position = floats(ds.get("ImagePositionPatient"), 3)
     orientation = floats(ds.get("ImageOrientationPatient"), 6)
@@ -255,7 +260,7 @@ def _geometry_fields(ds: Dataset) -> dict[str, Any]:
     return {"position": position, "orientation": orientation, "pixel_spacing": spacing, "slice_thickness": thickness}
 
 
-def _rescale(ds: Dataset) -> tuple[float, float, str]:
+def _rescale(ds: HeaderSource) -> tuple[float, float, str]:
     slope, intercept = _float(ds, "RescaleSlope"), _float(ds, "RescaleIntercept")
     rescale_type = str(ds.get("RescaleType", "") or "")
     if slope is None or intercept is None:
@@ -271,7 +276,7 @@ def _rescale(ds: Dataset) -> tuple[float, float, str]:
     return slope, intercept or 0.0, rescale_type
 
 
-def _window(ds: Dataset) -> tuple[float | None, float | None]:
+def _window(ds: HeaderSource) -> tuple[float | None, float | None]:
     center, width = _float(ds, "WindowCenter"), _float(ds, "WindowWidth")
     if center is None or width is None:
         item = functional_group(ds, 0, "FrameVOILUTSequence")
@@ -282,7 +287,7 @@ def _window(ds: Dataset) -> tuple[float | None, float | None]:
     return center, width
 
 
-def _classic_stack(ds: Dataset) -> tuple[tuple[str, str], ...]:
+def _classic_stack(ds: HeaderSource) -> tuple[tuple[str, str], ...]:
     """Which volume of its series a single-frame image belongs to, where one series holds several at the
     same positions: the echoes of a multi-echo MR (EchoNumbers), the phases of a dynamic study
     (TemporalPositionIdentifier). Files that differ here are never interleaved in one stack."""
@@ -294,7 +299,7 @@ def _classic_stack(ds: Dataset) -> tuple[tuple[str, str], ...]:
     return tuple(out)
 
 
-def _patient_fields(ds: Dataset) -> dict[str, str]:
+def _patient_fields(ds: HeaderSource) -> dict[str, str]:
     """Identifying fields for the on-screen patient/study lines only; never logged (and registered with
     :mod:`viewer.core.privacy`, so logs and error reports redact them wherever they appear)."""
     keys = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyDescription",
@@ -305,7 +310,7 @@ def _patient_fields(ds: Dataset) -> dict[str, str]:
 
 
 def header_from_dataset(
-    ds: Dataset, path: Path, pixel_offset: int | None, pixel_length: int | None, file_size: int | None = None
+    ds: HeaderSource, path: Path, pixel_offset: int | None, pixel_length: int | None, file_size: int | None = None
 ) -> FileHeader:
     """Build a :class:`FileHeader` from a dataset read with ``stop_before_pixels``."""
     layout = _layout(ds, effective_syntax(ds))
@@ -374,16 +379,16 @@ def looks_like_dicom(prefix: bytes) -> bool:
     return False
 
 
-def read_header(path: str | Path) -> FileHeader:
-    """Parse one file's header up to its pixel data (pydicom's warnings about odd values are muted:
-    the result is judged here, and a bad file gets its reason instead).
+def read_header(path: str | Path, size: int | None = None) -> FileHeader:
+    """Parse one file's header up to its pixel data (``size``: the file's, when the caller has stat'ed it).
+
+    An ordinary file is read by :mod:`viewer.core.quick_header`; anything else by pydicom, whose warnings
+    about odd values are muted: the result is judged here, and a bad file gets its reason instead.
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return _read_header(Path(path))
+    return _read_header(Path(path), size)
 
 
-def _read_header(path: Path) -> FileHeader:
+def _read_header(path: Path, size: int | None = None) -> FileHeader:
     """Parse one file's header up to its pixel data.
 
     Raises
@@ -394,26 +399,35 @@ def _read_header(path: Path) -> FileHeader:
         The file is DICOM (or claims to be) but cannot be shown; ``reason`` says why.
     """
     try:
-        size = os.path.getsize(path)
+        if size is None:
+            size = os.path.getsize(path)
         if size == 0:
             raise DicomFileError(path, "empty file (0 bytes)")
-        with open(path, "rb") as fp:
-            if not looks_like_dicom(fp.read(132)):
+        with open(path, "rb", buffering=0) as raw:  # unbuffered: the quick reader reads 16 KB at once
+            if not looks_like_dicom(raw.read(132)):
                 raise NotDicom(str(path))
-            fp.seek(0)
-            deflated = _read_deflated_header(fp, path)
-            ds: Dataset
+            ds: Dataset | QuickDataset
             offset: int | None
             length: int | None
-            if deflated is not None:
-                ds, has_pixels = deflated
-                offset = length = None
+            fp: Any = raw
+            quick = quick_read(raw, size)  # the few tags of an ordinary file, ~10x faster than pydicom
+            if quick is not None:
+                ds, has_pixels, offset, length = quick
             else:
-                fp.seek(0)
-                ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
-                has_pixels, offset, length = _pixel_element_extent(fp, ds)
-                if offset is not None and length == _UNDEFINED_LENGTH and _is_encapsulated(ds):
-                    check_fragments(fp, offset, size, max(1, _int(ds, "NumberOfFrames", 1) or 1))
+                raw.seek(0)
+                fp = io.BufferedReader(raw)  # pydicom reads many small pieces
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    deflated = _read_deflated_header(fp, path)
+                    if deflated is not None:
+                        ds, has_pixels = deflated
+                        offset = length = None
+                    else:
+                        fp.seek(0)
+                        ds = pydicom.dcmread(fp, stop_before_pixels=True, force=True)
+                        has_pixels, offset, length = _pixel_element_extent(fp, ds)
+            if offset is not None and length == _UNDEFINED_LENGTH and _is_encapsulated(ds):
+                check_fragments(fp, offset, size, max(1, _int(ds, "NumberOfFrames", 1) or 1))
             if (
                 str(ds.file_meta.get("MediaStorageSOPClassUID", "")) == _MEDIA_STORAGE_DIRECTORY
                 or "DirectoryRecordSequence" in ds
@@ -440,12 +454,12 @@ def _read_header(path: Path) -> FileHeader:
         raise DicomFileError(path, f"malformed DICOM header: {one_line(f'{type(e).__name__}: {e}')}") from e
 
 
-def _is_encapsulated(ds: Dataset) -> bool:
+def _is_encapsulated(ds: HeaderSource) -> bool:
     syntax = UID(effective_syntax(ds))
     return syntax.is_valid and syntax.is_encapsulated
 
 
-def _modality_for_reason(ds: Dataset) -> str:
+def _modality_for_reason(ds: HeaderSource) -> str:
     """Modality as shown in a reason: a valid CS value (PS3.5 6.2: up to 16 of A-Z, 0-9, space, _) or
     "unknown". A forged length can make Modality swallow the elements after it, patient name included;
     such bytes must reach neither the Problems panel nor a log."""

@@ -8,8 +8,8 @@ applied here: rescale happens once, in :mod:`viewer.core.volume`, or in the disp
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from io import BufferedIOBase
 
 import numpy as np
 
@@ -33,29 +33,45 @@ def correct_unused_bits(arr: np.ndarray, layout: PixelLayout) -> None:
 def read_native_into(header: FileHeader, out: np.ndarray, frames: Sequence[int] | None = None) -> None:
     """Read the native pixels of ``header`` into ``out`` (shape (frames, rows, cols), stored dtype).
 
+    One ``preadv`` straight into the volume's memory per frame run (no file object, no seek, no copy).
     ``frames``: the file's frame numbers to read, in the order of ``out`` (default: all, in stored order);
-    each is read straight from its offset, so one volume of a multi-frame file costs only its own bytes.
+    each is read from its own offset, so one volume of a multi-frame file costs only its own bytes.
     """
     layout = header.layout
     if header.pixel_offset is None:
         raise DicomFileError(header.path, "pixel data offset unknown")
-    with open(header.path, "rb") as fp:
+    fd = os.open(header.path, os.O_RDONLY | getattr(os, "O_BINARY", 0))
+    try:
         if frames is None:
-            fp.seek(header.pixel_offset)
-            _read_exactly(fp, out, header)
+            _read_exactly(fd, out, header.pixel_offset, header)
         else:
             frame_bytes = out[0].nbytes
             for k, f in enumerate(frames):
-                fp.seek(header.pixel_offset + f * frame_bytes)
-                _read_exactly(fp, out[k], header)
+                _read_exactly(fd, out[k], header.pixel_offset + f * frame_bytes, header)
+    finally:
+        os.close(fd)
     if layout.bits_stored < layout.bits_allocated:
         correct_unused_bits(out, layout)
 
 
-def _read_exactly(fp: BufferedIOBase, out: np.ndarray, header: FileHeader) -> None:
-    got = fp.readinto(out.reshape(-1).view(np.uint8).data)  # .data: the array's memoryview
+def _read_exactly(fd: int, out: np.ndarray, offset: int, header: FileHeader) -> None:
+    view = out.reshape(-1).view(np.uint8).data
+    got = 0
+    while got < len(view):  # a regular file returns everything at once; a pipe or NFS may not
+        n = _pread_into(fd, view[got:], offset + got)
+        if n == 0:
+            break
+        got += n
     if got != out.nbytes:
         raise DicomFileError(header.path, f"pixel data truncated: {got} of {out.nbytes} bytes")
+
+
+def _pread_into(fd: int, view: memoryview, offset: int) -> int:
+    if hasattr(os, "preadv"):
+        return os.preadv(fd, [view], offset)
+    os.lseek(fd, offset, os.SEEK_SET)  # Windows: no preadv
+    with open(fd, "rb", buffering=0, closefd=False) as raw:
+        return raw.readinto(view) or 0
 
 
 def read_frames_into(header: FileHeader, out: np.ndarray, frames: Sequence[int] | None = None) -> None:

@@ -32,6 +32,8 @@ ID_FIELDS = ("PatientID",)
 DATE_FIELDS = ("PatientBirthDate",)
 
 _lock = threading.Lock()
+#: The fields registered last (a study's files repeat them: registered once).
+_last: tuple[tuple[str, object], ...] | None = None
 _values: set[str] = set()
 _pattern: re.Pattern[str] | None = None
 _installed = False
@@ -73,8 +75,13 @@ def identifier_values(patient: Mapping[str, str]) -> set[str]:
 
 
 def remember_identifiers(patient: Mapping[str, str]) -> None:
-    """Register one header's identifying values (called by the header reader for every file; cheap)."""
-    global _pattern
+    """Register one header's identifying values (called by the header reader for every file; cheap: the
+    files of one study repeat the same fields, which are registered once)."""
+    global _pattern, _last
+    key = tuple(patient.items())
+    if key == _last:
+        return
+    _last = key
     new = identifier_values(patient)
     if new <= _values:
         return
@@ -85,9 +92,10 @@ def remember_identifiers(patient: Mapping[str, str]) -> None:
 
 def forget_identifiers() -> None:
     """Drop every remembered value (tests)."""
-    global _pattern
+    global _pattern, _last
     with _lock:
         _values.clear()
+        _last = None
         _pattern = None
 
 

@@ -11,7 +11,9 @@ from viewer.base.errors import Cancelled
 from viewer.core import decode_pool
 from viewer.core.errors import DicomFileError
 from viewer.core.header import FileHeader, NotDicom, read_header
+from viewer.core.scan_index import Outcome, ScanIndex
 from viewer.core.series import SeriesInfo, group_series
+from viewer.core.user_dirs import cache_dir
 
 #: Extensions that announce DICOM: such a file that is not DICOM is a problem, not just foreign.
 DICOM_SUFFIXES = {".dcm", ".dicom", ".dic", ".ima"}
@@ -45,25 +47,66 @@ class ScanResult:
         raise KeyError(key)
 
 
-def iter_files(paths: Iterable[str | Path]) -> Iterator[Path]:
-    """Every regular file under ``paths`` (recursively), in a stable order; symlinked folders not followed."""
+def _stat(path: Path) -> os.stat_result | None:
+    try:
+        return os.stat(path)
+    except OSError:
+        return None  # the reader says why (a dangling link, permissions ...)
+
+
+def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result | None]]:
+    """Every non-folder under ``root`` with its ``stat``, in name order; symlinked folders not followed."""
+    try:
+        entries = sorted(os.scandir(root), key=lambda e: e.name)
+    except OSError:
+        return
+    for entry in entries:
+        try:
+            is_dir = entry.is_dir()
+        except OSError:
+            is_dir = False
+        if is_dir:
+            if not entry.is_symlink():
+                yield from _walk(root / entry.name)
+            continue
+        try:
+            st: os.stat_result | None = entry.stat()
+        except OSError:
+            st = None
+        yield root / entry.name, st  # a child path: cheaper to make than parsing entry.path
+
+
+def iter_files(paths: Iterable[str | Path]) -> Iterator[tuple[Path, Path, os.stat_result | None]]:
+    """(root, file, its stat) for every regular file under ``paths`` (recursively), in a stable order;
+    symlinked folders are not followed; a DICOMDIR stands for the folder it indexes."""
     for raw in paths:
         path = Path(raw)
         if path.is_file() and path.name.upper() == "DICOMDIR":
             path = path.parent  # a CD/DVD export: the index lives beside the files it lists
-        if path.is_file():
-            yield path
-            continue
-        for root, dirs, names in os.walk(path):
-            dirs.sort()
-            for name in sorted(names):
-                yield Path(root) / name
+        if path.is_dir():
+            for file, st in _walk(path):
+                yield path, file, st
+        else:
+            yield path, path, _stat(path)
+
+
+def _read(path: Path, st: os.stat_result | None) -> Outcome:
+    """What the scan makes of one file: its header, the reason it was skipped, or that it is not DICOM."""
+    try:
+        return ("header", read_header(path, st.st_size if st is not None else None))
+    except NotDicom:
+        if path.suffix.lower() in DICOM_SUFFIXES:
+            return ("skipped", f"named {path.suffix} but not a DICOM file (no DICM preamble)")
+        return ("not_dicom", None)
+    except DicomFileError as e:
+        return ("skipped", e.reason)
 
 
 def scan(
     paths: str | Path | Iterable[str | Path],
     progress: ProgressFn | None = None,
     cancel: CancelFn | None = None,
+    remember: bool = True,
 ) -> ScanResult:
     """Scan files and folders for DICOM images, reading headers only.
 
@@ -75,32 +118,44 @@ def scan(
         Called as ``progress(done, total)`` every few files.
     cancel:
         Polled between files; when it returns True the scan raises :class:`Cancelled`.
+    remember:
+        Keep what was read in the cache (:mod:`viewer.core.scan_index`) and reuse it for files unchanged
+        since: a folder opened again costs a ``stat`` per file.
     """
-    if isinstance(paths, (str, Path)):
-        paths = [paths]
+    paths = [paths] if isinstance(paths, (str, Path)) else list(paths)
     missing = [Path(p) for p in paths if not Path(p).exists()]
     files = list(iter_files(p for p in paths if Path(p).exists()))
+    indexes: dict[Path, ScanIndex] = {}
+    if remember:
+        cache = cache_dir()
+        indexes = {root: ScanIndex(root.resolve(), cache) for root in dict.fromkeys(root for root, _, _ in files)}
     headers: list[FileHeader] = []
     skipped = [Skipped(p, "no such file or folder") for p in missing]
     not_dicom: list[Path] = []
     warmed = False
-    for i, path in enumerate(files):
+    for i, (root, path, st) in enumerate(files):
         if cancel is not None and cancel():
             raise Cancelled("scan cancelled")
         if progress is not None and (i % 16 == 0):
             progress(i, len(files))
-        try:
-            headers.append(read_header(path))
-            if not warmed and decode_pool.is_contained(headers[-1]):
+        index = indexes.get(root)
+        outcome = index.lookup(path, st) if index is not None else None
+        if outcome is None:
+            outcome = _read(path, st)
+            if index is not None:
+                index.record(path, st, outcome)
+        kind, value = outcome
+        if kind == "header":
+            headers.append(value)
+            if not warmed and decode_pool.is_contained(value):
                 decode_pool.warm()  # compressed pixels ahead: start the decode workers meanwhile
                 warmed = True
-        except NotDicom:
-            if path.suffix.lower() in DICOM_SUFFIXES:
-                skipped.append(Skipped(path, f"named {path.suffix} but not a DICOM file (no DICM preamble)"))
-            else:
-                not_dicom.append(path)
-        except DicomFileError as e:
-            skipped.append(Skipped(path, e.reason))
+        elif kind == "skipped":
+            skipped.append(Skipped(path, value))
+        else:
+            not_dicom.append(path)
+    for index in indexes.values():
+        index.save()
     if progress is not None:
         progress(len(files), len(files))
     series = tuple(group_series(headers))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -78,7 +78,9 @@ class SeriesInfo:
         return self.sources[index]
 
 
+@lru_cache(maxsize=4096)
 def _orientation_key(orientation: tuple[float, ...] | None) -> tuple:
+    """Orientation rounded to 1e-3 (files of one stack share it exactly, so this is computed once a stack)."""
     return () if orientation is None else tuple(round(v, 3) for v in orientation)
 
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import platformdirs
 
-__all__ = ["DATA_ENV", "data_dir", "fallback_notices", "resources_dir", "writable_dir"]
+__all__ = ["CACHE_ENV", "DATA_ENV", "cache_dir", "data_dir", "fallback_notices", "resources_dir", "writable_dir"]
 
 log = logging.getLogger("radview")
 
@@ -113,3 +113,16 @@ def data_dir() -> Path:
     override = os.environ.get(DATA_ENV)
     preferred = Path(override) if override else Path(platformdirs.user_data_dir("radview"))
     return writable_dir(preferred, "data")
+
+
+CACHE_ENV = "RADVIEW_CACHE_DIR"
+
+def cache_dir() -> Path:
+    """radview's per-user cache folder: ``$RADVIEW_CACHE_DIR`` if set, else the platform's.
+
+    When that folder cannot be written, a private temporary folder, said once
+    (:func:`viewer.core.user_dirs.writable_dir`).
+    """
+    override = os.environ.get(CACHE_ENV)
+    preferred = Path(override) if override else Path(platformdirs.user_cache_dir("radview"))
+    return writable_dir(preferred, "cache")

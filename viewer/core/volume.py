@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -153,6 +152,37 @@ def prefetch(paths: list) -> None:
             os.close(fd)
 
 
+def in_page_cache(path: str | os.PathLike[str], offset: int = 0) -> bool | None:
+    """Whether the file's bytes at ``offset`` are in the page cache (a 4 KB read that must not wait for the
+    disk, ``RWF_NOWAIT``, Linux >= 4.14); None where that cannot be asked."""
+    flag = getattr(os, "RWF_NOWAIT", None)
+    if flag is None or not hasattr(os, "preadv"):
+        return None
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return os.preadv(fd, [bytearray(4096)], offset, flag) > 0
+    except BlockingIOError:
+        return False
+    except OSError:  # the file system does not support it
+        return None
+    finally:
+        os.close(fd)
+
+
+def _cold(series: SeriesInfo, file_order: list[int]) -> bool:
+    """True unless the last files to be read are in the page cache (then prefetching them would only cost
+    ~3 ms of system calls for a warm 300-slice CT)."""
+    for i in file_order[-1:] + file_order[len(file_order) // 2 : len(file_order) // 2 + 1]:
+        header = series.files[min(i, len(series.files) - 1)]
+        end = max(0, (header.pixel_offset or 0) + (header.pixel_length or 0) - 4096)
+        if in_page_cache(header.path, end) is not True:
+            return True
+    return False
+
+
 def _file_slices(series: SeriesInfo) -> list[tuple[int, int]]:
     """(first slice, slice count) of each file, in file order."""
     if series.frame_numbers is not None:  # one volume of a multi-frame file: its frames only
@@ -232,21 +262,29 @@ def load_into(
     if after_first is not None:
         after_first()
     rest = file_order[1:]
-    prefetch([series.files[i].path for i in rest])
-    n_workers = workers or min(4, os.cpu_count() or 1)
-    if rest and n_workers > 1 and len(rest) > 1:
-        with ThreadPoolExecutor(max_workers=n_workers, thread_name_prefix="radview-decode") as pool:
-            futures = [pool.submit(work, i) for i in rest]
-            try:
-                for f in futures:
-                    f.result()
-            except BaseException:
-                for f in futures:
-                    f.cancel()
-                raise
-    else:
-        for i in rest:
-            work(i)
+    if rest and _cold(series, rest):
+        prefetch([series.files[i].path for i in rest])
+    n_workers = min(workers or min(4, os.cpu_count() or 1), len(rest))
+    pending = iter(rest)  # shared: each worker takes the next file (next() on a list iterator is atomic)
+    errors: list[BaseException] = []
+
+    def drain() -> None:
+        try:
+            for i in pending:
+                if errors:
+                    return
+                work(i)
+        except BaseException as e:  # noqa: BLE001 - handed to the calling thread, which re-raises it
+            errors.append(e)
+
+    helpers = [threading.Thread(target=drain, name=f"radview-load-{k}", daemon=True) for k in range(n_workers - 1)]
+    for t in helpers:
+        t.start()
+    drain()  # the calling thread is the last worker
+    for t in helpers:
+        t.join()
+    if errors:
+        raise errors[0]
     if len(volume.failed) == n:
         reasons = sorted(set(volume.failed.values()))
         raise SeriesLoadError(series.series_uid, f"no slice could be read: {reasons[0]}")
