@@ -64,8 +64,8 @@ def spawn() -> dict:
 
 def where() -> dict:
     """The data and cache folders in use and why, if a fallback was taken."""
-    from viewer.core.demo import bundled_demo_dir, cache_dir
-    from viewer.core.user_dirs import data_dir, fallback_notices, resources_dir
+    from viewer.core.demo import bundled_demo_dir
+    from viewer.core.user_dirs import cache_dir, data_dir, fallback_notices, resources_dir
 
     return {
         "data": str(data_dir()),
