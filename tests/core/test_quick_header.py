@@ -19,6 +19,16 @@ from viewer.core.scan import scan
 from viewer.core.scan_index import forget_memory, index_path, wait_for_saves
 
 
+@pytest.fixture(autouse=True)
+def _forget_the_names_read():
+    """Every real file's patient name is registered for redaction as it is read; a later test's message
+    must not lose a word to a name of these files (e.g. "disk")."""
+    from viewer.core.privacy import forget_identifiers
+
+    yield
+    forget_identifiers()
+
+
 def _outcome(path: Path):
     """What the header reader makes of ``path``: the header, or the reason it refuses the file."""
     try:
