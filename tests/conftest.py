@@ -69,6 +69,7 @@ def write_ct_stack(real_ct_slice: Path):
         seed: int = 0,
         size: int | None = None,
         prefix: str = "",
+        head_first: bool = False,
     ) -> list[Path]:
         rng = random.Random(seed)
         folder.mkdir(parents=True, exist_ok=True)
@@ -82,7 +83,9 @@ def write_ct_stack(real_ct_slice: Path):
         names = [f"{prefix}{i:04d}" for i in range(n)]
         if shuffle_names:
             rng.shuffle(names)
-        instances = list(range(1, n + 1))
+        instances = list(range(1, n + 1))  # the writing order: InstanceNumber 1 lowest along the normal
+        if head_first:  # as a scanner numbers a head-first axial series: 1 is the most superior slice
+            instances.reverse()
         if random_instance:
             rng.shuffle(instances)
         paths = []

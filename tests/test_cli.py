@@ -32,7 +32,7 @@ def test_info_json_on_a_messy_folder(tmp_path: Path, write_ct_stack) -> None:
     assert series["n_slices"] == 5 and series["rows"] == 64 and series["modality"] == "CT"
     assert series["pixel_spacing"] == pytest.approx([0.478516, 0.478516])
     assert series["slice_spacing"] == pytest.approx(2.5)
-    assert series["files"] == [str(p) for p in paths]
+    assert series["files"] == [str(p) for p in paths[::-1]]  # written feet to head, listed from the head down
     assert doc["skipped"] == [{"path": str(tmp_path / "empty.dcm"), "reason": "empty file (0 bytes)"}]
     assert doc["not_dicom"] == 1
 

@@ -41,10 +41,14 @@ def test_json_shape_and_geometry(lung1_analysis, demo_study) -> None:
     (info,) = scan(demo_study.lung1).series
     assert series["series_uid"] == info.series_uid and series["modality"] == "CT"
     assert [s["index"] for s in series["slices"]] == list(range(48))
+    z = [s["position_mm"][2] for s in series["slices"]]
+    assert z == sorted(z, reverse=True)  # index 0 is the top slice, as in the window
     for record in series["slices"]:
         header = info.files[record["index"]]
         ds = pydicom.dcmread(header.path, stop_before_pixels=True)
         assert record["sop_instance_uid"] == ds.SOPInstanceUID
+        assert record["instance_number"] == int(ds.InstanceNumber)  # the number a report or the PACS gives
+        assert record["image"] == f"Im {ds.InstanceNumber}"
         np.testing.assert_allclose(record["position_mm"], [float(v) for v in ds.ImagePositionPatient], atol=1e-3)
         assert 0.0 <= record["probability"] <= 1.0
         r, c = record["heatmap_peak_rc"]
@@ -64,12 +68,17 @@ def test_the_real_lung1_nodule_ranks_at_the_top_and_the_peak_is_on_it(lung1_anal
 
     doc, _ = lung1_analysis
     (series,) = doc["series"]
-    mask = sitk.GetArrayFromImage(sitk.ReadImage(str(demo_study.lung1_label)))
+    label = sitk.ReadImage(str(demo_study.lung1_label))
+    mask = sitk.GetArrayFromImage(label)
+    # the label's slice k lies at its own z; the series is shown from the head down: match by position
+    z_of_label = [label.TransformIndexToPhysicalPoint((0, 0, k))[2] for k in range(len(mask))]
+    label_slice = {s["index"]: int(np.argmin(np.abs(np.array(z_of_label) - s["position_mm"][2])))
+                   for s in series["slices"]}
     lesion_slices = set(np.flatnonzero(mask.reshape(len(mask), -1).any(axis=1)).tolist())
     top = series["ranking"][0]
-    assert top in lesion_slices
+    assert label_slice[top] in lesion_slices
     r, c = series["slices"][top]["heatmap_peak_rc"]
-    rows, cols = np.nonzero(mask[top])
+    rows, cols = np.nonzero(mask[label_slice[top]])
     assert np.hypot(rows.mean() - r, cols.mean() - c) < 20  # pixels (0.7 mm each): on the nodule
 
 
@@ -79,7 +88,7 @@ def test_heatmap_pngs(lung1_analysis) -> None:
     _, folder = lung1_analysis
     files = sorted(folder.glob("slice_*.png"))
     assert len(files) == 48
-    image = QImage(str(files[34]))
+    image = QImage(str(files[13]))  # the nodule's slice (label slice 34 of 48, shown from the head down)
     assert not image.isNull() and (image.width(), image.height()) == (512, 512)
 
 

@@ -9,7 +9,7 @@ import pydicom
 import pytest
 import SimpleITK as sitk
 
-from viewer.core.convert import export_volume
+from viewer.core.convert import export_volume, modality_array
 from viewer.core.scan import scan
 from viewer.core.volume import load_volume
 
@@ -33,9 +33,11 @@ def test_oblique_geometry_round_trip(tmp_path: Path, write_ct_stack) -> None:
     (series,) = scan(tmp_path / "dcm").series
     volume = load_volume(series)
     image = sitk.ReadImage(str(export_volume(volume, tmp_path / "oblique.nrrd")))
+    # shown from the head down, written along the normal (as ITK orders a stack): file slice k is display n-1-k
     for k, r, col in [(0, 0, 0), (5, 63, 10), (2, 17, 40)]:
         np.testing.assert_allclose(image.TransformIndexToPhysicalPoint((col, r, k)),
-                                   volume.geometry.voxel_to_patient(k, r, col), atol=1e-3)
+                                   volume.geometry.voxel_to_patient(5 - k, r, col), atol=1e-3)
+    np.testing.assert_array_equal(sitk.GetArrayFromImage(image)[0], modality_array(volume)[5])
 
 
 def test_unknown_suffix_is_refused(tmp_path: Path, write_ct_stack) -> None:
@@ -51,7 +53,7 @@ def test_a_missing_slice_is_refused_and_named(tmp_path: Path, write_ct_stack) ->
     paths = write_ct_stack(tmp_path / "dcm", 8, spacing=5.0, size=64)
     paths[3].unlink()
     (series,) = scan(tmp_path / "dcm").series
-    with pytest.raises(ExportRefused, match=r"10\.00 mm between stack positions 3 and 4 where the median is 5\.00 mm"):
+    with pytest.raises(ExportRefused, match=r"10\.00 mm between stack positions 4 and 5 where the median is 5\.00 mm"):
         export_volume(load_volume(series), tmp_path / "out.nrrd")
     assert not (tmp_path / "out.nrrd").exists() and not list(tmp_path.glob(".tmp-*"))
 

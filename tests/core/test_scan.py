@@ -39,11 +39,13 @@ def test_geometry_orders_slices_not_names_nor_instance_numbers(tmp_path: Path, w
     paths = write_ct_stack(tmp_path / "s", 12, shuffle_names=True, random_instance=True, seed=3, size=64)
     result = scan(tmp_path)
     (series,) = result.series
-    assert [h.path for h in series.files] == paths  # written in spatial order
+    assert [h.path for h in series.files] == paths[::-1]  # written feet to head, shown from the head down
     z = [h.position[2] for h in series.files]
-    assert z == sorted(z)
+    assert z == sorted(z, reverse=True)
     assert series.geometry.slice_spacing == pytest.approx(2.5)
-    assert not series.warnings
+    assert series.warnings == ("InstanceNumbers do not follow the slice positions: images are shown by their "
+                               "position in the stack",)  # the fixture shuffled them
+    assert series.image_numbers is None and series.image_label(3) == "4/12"
 
 
 def test_two_interleaved_series_in_one_folder_are_separated(tmp_path: Path, write_ct_stack) -> None:
@@ -62,8 +64,8 @@ def test_two_interleaved_series_in_one_folder_are_separated(tmp_path: Path, writ
     result = scan(mixed)
     assert sorted(s.n_slices for s in result.series) == [6, 9]
     by_size = {s.n_slices: s for s in result.series}
-    assert [h.path for h in by_size[6].files] == [moved[p] for p in a]
-    assert [h.path for h in by_size[9].files] == [moved[p] for p in b]
+    assert [h.path for h in by_size[6].files] == [moved[p] for p in a][::-1]  # from the head down
+    assert [h.path for h in by_size[9].files] == [moved[p] for p in b][::-1]
 
 
 def test_oblique_stack_is_sorted_along_its_normal(tmp_path: Path, write_ct_stack) -> None:
@@ -71,7 +73,7 @@ def test_oblique_stack_is_sorted_along_its_normal(tmp_path: Path, write_ct_stack
     orientation = (1, 0, 0, 0, c, -s)  # tilted gantry: normal (0, s, c)
     paths = write_ct_stack(tmp_path, 8, orientation=orientation, shuffle_names=True, seed=5, size=64)
     (series,) = scan(tmp_path).series
-    assert [h.path for h in series.files] == paths
+    assert [h.path for h in series.files] == paths[::-1]  # the normal points up: shown from the head down
     assert np.allclose(series.geometry.normal, [0, s, c])
 
 

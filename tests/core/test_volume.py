@@ -27,7 +27,7 @@ def test_hu_equal_simpleitk_on_the_demo_ct(demo_study) -> None:
     (series,) = scan(folder).series
     volume = load_volume(series)
     assert volume.stored.dtype == np.int16 and volume.units == "HU"
-    reference = sitk.GetArrayFromImage(_sitk_series(folder))
+    reference = sitk.GetArrayFromImage(_sitk_series(folder))[::-1]  # ITK: feet first; radview: from the head
     np.testing.assert_array_equal(modality_array(volume), reference)
     np.testing.assert_array_equal(volume.modality_values(20), reference[20].astype(np.float32))
 
@@ -37,10 +37,10 @@ def test_hu_equal_simpleitk_on_shuffled_real_ct(tmp_path: Path, write_ct_stack) 
     (series,) = scan(tmp_path).series
     volume = load_volume(series)
     reference = _sitk_series(tmp_path)
-    np.testing.assert_array_equal(modality_array(volume), sitk.GetArrayFromImage(reference))
-    # geometry too: the voxel (k, r, c) is where SimpleITK puts index (c, r, k)
+    np.testing.assert_array_equal(modality_array(volume), sitk.GetArrayFromImage(reference)[::-1])
+    # geometry too: display slice k (from the head) is where SimpleITK puts index (c, r, 6 - k)
     for k, r, c in [(0, 0, 0), (6, 100, 300), (3, 511, 7)]:
-        expected = reference.TransformIndexToPhysicalPoint((c, r, k))
+        expected = reference.TransformIndexToPhysicalPoint((c, r, 6 - k))
         np.testing.assert_allclose(volume.geometry.voxel_to_patient(k, r, c), expected, atol=1e-4)
         np.testing.assert_allclose(volume.geometry.patient_to_voxel(np.array(expected)), [k, r, c], atol=1e-6)
 
@@ -87,7 +87,7 @@ def test_slices_with_different_rescale_become_float_once(tmp_path: Path, write_c
     volume = load_volume(series)
     assert volume.stored.dtype == np.float32 and (volume.slope, volume.intercept) == (1.0, 0.0)
     raw = pydicom.dcmread(paths[1]).pixel_array
-    np.testing.assert_array_equal(volume.stored[1], raw.astype(np.float32) * 2 - 2048)
+    np.testing.assert_array_equal(volume.stored[2], raw.astype(np.float32) * 2 - 2048)  # display 2 = file 1 of 4
 
 
 def test_default_window_uses_tags_then_a_middle_slice_percentile(tmp_path: Path, write_ct_stack) -> None:

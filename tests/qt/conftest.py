@@ -14,9 +14,9 @@ import pytest
 
 @pytest.fixture
 def ct_folder(tmp_path: Path, write_ct_stack) -> Path:
-    """12 real CT slices (128², 2.5 mm apart), shuffled file names and instance numbers."""
+    """12 real CT slices (128², 2.5 mm apart), shuffled file names, numbered as a scanner does (Im 1 on top)."""
     folder = tmp_path / "ct"
-    write_ct_stack(folder, 12, size=128, shuffle_names=True, random_instance=True, seed=3)
+    write_ct_stack(folder, 12, size=128, shuffle_names=True, head_first=True, seed=3)
     return folder
 
 

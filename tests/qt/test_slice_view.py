@@ -80,7 +80,7 @@ def test_shows_the_middle_slice_through_the_core_lut(view, sync_controller):
     shown = view.displayed_image()
     assert shown.dtype == np.uint8
     assert np.array_equal(shown, expected_u8(c))
-    assert view.corner_text(BOTTOM_LEFT).startswith("Im 7/12")
+    assert view.corner_text(BOTTOM_LEFT).startswith("Im 7  7/12")
 
 
 def test_wheel_scrolls_and_ctrl_wheel_zooms(qtbot, view, sync_controller):
@@ -109,7 +109,7 @@ def test_keys_navigate(qtbot, view, sync_controller):
     assert c.slice_index == 10
     qtbot.keyClick(view, Qt.Key.Key_End)
     assert c.slice_index == 11
-    assert view.corner_text(BOTTOM_LEFT).startswith("Im 12/12")
+    assert view.corner_text(BOTTOM_LEFT).startswith("Im 12  12/12")
 
 
 def test_preset_keys_change_the_window(qtbot, view, sync_controller):
@@ -169,7 +169,7 @@ def test_corner_text(view, sync_controller):
     c = sync_controller
     series = c.series
     z = series.geometry.slice_location(c.slice_index)
-    assert view.corner_text(BOTTOM_LEFT).splitlines() == ["Im 7/12", f"Z: {z:.1f} mm", "T: 2.5 mm"]
+    assert view.corner_text(BOTTOM_LEFT).splitlines() == ["Im 7  7/12", f"Z: {z:.1f} mm", "T: 2.5 mm"]
     assert view.corner_text(TOP_RIGHT).splitlines()[0].startswith("CT")
     assert "Zoom:" in view.corner_text(BOTTOM_RIGHT)
     patient = series.first.patient

@@ -40,15 +40,28 @@ def model_applies(card: ModelCard, volume: Volume) -> str | None:
     return None
 
 
-def context_indices(n: int, indices: Sequence[int], context: int) -> np.ndarray:
-    """(N, 2*context+1) slice indices z-context .. z+context of each index; neighbours clamp at the series ends."""
-    offsets = np.arange(-context, context + 1)
+def along_normal(volume: Volume) -> int:
+    """+1 when the display order runs along the slice normal, -1 against it (an axial stack shown from the
+    head down: :func:`viewer.core.geometry.display_direction`)."""
+    positions = volume.geometry.positions
+    if len(positions) < 2:
+        return 1
+    return 1 if float((positions[-1] - positions[0]) @ volume.geometry.normal) >= 0 else -1
+
+
+def context_indices(n: int, indices: Sequence[int], context: int, step: int = 1) -> np.ndarray:
+    """(N, 2*context+1) slice indices of each index's context; neighbours clamp at the series ends.
+
+    The channels run along the slice normal, as the models were trained (on volumes stored feet to head):
+    ``step`` is :func:`along_normal` of the volume, so the channel order does not depend on the display order.
+    """
+    offsets = np.arange(-context, context + 1) * step
     return np.clip(np.asarray(indices, dtype=np.intp).reshape(-1, 1) + offsets, 0, n - 1)
 
 
 def context_stack(volume: Volume, indices: Sequence[int], context: int) -> np.ndarray:
     """(N, 2*context+1, rows, cols) float32 modality values; neighbours clamp at the series ends."""
-    wanted = context_indices(volume.n_slices, indices, context)
+    wanted = context_indices(volume.n_slices, indices, context, along_normal(volume))
     out = np.empty((*wanted.shape, volume.stored.shape[1], volume.stored.shape[2]), np.float32)
     for i, row in enumerate(wanted):
         for k, index in enumerate(row):
@@ -63,7 +76,7 @@ def stored_slices(volume: Volume, indices: Sequence[int], context: int) -> Store
     Each distinct slice crosses to the child process once (neighbours clamp at the series ends, as in
     :func:`context_stack`); the child rescales them, so its modality values equal :func:`context_stack`'s.
     """
-    wanted = context_indices(volume.n_slices, indices, context)
+    wanted = context_indices(volume.n_slices, indices, context, along_normal(volume))
     distinct, stacks = np.unique(wanted, return_inverse=True)
     return StoredSlices(np.ascontiguousarray(volume.stored[distinct]), float(volume.slope), float(volume.intercept),
                         stacks.reshape(wanted.shape).astype(np.int32))
@@ -89,8 +102,14 @@ def slice_record(volume: Volume, result: SliceResult, sop_uid: str, faithfulness
     """The ``analyze`` JSON record of one slice (positions in patient LPS mm where known)."""
     geometry = volume.geometry
     r, c = result.peak_rc
+    series = volume.series
+    numbers = series.image_numbers
     record = {
         "index": result.index,
+        # the scanner's number of the image (InstanceNumber; a multi-frame file's frame number), as reports and
+        # the PACS name it; null where the files' numbers are missing, repeat or do not follow the geometry
+        "instance_number": numbers[result.index] if numbers is not None else None,
+        "image": series.image_label(result.index),
         "sop_instance_uid": sop_uid,
         "position_mm": [round(float(v), 3) for v in geometry.positions[result.index]] if geometry.known else None,
         "probability": round(result.probability, 6),

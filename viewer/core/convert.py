@@ -8,6 +8,7 @@ pairs (NRRD, MetaImage) or NIfTI's 80-character ``descrip`` field.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -108,7 +109,14 @@ def to_sitk(volume: Volume) -> sitk.Image:
     import SimpleITK as sitk
 
     geometry = volume.geometry
-    image = sitk.GetImageFromArray(modality_array(volume), isVector=volume.is_color)
+    values = modality_array(volume)
+    positions = geometry.positions
+    if len(positions) > 1 and float((positions[-1] - positions[0]) @ geometry.normal) < 0:
+        # shown from the head down (against the normal): written along it, as ITK and DICOM readers order
+        # a stack, so an export does not depend on how the series is displayed
+        values = np.ascontiguousarray(values[::-1])
+        geometry = dataclasses.replace(geometry, positions=positions[::-1].copy())
+    image = sitk.GetImageFromArray(values, isVector=volume.is_color)
     spacing_z = geometry.slice_spacing or volume.series.first.slice_thickness or 1.0
     image.SetSpacing((geometry.pixel_spacing[1], geometry.pixel_spacing[0], float(spacing_z)))
     image.SetOrigin(tuple(float(v) for v in geometry.positions[0]))

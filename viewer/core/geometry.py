@@ -73,7 +73,12 @@ class Geometry:
         point = np.asarray(point, dtype=float)
         normal = self.normal
         along = self.positions @ normal
-        index = float(np.interp(point @ normal, along, np.arange(len(along)))) if len(along) > 1 else 0.0
+        if len(along) < 2:
+            index = 0.0
+        elif along[-1] >= along[0]:
+            index = float(np.interp(point @ normal, along, np.arange(len(along))))
+        else:  # displayed against the normal (an axial stack from the head down): interp needs it ascending
+            index = float(len(along) - 1 - np.interp(point @ normal, along[::-1], np.arange(len(along))))
         k = int(round(index))
         delta = point - self.positions[k]
         return np.array(
@@ -102,3 +107,16 @@ def identity_geometry(n_slices: int, pixel_spacing: tuple[float, float] | None =
         pixel_spacing=spacing,
         known=False,
     )
+
+
+def display_direction(normal: np.ndarray) -> float:
+    """+1 or -1: how a stack with this slice normal is shown, first slice to last, as radiologists read it.
+
+    The patient axis the normal is closest to decides: axial stacks from superior to inferior (LPS -z),
+    coronal from anterior to posterior (+y), sagittal from the patient's right to left (+x). The result is
+    the sign of the normal along that reading direction, so sorting by ``sign * (position @ normal)``
+    ascending gives the display order whichever way the scanner wrote the normal.
+    """
+    axis = int(np.argmax(np.abs(normal)))
+    reading = (1.0, 1.0, -1.0)[axis]  # x: right -> left is +x; y: anterior -> posterior is +y; z: head first is -z
+    return 1.0 if float(normal[axis]) * reading >= 0 else -1.0

@@ -1,13 +1,18 @@
 """Group scanned files into displayable series and put their slices in anatomical order.
 
 Slices are ordered by the projection of ImagePositionPatient on the slice normal (the cross product of
-the two ImageOrientationPatient directions), never by file name; InstanceNumber is only the fallback for
-files without geometry. One SeriesInstanceUID is split into several displayable series where the
+the two ImageOrientationPatient directions), never by file name, in the direction radiologists read
+(:func:`viewer.core.geometry.display_direction`: axial from the head down, coronal from the front, sagittal
+from the patient's right); InstanceNumber is only a tie-breaker, and the fallback for files without
+geometry. Each display slice carries its image number (:attr:`SeriesInfo.image_numbers`): the
+InstanceNumber, or the frame number of a multi-frame file, as the scanner, the PACS and reports number it.
+One SeriesInstanceUID is split into several displayable series where the
 orientation or the image size differs, and each multi-frame file is a series of its own.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -16,9 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from viewer.core.frames import stack_label
-from viewer.core.geometry import POSITION_TOLERANCE_MM, Geometry, identity_geometry
+from viewer.core.geometry import POSITION_TOLERANCE_MM, Geometry, display_direction, identity_geometry
 from viewer.core.header import FileHeader
 
+#: Appended to the key of a series shown in reverse order (:meth:`SeriesInfo.reversed`).
+REVERSED_SUFFIX = "~reversed"
 #: Neighbouring gaps that differ from the median gap by more than this fraction are reported as uneven.
 UNEVEN_SPACING_FRACTION = 0.05
 
@@ -44,6 +51,9 @@ class SeriesInfo:
     warnings: tuple[str, ...] = ()
     frame_numbers: tuple[int, ...] | None = None
     left_out: tuple[tuple[Path, str], ...] = ()
+    #: The number of each display slice as the scanner numbers it (InstanceNumber; a multi-frame file's
+    #: frame number), or None where the files' numbers are missing, repeat or do not follow the geometry.
+    image_numbers: tuple[int, ...] | None = None
 
     @cached_property
     def n_slices(self) -> int:
@@ -71,6 +81,35 @@ class SeriesInfo:
             return tuple((self.files[0], f) for f in self.frame_numbers)
         return tuple((h, f) for h in self.files for f in range(h.n_frames))
 
+    @property
+    def numbered_by(self) -> str:
+        """What :attr:`image_numbers` are: ``"Im"`` (InstanceNumber), ``"Fr"`` (frame) or ``""`` (none)."""
+        if self.image_numbers is None:
+            return ""
+        return "Fr" if self.frame_numbers is not None or self.first.n_frames > 1 else "Im"
+
+    def image_label(self, index: int) -> str:
+        """How a reader names display slice ``index``: ``"Im 26"`` (``"Fr 3"``), else its stack position."""
+        if self.image_numbers is not None and 0 <= index < len(self.image_numbers):
+            return f"{self.numbered_by} {self.image_numbers[index]}"
+        return f"{index + 1}/{self.n_slices}"
+
+    @property
+    def scan_key(self) -> str:
+        """The key of this series in its scan (a reversed copy's key carries :data:`REVERSED_SUFFIX`)."""
+        return self.key.removesuffix(REVERSED_SUFFIX)
+
+    def reversed(self) -> SeriesInfo:
+        """The same stack shown the other way round (the reader's toggle); its key differs (results cached per
+        slice index under the key must not be mixed), and reversing it twice gives the original back."""
+        geometry = dataclasses.replace(self.geometry, positions=self.geometry.positions[::-1].copy())
+        numbers = None if self.image_numbers is None else self.image_numbers[::-1]
+        key = self.scan_key if self.key.endswith(REVERSED_SUFFIX) else self.key + REVERSED_SUFFIX
+        if self.frame_numbers is not None:
+            return dataclasses.replace(self, key=key, frame_numbers=self.frame_numbers[::-1], geometry=geometry,
+                                       image_numbers=numbers)
+        return dataclasses.replace(self, key=key, files=self.files[::-1], geometry=geometry, image_numbers=numbers)
+
     def frame_source(self, index: int) -> tuple[FileHeader, int]:
         """File and frame number within it that hold display slice ``index``."""
         if index < 0:
@@ -94,6 +133,10 @@ def _split_key(h: FileHeader) -> tuple:
 def _normal(orientation: tuple[float, ...]) -> np.ndarray:
     row, col = np.array(orientation[:3]), np.array(orientation[3:])
     return np.cross(row, col)
+
+
+def _dot(position: tuple[float, ...], normal: np.ndarray) -> float:
+    return float(position[0] * normal[0] + position[1] * normal[1] + position[2] * normal[2])
 
 
 def _spacing_warnings(along: list[float]) -> list[str]:
@@ -165,7 +208,8 @@ def order_slices(files: list[FileHeader]) -> tuple[list[FileHeader], list[str], 
         ordered = sorted(files, key=lambda h: (h.instance_number is None, h.instance_number or 0, h.path.name))
         return ordered, ["no ImagePositionPatient/ImageOrientationPatient: slices ordered by InstanceNumber"], []
     normal = _normal(files[0].orientation)  # type: ignore[arg-type]
-    along = {id(h): float(np.dot(h.position, normal)) for h in files}  # type: ignore[arg-type]
+    sign = display_direction(normal)  # axial head first, coronal front first, sagittal right first
+    along = {id(h): sign * _dot(h.position, normal) for h in files}  # type: ignore[arg-type]
     ordered = sorted(files, key=lambda h: (along[id(h)], h.instance_number or 0, h.path.name))
     kept, left_out, warnings = _one_per_position(ordered, along)
     return kept, warnings + _spacing_warnings([along[id(h)] for h in kept]), left_out
@@ -221,7 +265,8 @@ def _multi_frame_parts(header: FileHeader) -> list[_Part]:
         warnings: list[str] = []
         if orientation is not None and all(infos[f].position is not None for f in frames):
             normal = _normal(orientation)
-            along = {f: float(np.dot(infos[f].position, normal)) for f in frames}  # type: ignore[arg-type]
+            sign = display_direction(normal)
+            along = {f: sign * _dot(infos[f].position, normal) for f in frames}  # type: ignore[arg-type]
             frames = sorted(frames, key=lambda f: (along[f], infos[f].in_stack or 0, f))
             sorted_along = [along[f] for f in frames]
             duplicates = int(np.sum(np.abs(np.diff(sorted_along)) < POSITION_TOLERANCE_MM))
@@ -251,6 +296,30 @@ def _parts_of(files: list[FileHeader]) -> list[_Part]:
     return parts
 
 
+def _image_numbers(part: _Part) -> tuple[tuple[int, ...] | None, str | None]:
+    """The scanner's number of each slice of ``part`` in display order, or None and why not.
+
+    A multi-frame file's frames are numbered by their frame number. Single-frame files by InstanceNumber,
+    where every file has one, no two share one, and they run one way along the stack (either way: a
+    feet-first acquisition numbers from the feet); otherwise the reader sees stack positions.
+    """
+    if part.frame_numbers is not None:
+        return tuple(f + 1 for f in part.frame_numbers), None
+    if len(part.files) == 1 and part.files[0].n_frames > 1:
+        return tuple(range(1, part.files[0].n_frames + 1)), None
+    numbers = [h.instance_number for h in part.files]
+    if any(n is None for n in numbers):
+        return None, "InstanceNumber missing in some files: images are shown by their position in the stack"
+    known = [int(n) for n in numbers if n is not None]
+    if len(set(known)) < len(known):
+        return None, "InstanceNumbers repeat: images are shown by their position in the stack"
+    steps = [b - a for a, b in zip(known, known[1:])]
+    if steps and not (all(d > 0 for d in steps) or all(d < 0 for d in steps)):
+        return None, ("InstanceNumbers do not follow the slice positions: images are shown by their position "
+                      "in the stack")
+    return tuple(known), None
+
+
 def group_series(headers: list[FileHeader]) -> list[SeriesInfo]:
     """Group headers by SeriesInstanceUID, split what cannot share one volume, order the slices.
 
@@ -268,6 +337,9 @@ def group_series(headers: list[FileHeader]) -> list[SeriesInfo]:
             if len(parts) > 1:
                 why = part.label or "a multi-frame file, or orientation or size differs"
                 warnings = [f"part {i + 1} of {len(parts)} of this series (split: {why})", *warnings]
+            numbers, numbering_problem = _image_numbers(part)
+            if numbering_problem is not None and len(part.files) > 1:
+                warnings = [*warnings, numbering_problem]
             first = part.files[0]
             description = (
                 f"{first.description} [{part.label}]".lstrip() if part.label and len(parts) > 1 else first.description
@@ -285,6 +357,7 @@ def group_series(headers: list[FileHeader]) -> list[SeriesInfo]:
                     warnings=tuple(warnings),
                     frame_numbers=part.frame_numbers,
                     left_out=tuple(part.left_out),
+                    image_numbers=numbers,
                 )
             )
     result.sort(key=lambda s: (s.study_uid, s.series_number if s.series_number is not None else 1 << 30, s.key))

@@ -26,7 +26,7 @@ from viewer.base.errors import RadviewError
 from viewer.core.errors import SeriesLoadError
 from viewer.core.header import FileHeader
 from viewer.core.scan import ScanResult, Skipped, scan
-from viewer.core.series import SeriesInfo
+from viewer.core.series import REVERSED_SUFFIX, SeriesInfo
 from viewer.core.thumbnails import thumbnail
 from viewer.core.volume import Volume, allocate, load_into
 from viewer.core.windowing import PRESETS, Window, preset
@@ -65,6 +65,7 @@ class SliceFailure:
     index: int
     path: Path
     reason: str
+    image: str = ""  # how the reader names the slice ("Im 26", else its stack position)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,7 @@ class ViewerController(QObject):
     sig_thumbnail_failed = Signal(str, str)  # series key, reason
     sig_error = Signal(str)  # one line, for the status bar
     sig_busy_changed = Signal(bool)
+    sig_reversed_changed = Signal(object)  # frozenset of series descriptions the reader shows reversed
 
     def __init__(self, parent: QObject | None = None, *, sync: bool = False, ai: bool = False,
                  ai_service=None) -> None:
@@ -134,6 +136,7 @@ class ViewerController(QObject):
         self._thumbnailer.sig_failed.connect(self._on_thumbnail_failed)
 
         self._paths: list[str] = []
+        self._reversed: set[str] = set()  # series descriptions shown the other way round
         self._auto_select = True
         self._scan: ScanResult | None = None
         self._series: SeriesInfo | None = None
@@ -244,7 +247,8 @@ class ViewerController(QObject):
             label = series_label(self._series)
             items = sorted(list(self._volume.failed.items()))
             failures = tuple(
-                SliceFailure(label, i, self._series.frame_source(i)[0].path, reason) for i, reason in items
+                SliceFailure(label, i, self._series.frame_source(i)[0].path, reason, self._series.image_label(i))
+                for i, reason in items
             )
         return Problems(skipped=tuple(skipped), not_dicom=not_dicom, series_warnings=warnings,
                         slice_failures=failures, errors=tuple(self._errors))
@@ -325,9 +329,42 @@ class ViewerController(QObject):
         """
         if self._scan is None:
             raise KeyError(key)
-        series = self._scan.find(key)
-        if self._series is not None and series.key == self._series.key and self._volume is not None:
+        series = self._scan.find(key.removesuffix(REVERSED_SUFFIX))
+        if self._series is not None and series.key == self._series.scan_key and self._volume is not None:
             return
+        self._show(series.reversed() if series.description in self._reversed else series, series.n_slices // 2)
+
+    # -- display order -----------------------------------------------------------------------------------
+
+    @property
+    def reversed_descriptions(self) -> frozenset[str]:
+        """Series descriptions the reader has chosen to see the other way round (kept by the window)."""
+        return frozenset(self._reversed)
+
+    def set_reversed_descriptions(self, descriptions) -> None:
+        """The reader's remembered choices (the window reads them from its settings at start)."""
+        self._reversed = set(descriptions)
+
+    def reverse_display_order(self) -> None:
+        """Show the series on screen the other way round, on the same slice, and remember it for every
+        series of that description (radiologists keep per protocol the order they read in)."""
+        series = self._series
+        if series is None:
+            return
+        if series.description in self._reversed:
+            self._reversed.discard(series.description)
+        else:
+            self._reversed.add(series.description)
+        self.sig_reversed_changed.emit(frozenset(self._reversed))
+        window, invert = self._window, self._invert
+        self._show(series.reversed(), series.n_slices - 1 - self._index)
+        if window is not None:  # the reader's window and inversion stay
+            self.set_window(window)
+        if invert:
+            self.set_invert(True)
+
+    def _show(self, series: SeriesInfo, index: int) -> None:
+        """Allocate ``series`` and load it from slice ``index`` outwards (see :meth:`select_series`)."""
         self._loader.cancel()
         try:
             volume = allocate(series)
@@ -336,7 +373,7 @@ class ViewerController(QObject):
             self.report_error(str(e))
             return
         self._series, self._volume = series, volume
-        self._index = series.n_slices // 2
+        self._index = min(max(index, 0), series.n_slices - 1)
         self._shown_loaded = False
         self._loaded_done = False
         self._n_failed = 0

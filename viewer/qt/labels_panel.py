@@ -63,7 +63,7 @@ class LabelsPanel(QWidget):
         self.mode_box.currentIndexChanged.connect(lambda i: self.state.set_mode(self.mode_box.itemData(i)))
         self.counts = QLabel("", self)
         self.table = QTableWidget(0, 4, self)
-        self.table.setHorizontalHeaderLabels(["Slice", "Class", "Mark", "Author"])
+        self.table.setHorizontalHeaderLabels(["Image", "Class", "Mark", "Author"])
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.table.verticalHeader().hide()
@@ -130,7 +130,10 @@ class LabelsPanel(QWidget):
             self.table.setRowCount(len(snapshot.rows))
             for r, row in enumerate(snapshot.rows):
                 lab = row.label
-                cells = [str(row.index + 1) if row.index is not None else "other series", lab.label, _marks(lab),
+                series = self.controller.series
+                image = (series.image_label(row.index) if series is not None else str(row.index + 1)) \
+                    if row.index is not None else "other series"
+                cells = [image, lab.label, _marks(lab),
                          lab.author]
                 for col, text in enumerate(cells):
                     item = QTableWidgetItem(text)

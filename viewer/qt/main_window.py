@@ -39,6 +39,8 @@ APPLICATION = "radview"
 #: Recent folders remembered in the File menu.
 MAX_RECENT = 8
 RECENT_KEY = "recent_folders"
+#: Series descriptions the reader shows in reverse slice order (View › Reverse Slice Order).
+REVERSED_KEY = "display/reversed_series"
 
 
 def local_paths(urls: Iterable[QUrl]) -> list[str]:
@@ -68,6 +70,9 @@ class MainWindow(QMainWindow):
         self.controller = controller or ViewerController(self, ai=ai)
         self.settings = settings if settings is not None else QSettings(ORGANISATION, APPLICATION)
         self.remember_recent = remember_recent
+        self.controller.set_reversed_descriptions(self._setting_list(REVERSED_KEY))
+        self.controller.sig_reversed_changed.connect(
+            lambda descriptions: self.settings.setValue(REVERSED_KEY, sorted(descriptions)))
         self.setWindowTitle("radview")
         self.setAcceptDrops(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
@@ -188,6 +193,8 @@ class MainWindow(QMainWindow):
         self.patient_action = self._action(view, "Show &Patient Information", self.controller.set_show_patient_info,
                                            "P", checkable=True)
         self.patient_action.setChecked(self.controller.show_patient_info)
+        self._action(view, "Re&verse Slice Order (this kind of series)", self.controller.reverse_display_order,
+                     "Ctrl+R")
         view.addSeparator()
         for dock in (self.series_dock, self.tags_dock, self.problems_dock, self.labels_dock, self.ai_dock,
                      self.plot_dock, self.errors_dock):
@@ -264,7 +271,10 @@ class MainWindow(QMainWindow):
             self.open_paths(files)
 
     def recent_folders(self) -> list[str]:
-        value = self.settings.value(RECENT_KEY, [])
+        return self._setting_list(RECENT_KEY)
+
+    def _setting_list(self, key: str) -> list[str]:
+        value = self.settings.value(key, [])
         if isinstance(value, str):  # QSettings returns a lone string for a one-item list (ini files)
             value = [value]
         return [str(v) for v in (value or [])]

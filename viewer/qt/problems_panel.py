@@ -64,7 +64,8 @@ class ProblemsPanel(QWidget):
             self._group("Skipped files", [(str(s.path), s.reason) for s in problems.skipped])
             self._group("Series warnings", list(problems.series_warnings))
             self._group("Unreadable slices", [
-                (f"{f.series}: slice {f.index + 1} ({f.path.name})", f.reason) for f in problems.slice_failures
+                (f"{f.series}: {f.image or f'slice {f.index + 1}'} ({f.path.name})", f.reason)
+                for f in problems.slice_failures
             ])
             self._group(
                 "Errors", [(message.split(": ", 1)[0], message.split(": ", 1)[-1]) for message in problems.errors]

@@ -13,6 +13,7 @@ from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 from viewer.core.scan import ScanResult
+from viewer.core.series import REVERSED_SUFFIX
 from viewer.core.thumbnails import THUMBNAIL_SIZE
 from viewer.qt.controller import ViewerController
 
@@ -123,7 +124,7 @@ class SeriesBrowser(QWidget):
 
     def _on_series_selected(self, key: str) -> None:
         with QSignalBlocker(self.list):
-            item = self._rows.get(key)
+            item = self._rows.get(key.removesuffix(REVERSED_SUFFIX))  # shown reversed: still this series
             self.list.setCurrentItem(item) if item is not None else self.list.clearSelection()
 
     def _on_current_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:

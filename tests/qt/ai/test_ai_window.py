@@ -18,6 +18,9 @@ from viewer.qt.ai.status import DEMONSTRATION_TEXT, NOT_APPLICABLE
 ROOT = Path(__file__).resolve().parents[3]
 
 
+#: The real lung1 nodule's slice in display order (from the head down: label slice 34 of 48 from the feet).
+NODULE = 13
+
 def _open(qtbot, window, *paths) -> None:
     with qtbot.waitSignal(window.controller.sig_series_loaded, timeout=60_000):
         window.open_paths([str(p) for p in paths])
@@ -48,9 +51,9 @@ def test_overlay_appears_after_a_result_and_h_hides_it(qtbot, ai_window, demo_st
     w = ai_window(sweep=False)
     c, view = w.controller, w.slice_view
     _open(qtbot, w, demo_study.lung1)
-    c.set_slice(34)
+    c.set_slice(NODULE)
     assert not view.heat_visible()  # no answer yet for this slice
-    _wait_result(qtbot, c.ai, 34)
+    _wait_result(qtbot, c.ai, NODULE)
     assert view.heat_visible() == c.ai.current().suspicious  # by default only on suspicious slices
     w.ai_panel.suspicious_only.setChecked(False)
     assert view.heat_visible()
@@ -62,7 +65,7 @@ def test_overlay_appears_after_a_result_and_h_hides_it(qtbot, ai_window, demo_st
     heat_rect = view.heat_item.mapRectToParent(view.heat_item.boundingRect())
     assert heat_rect.width() == pytest.approx(image_rect.width())
     assert heat_rect.height() == pytest.approx(image_rect.height())
-    p = c.ai.probability(34)
+    p = c.ai.probability(NODULE)
     assert view.ai_text().startswith(f"p = {p:.3f} · threshold ")
     qtbot.keyClick(view, Qt.Key.Key_H)  # the AI menu's shortcut and the view key: exactly one toggle
     assert not view.heat_visible() and not c.ai.overlay.visible and not w.heat_action.isChecked()
@@ -87,7 +90,7 @@ def test_n_jumps_to_the_top_ranked_slice(qtbot, ai_window, demo_study):
     assert len(ranking) == 48
     order = ai.suspicious()
     assert order[0] == ranking[0]
-    assert set(ranking[:5]) & {32, 33, 34}  # the real lung1 nodule ranks near the top
+    assert set(ranking[:5]) & {NODULE - 1, NODULE, NODULE + 1}  # the real lung1 nodule ranks near the top
     outside = next(i for i in range(48) if i not in order)
     c.set_slice(outside)
     qtbot.keyClick(w.slice_view, Qt.Key.Key_N)
@@ -221,14 +224,14 @@ def test_the_faithfulness_badge_follows_a_pause_on_a_slice(qtbot, ai_window, dem
     w = ai_window(sweep=False)
     c, ai, badge = w.controller, w.controller.ai, w.ai_panel.faith_label
     _open(qtbot, w, demo_study.lung1)
-    c.set_slice(34)
-    _wait_result(qtbot, ai, 34)
+    c.set_slice(NODULE)
+    _wait_result(qtbot, ai, NODULE)
     qtbot.waitUntil(lambda: ai.current().faithfulness is not None, timeout=60_000)
     report = ai.current().faithfulness
-    assert report.index == 34
+    assert report.index == NODULE
     expected = "heatmap faithful" if report.faithful else "heatmap explains little"
     assert badge.isVisible() and badge.text().startswith(expected)
-    c.set_slice(33)  # moving on: no badge until the reader pauses on the new slice
+    c.set_slice(NODULE + 1)  # moving on: no badge until the reader pauses on the new slice
     assert ai.current().faithfulness is None and not ai.current().faithfulness_pending
 
 

@@ -335,11 +335,11 @@ class AIPanel(QScrollArea):
             return
         results = self.ai.results()
         above = results is not None and results.probabilities[order[0]] >= curve.threshold
-        head = ", ".join(str(i + 1) for i in order[:6]) + ("…" if len(order) > 6 else "")
+        head = ", ".join(self.ai.image_label(i) for i in order[:6]) + ("…" if len(order) > 6 else "")
         if above:
-            self.suspicious_label.setText(f"{len(order)} slice(s) at or above threshold: Im {head}")
+            self.suspicious_label.setText(f"{len(order)} slice(s) at or above threshold: {head}")
         else:
-            self.suspicious_label.setText(f"none at or above threshold; highest first: Im {head}")
+            self.suspicious_label.setText(f"none at or above threshold; highest first: {head}")
 
     def _on_overlay(self, overlay: OverlaySettings) -> None:
         widgets = (self.show_heat, self.suspicious_only, self.colormap, self.opacity, self.heat_threshold)

@@ -46,7 +46,7 @@ class ProbabilityPlot(pg.PlotWidget):
         item.setMouseEnabled(x=False, y=False)
         item.showGrid(x=False, y=True, alpha=0.15)
         item.setLabel("left", "p")
-        item.setLabel("bottom", "image (Im)")
+        item.setLabel("bottom", "image")
         item.getViewBox().setDefaultPadding(0.0)
         item.setYRange(0.0, 1.0, padding=0.04)
         self._curve = item.plot([], [], pen=pg.mkPen(CURVE_COLOR, width=1.5), connect="finite")
@@ -106,9 +106,10 @@ class ProbabilityPlot(pg.PlotWidget):
         p = curve.probabilities
         n = len(p)
         x = np.arange(1, n + 1, dtype=np.float64)
-        if n != self._n:
+        if n != self._n or previous is None or previous.series_key != curve.series_key:
             self._n = n
             self.getPlotItem().setXRange(0.5, max(n, MIN_X_SPAN) + 0.5, padding=0.0)
+            self._label_axis(n)
         symbols = n <= MAX_SYMBOLS
         if np.isnan(p).all():  # nothing analysed yet (pyqtgraph's bounds warn on all-NaN data)
             self._curve.setData([], [])
@@ -132,6 +133,19 @@ class ProbabilityPlot(pg.PlotWidget):
         self._message.setText(curve.reason and f"the model does not apply: {curve.reason}")
         if previous is None or len(previous.probabilities) != n:
             self._message.setPos((n + 1) / 2, 0.5)
+
+    def _label_axis(self, n: int) -> None:
+        """Ticks at stack positions, labelled with the scanner's image numbers (a report's "image 26")."""
+        series = self._view.series
+        axis = self.getPlotItem().getAxis("bottom")
+        if series is None or series.image_numbers is None or n == 0 or len(series.image_numbers) != n:
+            axis.setTicks(None)
+            axis.setLabel("stack position" if series is not None and n else "image")
+            return
+        step = max(1, round(n / 8))
+        ticks = [(k + 1, str(series.image_numbers[k])) for k in range(0, n, step)]
+        axis.setTicks([ticks])
+        axis.setLabel(f"image ({series.numbered_by})")
 
     def _on_slice(self, index: int) -> None:
         self._cursor.setValue(index + 1)

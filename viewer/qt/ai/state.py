@@ -271,6 +271,11 @@ class AIState(QObject):
 
     # -- navigation ----------------------------------------------------------------------------------------
 
+    def image_label(self, index: int) -> str:
+        """How the reader names slice ``index`` of the series on screen ("Im 26", else its stack position)."""
+        series = self._c.series
+        return series.image_label(index) if series is not None else str(index + 1)
+
     def ranking(self) -> list[int]:
         """Analysed slices, most suspicious first (ties: lower index first), as ``radview analyze`` ranks."""
         results = self.results()

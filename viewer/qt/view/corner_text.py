@@ -11,6 +11,8 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QGraphicsSimpleTextItem
 
+from viewer.core.series import SeriesInfo
+
 TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT = "top_left", "top_right", "bottom_left", "bottom_right"
 CORNERS = (TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT)
 
@@ -25,10 +27,12 @@ class CursorReadout:
     value: float | tuple[int, ...] | None
     units: str
     lps: tuple[float, float, float] | None
+    image: str = ""  # the image's name for the reader: "Im 26" (see SeriesInfo.image_label)
 
     def text(self) -> str:
-        """One status-bar line, e.g. ``x 120  y 200  -54.0 HU  LPS (-12.3, 40.1, -100.0) mm``."""
-        parts = [f"x {self.col}  y {self.row}"]
+        """One status-bar line, e.g. ``Im 26   x 120  y 200   -54.0 HU   LPS (-12.3, 40.1, -100.0) mm``."""
+        parts = [self.image] if self.image else []
+        parts.append(f"x {self.col}  y {self.row}")
         if isinstance(self.value, tuple):
             parts.append("RGB " + ", ".join(str(v) for v in self.value))
         elif self.value is not None:
@@ -170,3 +174,10 @@ def patient_lines(patient: Mapping[str, str]) -> str:
     if study:
         lines.append(study)
     return "\n".join(lines)
+
+
+def image_line(series: SeriesInfo, index: int) -> str:
+    """The bottom-left corner's first line: the scanner's image number and the stack position,
+    ``"Im 26  23/48"``; the stack position alone where the files' numbers cannot be trusted."""
+    position = f"{index + 1}/{series.n_slices}"
+    return f"{series.image_label(index)}  {position}" if series.image_numbers is not None else position

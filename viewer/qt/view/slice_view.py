@@ -35,6 +35,7 @@ from viewer.qt.view.corner_text import (
     TOP_RIGHT,
     CursorReadout,
     TextBlock,
+    image_line,
     patient_lines,
 )
 from viewer.qt.view.heat_layer import HeatLayer
@@ -312,7 +313,7 @@ class SliceView(pg.GraphicsView):
         if volume is None:
             return
         i = c.slice_index
-        lines = [f"Im {i + 1}/{volume.n_slices}"]
+        lines = [image_line(volume.series, i)]
         if self._locations is not None:
             lines.append(f"Z: {self._locations[i]:.1f} mm")
         thickness = self._thickness[i]
@@ -324,7 +325,7 @@ class SliceView(pg.GraphicsView):
         if not volume.loaded[i] or (window is None and not volume.is_color):
             message = "loading…"
         elif i in volume.failed:
-            message = f"slice {i + 1} could not be read:\n{volume.failed[i]}"
+            message = f"{volume.series.image_label(i)} could not be read:\n{volume.failed[i]}"
         if message:
             self._image.setVisible(False)
             changed |= self._center.set_text(message)
@@ -508,7 +509,8 @@ class SliceView(pg.GraphicsView):
         value = volume.value_at(i, row, col) if volume.loaded[i] else None
         geometry = volume.geometry
         lps = tuple(float(v) for v in geometry.voxel_to_patient(i, row, col)) if geometry.known else None
-        self.sig_cursor_moved.emit(CursorReadout(i, row, col, value, volume.units, lps))
+        self.sig_cursor_moved.emit(CursorReadout(i, row, col, value, volume.units, lps,
+                                                 image=volume.series.image_label(i)))
 
     def leaveEvent(self, ev) -> None:  # noqa: N802 - Qt override
         self._mouse_scene = None
