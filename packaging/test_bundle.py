@@ -16,7 +16,6 @@ import math
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -320,7 +319,7 @@ def test_the_frozen_window_opens_on_a_real_x_server(demo: Path, tmp_path: Path) 
     """The window, not offscreen: the bundle carries the X11 libraries of Qt's xcb plugin, and under Xvfb
     its window is mapped and closes cleanly on SIGTERM."""
     sys.path.insert(0, str(ROOT / "tests"))
-    from xserver import missing_tools, wait_for_window, xvfb
+    from xserver import missing_tools, window_opens_and_closes, xvfb
 
     carried = {p.name for p in (BUNDLE / "_internal").rglob("libxcb-*.so*")}
     for soname in ("libxcb-cursor.so.0", "libxcb-icccm.so.4", "libxcb-keysyms.so.1"):
@@ -329,13 +328,4 @@ def test_the_frozen_window_opens_on_a_real_x_server(demo: Path, tmp_path: Path) 
     with xvfb() as display:
         env = _env(QT_QPA_PLATFORM="xcb", DISPLAY=display, HOME=str(tmp_path), XDG_CONFIG_HOME=None,
                    XDG_DATA_HOME=None, WAYLAND_DISPLAY=None)
-        gui = subprocess.Popen([str(BUNDLE / EXE_NAME), str(demo / "lung1")], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
-        try:
-            assert wait_for_window("radview", env, gui), "no radview window appeared"
-            gui.send_signal(signal.SIGTERM)
-            _, err = gui.communicate(timeout=60)
-            assert gui.returncode == 0, err
-        finally:
-            if gui.poll() is None:
-                gui.kill()
+        window_opens_and_closes([str(BUNDLE / EXE_NAME), str(demo / "lung1")], env)

@@ -58,3 +58,19 @@ def wait_for_window(name: str, env: Mapping[str, str], process: subprocess.Popen
             return found[0]
         time.sleep(0.2)
     return ""
+
+
+def window_opens_and_closes(command: list[str], env: Mapping[str, str], cwd: Path | None = None) -> None:
+    """Start ``command`` (the viewer) on the display in ``env``: a radview window must be mapped, and
+    SIGTERM must close it with exit code 0 (AssertionError otherwise)."""
+    import signal
+
+    gui = subprocess.Popen(command, cwd=cwd, env=dict(env), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert wait_for_window("radview", env, gui), "no radview window appeared"
+        gui.send_signal(signal.SIGTERM)
+        _, err = gui.communicate(timeout=60)
+        assert gui.returncode == 0, err
+    finally:
+        if gui.poll() is None:
+            gui.kill()

@@ -9,10 +9,7 @@ reader are timed beside them as peers.
 from __future__ import annotations
 
 import os
-import statistics
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +19,7 @@ from viewer.core.scan_index import forget_memory
 from viewer.core.user_dirs import CACHE_ENV
 from viewer.core.volume import load_volume
 
-from .common import evict, median_seconds, read_all
+from .common import evict, median_seconds, read_all, time_round_robin
 
 
 def bench_series_dir() -> Path:
@@ -77,19 +74,6 @@ def simpleitk_series(folder: Path) -> object:
     return reader.Execute()
 
 
-def round_robin(fns: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Median seconds of each, timed interleaved (one round of each, ``repeats`` times) after a warm-up."""
-    for f in fns.values():
-        f()
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for _ in range(repeats):
-        for name, f in fns.items():
-            start = time.perf_counter()
-            f()
-            times[name].append(time.perf_counter() - start)
-    return {k: statistics.median(v) for k, v in times.items()}
-
-
 def run() -> dict:
     folder = bench_series_dir()
     result = scan(folder)
@@ -98,7 +82,7 @@ def run() -> dict:
     read_all(files)  # warm the page cache
     cache_before = os.environ.get(CACHE_ENV)
     try:
-        drop = round_robin({
+        drop = time_round_robin({
             "raw_read_warm": lambda: read_all(files),
             "drop_first_visit": lambda: drop_first_visit(folder),
             "drop_revisit": lambda: drop_revisit(folder),
@@ -109,7 +93,7 @@ def run() -> dict:
             "load_warm": lambda: load_volume(series),
             "pydicom_loop": lambda: pydicom_loop(files),
             "simpleitk_series": lambda: simpleitk_series(folder),
-        }, repeats=7)
+        }, repeats=7, warmup=1)
     finally:
         if cache_before is None:
             os.environ.pop(CACHE_ENV, None)

@@ -23,7 +23,8 @@ from viewer.core.scan import scan
 from viewer.core.volume import allocate, load_into
 
 
-def _outcome(path: Path) -> object:
+def outcome(path: Path) -> object:
+    """What the header reader makes of ``path``: the header, or why it refuses the file."""
     try:
         return read_header(path)
     except DicomFileError as e:
@@ -42,11 +43,11 @@ def quick_reader_disagrees(folder: str | Path) -> str | None:
             continue
         if not taken:
             continue  # handed to pydicom: read the same way both times
-        fast = _outcome(path)
+        fast = outcome(path)
         real = header_module.quick_read
         header_module.quick_read = lambda fp, size: None  # this child is single-threaded
         try:
-            reference = _outcome(path)
+            reference = outcome(path)
         finally:
             header_module.quick_read = real
         if repr(fast) != repr(reference):  # repr: a NaN window read alike by both is still equal

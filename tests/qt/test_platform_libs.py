@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from xserver import missing_tools, wait_for_window, xvfb
+from xserver import missing_tools, window_opens_and_closes, xvfb
 
 from viewer.qt.platform_libs import EXIT_NO_WINDOW, XCB_LIBRARIES, missing_libraries, uses_xcb, window_problem
 
@@ -50,13 +49,4 @@ def test_the_window_opens_on_a_real_x_server(tmp_path: Path, ct_folder: Path) ->
         env = {**os.environ, "DISPLAY": display, "QT_QPA_PLATFORM": "xcb", "RADVIEW_DATA_DIR": str(tmp_path / "data"),
                "XDG_CONFIG_HOME": str(tmp_path / "config")}
         assert window_problem(env) is None, window_problem(env)
-        gui = subprocess.Popen([sys.executable, "-m", "viewer", str(ct_folder)], cwd=ROOT, env=env,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        try:
-            assert wait_for_window("radview", env, gui), "no radview window appeared"
-            gui.send_signal(signal.SIGTERM)
-            _, err = gui.communicate(timeout=60)
-            assert gui.returncode == 0, err
-        finally:
-            if gui.poll() is None:
-                gui.kill()
+        window_opens_and_closes([sys.executable, "-m", "viewer", str(ct_folder)], env, cwd=ROOT)
