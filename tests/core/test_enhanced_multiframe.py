@@ -56,6 +56,9 @@ def test_a_two_phase_dynamic_is_two_volumes_each_in_spatial_order(dynamic, brain
         source = _source_slices(series.geometry.positions, brain[1])
         np.testing.assert_array_equal(volume.stored, phase[source])  # each slice its own, never interleaved
     assert set(first.frame_numbers) == set(range(0, 50, 2)) and set(second.frame_numbers) == set(range(1, 50, 2))
+    # each slice is named by its frame number and its in-stack position, as the scanner numbered them
+    frame, in_stack = second.frame_numbers[0] + 1, 25 - second.frame_numbers[0] // 2
+    assert second.image_label(0) == f"Fr {frame} (in-stack {in_stack})"  # stored from the top: z = 24 - f // 2
 
 
 def test_info_json_lists_each_volume_and_convert_writes_the_one_asked_for(dynamic, brain, tmp_path, capsys) -> None:

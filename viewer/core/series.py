@@ -89,9 +89,16 @@ class SeriesInfo:
         return "Fr" if self.frame_numbers is not None or self.first.n_frames > 1 else "Im"
 
     def image_label(self, index: int) -> str:
-        """How a reader names display slice ``index``: ``"Im 26"`` (``"Fr 3"``), else its stack position."""
+        """How a reader names display slice ``index``: ``"Im 26"``; a frame of a multi-frame file ``"Fr 3"``,
+        with its in-stack position (``"Fr 49 (in-stack 25)"``) where the file's dimensions give one; else the
+        stack position ``"23/48"``."""
         if self.image_numbers is not None and 0 <= index < len(self.image_numbers):
-            return f"{self.numbered_by} {self.image_numbers[index]}"
+            label = f"{self.numbered_by} {self.image_numbers[index]}"
+            header, frame = self.frame_source(index)
+            info = header.frame_info
+            if info is not None and info[frame].in_stack is not None:  # an enhanced file's dimension index
+                label += f" (in-stack {info[frame].in_stack})"
+            return label
         return f"{index + 1}/{self.n_slices}"
 
     @property
