@@ -7,8 +7,7 @@ its setters and redraw from its signals. It is the only object that submits infe
 
 - nothing runs until a series has loaded; then the whole series is analysed in the background, the slice
   on screen first and then outwards; another series or model cancels the running request;
-- results are cached (:class:`~viewer.qt.ai.results.ResultCache`) and answers of superseded requests are
-  dropped (:attr:`AIState.dropped`);
+- results are cached (:class:`~viewer.qt.ai.results.ResultCache`), superseded answers dropped (:attr:`AIState.dropped`);
 - after the reader pauses :data:`PAUSE_MS` on an analysed slice, its heatmap's faithfulness test runs;
 - a chosen model is loaded in the worker, and until it has answered the previous one stays active, so a
   corrupt bundle, a hash mismatch or an input that does not fit leaves a clear message and the old model;
@@ -339,8 +338,7 @@ class AIState(QObject):
     # -- choosing a model --------------------------------------------------------------------------------------
 
     def reload_models(self) -> None:
-        """Read the installed models again (after the fine-tune dialog saved one or the manager removed one);
-        bundles opened from elsewhere stay listed while they exist."""
+        """Read the installed models again (after a fine-tune or removal); opened bundles stay while they exist."""
         if not self.enabled:
             return
         installed = list_models()
@@ -350,10 +348,7 @@ class AIState(QObject):
         self.sig_models_changed.emit(self.models)
 
     def set_model(self, model: ModelEntry | str | Path) -> bool:
-        """Use ``model`` (an entry, a name, or a bundle folder); False if it cannot even be found.
-
-        The model is loaded in the worker; the previous one stays active until the new one has answered.
-        """
+        """Use ``model`` (entry, name or bundle folder), loaded in the worker; False if it cannot be found."""
         if not self.enabled:
             return False
         if not isinstance(model, ModelEntry):
