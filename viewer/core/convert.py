@@ -17,6 +17,7 @@ import numpy as np
 
 from viewer.base.atomic import atomic_output_path
 from viewer.base.errors import RadviewError
+from viewer.core.geometry import grid_problems
 from viewer.core.volume import Volume
 
 if TYPE_CHECKING:
@@ -55,14 +56,6 @@ class ExportRefused(RadviewError):
     """The volume cannot be written with true geometry; the message says why (one line)."""
 
 
-#: A slice whose distance from its neighbour differs from the median gap by more than this share is a gap.
-GAP_TOLERANCE = 0.05
-#: Slice positions further than this from the straight, evenly stepped line of the stack (mm) are refused.
-LINE_TOLERANCE_MM = 0.05
-#: A stack whose slices step more than this many degrees away from the slice normal is sheared.
-SHEAR_TOLERANCE_DEG = 0.5
-
-
 def export_problems(volume: Volume) -> list[str]:
     """Why ``volume`` cannot be written as one evenly spaced grid, or [] when it can.
 
@@ -78,30 +71,7 @@ def export_problems(volume: Volume) -> list[str]:
         listed = ", ".join(str(i + 1) for i in bad[:8]) + (" …" if len(bad) > 8 else "")
         problems.append(f"{len(bad)} slice(s) could not be read (stack positions {listed}: "
                         f"{volume.failed[bad[0]]}); an export would fill them with invented values")
-    geometry = volume.geometry
-    positions = geometry.positions
-    if not geometry.known or len(positions) < 2:
-        return problems
-    steps = np.diff(positions, axis=0)
-    gaps = np.linalg.norm(steps, axis=1)
-    median = float(np.median(gaps))
-    odd = np.flatnonzero(np.abs(gaps - median) > GAP_TOLERANCE * median)
-    if len(odd):
-        k = int(odd[0])
-        problems.append(f"the slices are not evenly spaced: {gaps[k]:.2f} mm between stack positions {k + 1} and "
-                        f"{k + 2} where the median is {median:.2f} mm (a missing slice?); the file holds one spacing")
-        return problems
-    step = (positions[-1] - positions[0]) / (len(positions) - 1)
-    off_line = np.linalg.norm(positions - (positions[0] + np.outer(np.arange(len(positions)), step)), axis=1)
-    if float(off_line.max()) > LINE_TOLERANCE_MM:
-        k = int(np.argmax(off_line))
-        problems.append(f"stack position {k + 1} lies {off_line[k]:.2f} mm off the line of the other slices")
-    cos = abs(float(step @ geometry.normal)) / (float(np.linalg.norm(step)) or 1.0)
-    angle = float(np.degrees(np.arccos(min(1.0, cos))))
-    if angle > SHEAR_TOLERANCE_DEG:
-        problems.append(f"the slices step {angle:.1f}° away from their normal (gantry tilt): the file's grid "
-                        f"would be sheared; resample the series first")
-    return problems
+    return problems + grid_problems(volume.geometry)
 
 
 def to_sitk(volume: Volume) -> sitk.Image:

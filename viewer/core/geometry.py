@@ -18,6 +18,12 @@ import numpy as np
 
 #: Two slice positions closer than this (mm) along the normal count as the same position.
 POSITION_TOLERANCE_MM = 0.01
+#: A slice whose distance from its neighbour differs from the median gap by more than this share is a gap.
+GAP_TOLERANCE = 0.05
+#: Slice positions further than this from the straight, evenly stepped line of the stack (mm) are refused.
+LINE_TOLERANCE_MM = 0.05
+#: A stack whose slices step more than this many degrees away from the slice normal is sheared.
+SHEAR_TOLERANCE_DEG = 0.5
 
 
 @dataclass(frozen=True)
@@ -120,3 +126,35 @@ def display_direction(normal: np.ndarray) -> float:
     axis = int(np.argmax(np.abs(normal)))
     reading = (1.0, 1.0, -1.0)[axis]  # x: right -> left is +x; y: anterior -> posterior is +y; z: head first is -z
     return 1.0 if float(normal[axis]) * reading >= 0 else -1.0
+
+
+def grid_problems(geometry: Geometry) -> list[str]:
+    """Why the stack is not one evenly spaced, unsheared grid, or [] when it is.
+
+    A missing slice (a gap), a slice off the straight line of the others, or a stack that steps away from
+    its normal (gantry tilt) cannot be described by one origin, spacing and direction per axis: an export
+    would shift every slice after a gap, and a reformat would draw the stack with the wrong shape.
+    """
+    positions = geometry.positions
+    if not geometry.known or len(positions) < 2:
+        return []
+    steps = np.diff(positions, axis=0)
+    gaps = np.linalg.norm(steps, axis=1)
+    median = float(np.median(gaps))
+    odd = np.flatnonzero(np.abs(gaps - median) > GAP_TOLERANCE * median)
+    if len(odd):
+        k = int(odd[0])
+        return [f"the slices are not evenly spaced: {gaps[k]:.2f} mm between stack positions {k + 1} and "
+                f"{k + 2} where the median is {median:.2f} mm (a missing slice?); the file holds one spacing"]
+    problems = []
+    step = (positions[-1] - positions[0]) / (len(positions) - 1)
+    off_line = np.linalg.norm(positions - (positions[0] + np.outer(np.arange(len(positions)), step)), axis=1)
+    if float(off_line.max()) > LINE_TOLERANCE_MM:
+        k = int(np.argmax(off_line))
+        problems.append(f"stack position {k + 1} lies {off_line[k]:.2f} mm off the line of the other slices")
+    cos = abs(float(step @ geometry.normal)) / (float(np.linalg.norm(step)) or 1.0)
+    angle = float(np.degrees(np.arccos(min(1.0, cos))))
+    if angle > SHEAR_TOLERANCE_DEG:
+        problems.append(f"the slices step {angle:.1f}° away from their normal (gantry tilt): the file's grid "
+                        f"would be sheared; resample the series first")
+    return problems
