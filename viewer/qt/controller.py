@@ -31,6 +31,7 @@ from viewer.core.thumbnails import thumbnail
 from viewer.core.volume import Volume, allocate, load_into
 from viewer.core.windowing import PRESETS, Window, preset
 from viewer.qt.ai.state import AIState
+from viewer.qt.crosshair import CrosshairState
 from viewer.qt.label_state import LabelState
 from viewer.qt.workers import JobContext, Worker, wait_until_idle
 
@@ -160,6 +161,9 @@ class ViewerController(QObject):
         #: The reader's labels of the open study and the slice view's marking mode.
         self.labels = LabelState(self, self.report_error, parent=self)
         self.labels.sig_navigate.connect(self.set_slice)
+        #: The MPR views' linked crosshair (row and column; the slice is this controller's).
+        self.crosshair = CrosshairState(self, parent=self)
+        self.crosshair.sig_navigate.connect(self.set_slice)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)

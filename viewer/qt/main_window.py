@@ -32,7 +32,8 @@ from viewer.qt.series_browser import SeriesBrowser
 from viewer.qt.tag_panel import TagPanel
 from viewer.qt.view.corner_text import CursorReadout
 from viewer.qt.view.keys import handle_view_key
-from viewer.qt.view.slice_view import SliceView
+from viewer.qt.view.slab_bar import SlabBar
+from viewer.qt.view.view_grid import ViewGrid
 
 ORGANISATION = "radview"
 APPLICATION = "radview"
@@ -77,8 +78,12 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.setDockOptions(QMainWindow.DockOption.AnimatedDocks | QMainWindow.DockOption.AllowTabbedDocks)
 
-        self.slice_view = SliceView(self.controller, self)
-        self.setCentralWidget(self.slice_view)
+        self.view_grid = ViewGrid(self.controller, self)
+        #: The acquisition plane's view (the first viewport of every layout).
+        self.slice_view = self.view_grid.first
+        self.setCentralWidget(self.view_grid)
+        self.slab_bar = SlabBar(self.view_grid, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.slab_bar)
         self.series_browser = SeriesBrowser(self.controller)
         self.tag_panel = TagPanel(self.controller)
         self.problems_panel = ProblemsPanel(self.controller)
@@ -146,7 +151,7 @@ class MainWindow(QMainWindow):
         c.sig_error.connect(lambda message: self.statusBar().showMessage(message, 15_000))
         c.ai.sig_message.connect(lambda message: self.statusBar().showMessage(message, 15_000))
         self.problems_panel.sig_count_changed.connect(self._on_problem_count)
-        self.slice_view.sig_cursor_moved.connect(self._on_cursor)
+        self.view_grid.sig_cursor_moved.connect(self._on_cursor)
         self.resize(1280, 800)
         self.slice_view.setFocus()
 
@@ -189,12 +194,22 @@ class MainWindow(QMainWindow):
         view.addSeparator()
         self._action(view, "&Reset Window and Zoom", self.controller.reset, "R")
         self.invert_action = self._action(view, "&Invert", self.controller.set_invert, "I", checkable=True)
-        self._action(view, "&Fit to Window", self.slice_view.fit, "F")
+        self._action(view, "&Fit to Window", lambda: self.view_grid.active.fit(), "F")
         self.patient_action = self._action(view, "Show &Patient Information", self.controller.set_show_patient_info,
                                            "P", checkable=True)
         self.patient_action.setChecked(self.controller.show_patient_info)
         self._action(view, "Re&verse Slice Order (this kind of series)", self.controller.reverse_display_order,
                      "Ctrl+R")
+        layouts = view.addMenu("&Layout")
+        for k, (name, text) in enumerate((("1x1", "1 × 1"), ("1x2", "1 × 2"), ("2x2", "2 × 2"),
+                                          ("mpr", "MPR: axial, coronal, sagittal, MIP")), start=1):
+            self._action(layouts, text, lambda _=False, n=name: self.view_grid.set_layout(n), f"Ctrl+{k}")
+        slab = view.addMenu("Thick &Slab")
+        # the keys are the view's (handle_view_key); "\t" only shows them in the menu
+        self._action(slab, "Thicker Slab\t]", lambda: self.view_grid.active.change_slab(1))
+        self._action(slab, "Thinner Slab\t[", lambda: self.view_grid.active.change_slab(-1))
+        self._action(slab, "Next Projection (MIP, MinIP, Mean)\tT", lambda: self.view_grid.active.cycle_projection())
+        self._action(slab, "No Slab", lambda: self.view_grid.active.set_slab(0.0))
         view.addSeparator()
         for dock in (self.series_dock, self.tags_dock, self.problems_dock, self.labels_dock, self.ai_dock,
                      self.plot_dock, self.errors_dock):
@@ -367,7 +382,7 @@ class MainWindow(QMainWindow):
 
     def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 - Qt override
         """Keys no child used (slice navigation while a dock has focus, for instance)."""
-        if handle_view_key(self.controller, ev, fit=self.slice_view.fit):
+        if handle_view_key(self.controller, ev, self.view_grid.active):
             ev.accept()
             return
         super().keyPressEvent(ev)

@@ -1,7 +1,7 @@
 """The slice view's mouse: wheel scrolls slices, Ctrl+wheel zooms about the cursor, right-drag changes the
 window (horizontal: width, vertical: centre; sensitivity proportional to the width at the start of the
 drag), left- or middle-drag pans, double-click fits; in a marking mode a left click marks a point and a left
-drag a box."""
+drag a box; in the MPR layouts a left click or drag moves the linked crosshair (middle-drag still pans)."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ class SliceViewBox(pg.ViewBox):
     sig_double_click = Signal()
     sig_mark_click = Signal(object)  # scene QPointF of a left click in point or box mode
     sig_mark_drag = Signal(object, object, bool)  # scene start, scene now, finished (box mode)
+    sig_crosshair = Signal(object)  # scene QPointF of a left click or drag with the crosshair on
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
@@ -33,6 +34,8 @@ class SliceViewBox(pg.ViewBox):
         self._wheel_rest = 0
         #: The labels' marking mode ("off", "point", "box"); set by the slice view from the controller.
         self.mark_mode = "off"
+        #: True in the MPR layouts: a left click or drag (not marking) moves the crosshair.
+        self.crosshair = False
 
     def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -56,6 +59,10 @@ class SliceViewBox(pg.ViewBox):
             ev.accept()
             self.sig_mark_drag.emit(ev.buttonDownScenePos(), ev.scenePos(), bool(ev.isFinish()))
             return
+        if ev.button() == Qt.MouseButton.LeftButton and self.crosshair and self.mark_mode == "off":
+            ev.accept()
+            self.sig_crosshair.emit(ev.scenePos())
+            return
         super().mouseDragEvent(ev, axis)  # left and middle pan (PanMode)
 
     def mouseClickEvent(self, ev) -> None:  # noqa: N802 - Qt override
@@ -66,6 +73,10 @@ class SliceViewBox(pg.ViewBox):
         if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode != "off":
             ev.accept()
             self.sig_mark_click.emit(ev.scenePos())
+            return
+        if ev.button() == Qt.MouseButton.LeftButton and self.crosshair:
+            ev.accept()
+            self.sig_crosshair.emit(ev.scenePos())
             return
         ev.accept()  # no context menu, no other click action
 

@@ -1,4 +1,9 @@
-"""The slice on screen: a pyqtgraph ImageItem in an aspect-locked ViewBox, with DICOM corner text.
+"""One plane of the series on screen: a pyqtgraph ImageItem in an aspect-locked ViewBox, with DICOM corner text.
+
+A view shows the acquisition plane (the stored slices, the controller's slice) or a reformatted axial,
+coronal or sagittal plane (:mod:`viewer.core.planes`, strided views of the volume, no copy), optionally as
+a thick slab (MIP, MinIP, mean). Orientation letters sit at its edges; in the MPR layouts the reference
+lines of the other planes cross at the linked crosshair (:class:`~viewer.qt.crosshair.CrosshairState`).
 
 Its parts live beside it: the mouse (:mod:`.mouse`), the keys (:mod:`.keys`, one table for dispatch and
 help), the corner text and cursor read-out (:mod:`.corner_text`) and the AI heatmap (:mod:`.heat_layer`).
@@ -18,15 +23,25 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainterPath, QPen, QTransform
 from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QWidget
 
 from viewer.core.display import SliceMapper, color_to_u8
 from viewer.core.labels import Label
+from viewer.core.planes import (
+    PLANES,
+    PROJECTIONS,
+    PlaneLayout,
+    native_plane,
+    plane_image,
+    plane_layout,
+    plane_location,
+    slab_image,
+)
 from viewer.core.windowing import Window
 from viewer.qt.ai.status import DEMONSTRATION_TEXT, OverlaySettings, SliceStatus
-from viewer.qt.controller import ViewerController
+from viewer.qt.controller import PAGE_STEP, ViewerController
 from viewer.qt.view.corner_text import (
     BOTTOM_LEFT,
     BOTTOM_RIGHT,
@@ -41,6 +56,7 @@ from viewer.qt.view.corner_text import (
 from viewer.qt.view.heat_layer import HeatLayer
 from viewer.qt.view.keys import handle_view_key
 from viewer.qt.view.mouse import SliceViewBox, window_from_drag
+from viewer.qt.view.plane_marks import EdgeLetters, ReferenceLines
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -56,18 +72,44 @@ DEMONSTRATION_COLOR = QColor(255, 120, 90)
 LABEL_COLOR = QColor(120, 230, 140)
 #: Half the size of the point mark's cross, in image pixels.
 POINT_MARK_PX = 6.0
-
+#: Slab thicknesses ] and [ step through (mm; 0 = the plain image).
+SLAB_STEPS_MM = (0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0)
+#: Thickest slab the slider offers (mm).
+MAX_SLAB_MM = 30.0
+#: How the corner names each projection.
+PROJECTION_NAMES = {"mip": "MIP", "minip": "MinIP", "mean": "Mean"}
 
 
 class SliceView(pg.GraphicsView):
-    """One slice of the controller's current series, with corner text and mouse/key handling."""
+    """One plane of the controller's current series, with corner text and mouse/key handling.
+
+    Parameters
+    ----------
+    controller:
+        The view state it shows.
+    parent:
+        The owning widget.
+    plane:
+        ``"axial"``, ``"coronal"`` or ``"sagittal"``; None: the acquisition plane, whichever it is. A
+        single image, or images without patient geometry, always show as stored.
+    """
 
     #: A :class:`CursorReadout`, or None when the cursor leaves the image.
     sig_cursor_moved = Signal(object)
+    #: (thickness mm, projection) after the slab changed
+    sig_slab_changed = Signal(float, str)
+    #: The view was clicked or scrolled (the layout makes it the active view).
+    sig_activated = Signal()
 
-    def __init__(self, controller: ViewerController, parent: QWidget | None = None) -> None:
+    def __init__(self, controller: ViewerController, parent: QWidget | None = None,
+                 plane: str | None = None) -> None:
         super().__init__(parent, background="k")
         self.controller = controller
+        self._plane_request = plane
+        self._layout: PlaneLayout | None = None
+        self._axis_names: dict[int, str] = {}
+        self._slab_mm = 0.0
+        self._projection = "mip"
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAcceptDrops(False)  # drops go to the main window
         self.viewport().setAcceptDrops(False)
@@ -108,6 +150,8 @@ class SliceView(pg.GraphicsView):
         demo_font.setBold(True)
         self._demo_block = TextBlock(scene, demo_font, DEMONSTRATION_COLOR, "center")
         self._label_block = TextBlock(scene, ai_font, LABEL_COLOR, "center")
+        self._letters = EdgeLetters(scene, big)
+        self._reference = ReferenceLines(self._image)
         # the label's marks are children of the image item: image pixel coordinates, hidden with the image
         pen = QPen(LABEL_COLOR, 2.0)
         pen.setCosmetic(True)
@@ -124,7 +168,8 @@ class SliceView(pg.GraphicsView):
         self._drag_box.setVisible(False)
         self._label: Label | None = None
 
-        self._vb.sig_scroll.connect(controller.step)
+        self._vb.sig_scroll.connect(self._on_scroll)
+        self._vb.sig_crosshair.connect(self._on_crosshair_click)
         self._vb.sig_window_drag.connect(self._on_window_drag)
         self._vb.sig_double_click.connect(self.fit)
         self._vb.sig_mark_click.connect(self._on_mark_click)
@@ -145,6 +190,7 @@ class SliceView(pg.GraphicsView):
             (controller.ai.sig_overlay_changed, self._on_ai_overlay),
             (controller.labels.sig_current_changed, self._on_label),
             (controller.labels.sig_mode_changed, self._on_mark_mode),
+            (controller.crosshair.sig_changed, self._on_crosshair_moved),
         ]
         for signal, slot in self._connections:
             signal.connect(slot)
@@ -164,6 +210,7 @@ class SliceView(pg.GraphicsView):
         self._corners = {}
         self._center = None
         self._ai_block = self._demo_block = self._label_block = None
+        self._letters.blocks = {}
         return super().close()
 
     # -- public, for the window, scripts and tests -------------------------------------------------------
@@ -246,6 +293,7 @@ class SliceView(pg.GraphicsView):
         self._ai_block.set_visible(visible and bool(self._ai_block.value))
         self._demo_block.set_visible(visible and bool(self._demo_block.value))
         self._label_block.set_visible(visible and bool(self._label_block.value))
+        self._letters.set_visible(visible)
 
     def fit(self) -> None:
         """Fit the whole slice into the view (keeps fitting on resize until the user pans or zooms)."""
@@ -255,6 +303,136 @@ class SliceView(pg.GraphicsView):
         rows, cols = self._shape
         self._vb.setRange(QRectF(0, 0, cols * self._spacing[1], rows * self._spacing[0]), padding=0.0)
         self._update_zoom_text()
+
+    # -- the plane, its images and its slab -----------------------------------------------------------------
+
+    @property
+    def plane(self) -> str:
+        """The plane shown ("axial", "coronal", "sagittal"), as resolved for the series on screen."""
+        if self._layout is not None:
+            return self._layout.name
+        return self._plane_request or "axial"
+
+    @property
+    def layout(self) -> PlaneLayout | None:
+        """How the plane is cut from the volume (None before a series is shown)."""
+        return self._layout
+
+    @property
+    def native(self) -> bool:
+        """True when the view shows the stored slices (the controller's slice)."""
+        return self._layout is None or self._layout.native
+
+    def set_plane(self, plane: str | None) -> None:
+        """Show ``plane`` (None: the acquisition plane) of the series on screen."""
+        if plane is not None and plane not in PLANES:
+            raise ValueError(f"unknown plane {plane!r}")
+        self._plane_request = plane
+        self._on_series_selected(self.controller.series_key or "")
+
+    def index(self) -> int:
+        """The image on screen, counted along the plane's volume axis (the slice for the acquisition plane)."""
+        if self.native:
+            return self.controller.slice_index
+        return self.controller.crosshair.index(self._layout.axis)
+
+    def n_images(self) -> int:
+        """Images of the plane in the series on screen."""
+        volume = self.controller.volume
+        if volume is None:
+            return 0
+        return self._layout.length(volume.stored.shape) if self._layout is not None else volume.n_slices
+
+    def step(self, n: int) -> None:
+        """``n`` images on in reading order (head to feet, front to back, right to left)."""
+        if self.native:
+            self.controller.step(n)
+        else:
+            self.controller.crosshair.step(self._layout.axis, n * self._layout.scroll_sign)
+
+    def page(self, direction: int) -> None:
+        self.step(direction * PAGE_STEP)
+
+    def first_slice(self) -> None:
+        if self.native:
+            self.controller.first_slice()
+        else:
+            self.step(-self.n_images())
+
+    def last_slice(self) -> None:
+        if self.native:
+            self.controller.last_slice()
+        else:
+            self.step(self.n_images())
+
+    @property
+    def slab(self) -> tuple[float, str]:
+        """(thickness mm, projection); thickness 0 is the plain image."""
+        return self._slab_mm, self._projection
+
+    def set_slab(self, thickness_mm: float, projection: str | None = None) -> None:
+        """Project a slab of ``thickness_mm`` (0 to :data:`MAX_SLAB_MM`) with ``projection``."""
+        projection = projection or self._projection
+        if projection not in PROJECTIONS:
+            raise ValueError(f"unknown projection {projection!r}")
+        thickness = min(max(float(thickness_mm), 0.0), MAX_SLAB_MM)
+        if (thickness, projection) == (self._slab_mm, self._projection):
+            return
+        self._slab_mm, self._projection = thickness, projection
+        self.sig_slab_changed.emit(thickness, projection)
+        self._refresh()
+
+    def change_slab(self, direction: int) -> None:
+        """The next thicker (``direction`` > 0) or thinner step of :data:`SLAB_STEPS_MM`."""
+        if direction > 0:
+            thicker = [t for t in SLAB_STEPS_MM if t > self._slab_mm]
+            self.set_slab(thicker[0] if thicker else MAX_SLAB_MM)
+        else:
+            thinner = [t for t in SLAB_STEPS_MM if t < self._slab_mm]
+            self.set_slab(thinner[-1] if thinner else 0.0)
+
+    def cycle_projection(self) -> None:
+        """MIP → MinIP → mean → MIP; turns a 10 mm slab on when there is none."""
+        following = PROJECTIONS[(PROJECTIONS.index(self._projection) + 1) % len(PROJECTIONS)]
+        self.set_slab(self._slab_mm or 10.0, following if self._slab_mm else self._projection)
+
+    def set_crosshair(self, on: bool) -> None:
+        """Show the reference lines and let a left click or drag move the crosshair (the MPR layouts)."""
+        self._vb.crosshair = bool(on)
+        self._update_reference()
+
+    def orientation_text(self) -> dict[str, str]:
+        """The orientation letters shown at the edges: {"left": "R", "right": "L", "top": "A", ...}."""
+        return self._letters.text()
+
+    def reference_lines(self) -> dict[str, QLineF]:
+        """The other planes' lines through the crosshair, by plane, in image pixel coordinates."""
+        return self._reference.visible_lines()
+
+    def _on_scroll(self, n: int) -> None:
+        self.sig_activated.emit()
+        self.step(n)
+
+    def _on_crosshair_click(self, scene_pos: QPointF) -> None:
+        volume, layout = self.controller.volume, self._layout
+        if volume is None or layout is None:
+            return
+        self.sig_activated.emit()
+        v, u = self.image_pixel(scene_pos)
+        self.controller.crosshair.set_voxel(layout.to_voxel(self.index(), v, u, volume.stored.shape))
+
+    def _on_crosshair_moved(self, _voxel: object) -> None:
+        if self.native:
+            self._update_reference()
+        else:
+            self._refresh()
+
+    def _update_reference(self) -> None:
+        volume, layout = self.controller.volume, self._layout
+        if volume is None or layout is None or not self._vb.crosshair or not self._axis_names:
+            self._reference.hide()
+            return
+        self._reference.update(layout, self.controller.crosshair.voxel, volume.stored.shape, self._axis_names)
 
     # -- controller -> view -------------------------------------------------------------------------------
 
@@ -271,9 +449,17 @@ class SliceView(pg.GraphicsView):
             self._center.set_visible(True)
             self._place_overlays()
             return
-        self._spacing = tuple(float(v) for v in series.geometry.pixel_spacing)
-        self._shape = (series.rows, series.cols)
         geometry = series.geometry
+        reformable = geometry.known and series.n_slices > 1
+        name = self._plane_request if (self._plane_request and reformable) else native_plane(geometry)
+        self._layout = plane_layout(geometry, name, series.n_slices)
+        self._axis_names = {plane_layout(geometry, n).axis: n for n in PLANES} if reformable else {}
+        shape = (series.n_slices, series.rows, series.cols)
+        self._spacing = self._layout.spacing
+        self._shape = self._layout.image_shape(shape)
+        self._letters.set_layout(self._layout if geometry.known else None, self._overlay_visible)
+        self._on_label(self.controller.labels.current())
+        self._on_mark_mode(self.controller.labels.mode)
         # per-slice corner text facts, computed once per series (the scroll path only indexes them)
         self._locations = (geometry.positions @ geometry.normal).tolist() if geometry.known else None
         self._thickness = [h.slice_thickness for h, _ in series.sources]
@@ -284,6 +470,8 @@ class SliceView(pg.GraphicsView):
         if ps is not None:
             size += f"  {ps[1]:.3g}×{ps[0]:.3g} mm"
         lines = [f"{series.modality}  {series.description}".rstrip(), size]
+        if not self.native:
+            lines.append(f"{name.capitalize()} reformat")
         if series.series_number is not None:
             lines.insert(1, f"Se {series.series_number}")
         self._corners[TOP_RIGHT].set_text("\n".join(lines))
@@ -312,19 +500,31 @@ class SliceView(pg.GraphicsView):
         volume, window = c.volume, c.window
         if volume is None:
             return
-        i = c.slice_index
-        lines = [image_line(volume.series, i)]
-        if self._locations is not None:
-            lines.append(f"Z: {self._locations[i]:.1f} mm")
-        thickness = self._thickness[i]
-        if thickness:
-            lines.append(f"T: {thickness:.3g} mm")
+        layout = self._layout
+        if layout is None:
+            return
+        i = self.index()
+        native = layout.native
+        if native:
+            lines = [image_line(volume.series, i)]
+            if self._locations is not None:
+                lines.append(f"Z: {self._locations[i]:.1f} mm")
+            thickness = self._thickness[i]
+            if thickness:
+                lines.append(f"T: {thickness:.3g} mm")
+        else:
+            letter, mm = plane_location(volume.geometry, layout, i)
+            lines = [f"{layout.name.capitalize()} {i + 1}/{self.n_images()}", f"{letter}: {mm:.1f} mm"]
+            if layout.problems:
+                lines.append("approximate: " + layout.problems[0].split(":")[0])
+        if self._slab_mm > 0:
+            lines.append(f"{PROJECTION_NAMES[self._projection]} slab {self._slab_mm:g} mm")
         changed = self._corners[BOTTOM_LEFT].set_text("\n".join(lines))
         changed |= self._update_window_text(window)
         message = ""
-        if not volume.loaded[i] or (window is None and not volume.is_color):
+        if (native and not volume.loaded[i]) or (window is None and not volume.is_color):
             message = "loading…"
-        elif i in volume.failed:
+        elif native and i in volume.failed and self._slab_mm <= 0:
             message = f"{volume.series.image_label(i)} could not be read:\n{volume.failed[i]}"
         if message:
             self._image.setVisible(False)
@@ -332,9 +532,12 @@ class SliceView(pg.GraphicsView):
             self._center.set_visible(True)
         else:
             self._center.set_visible(False)
-            stored = volume.stored[i]
+            if self._slab_mm > 0:
+                stored = slab_image(volume.stored, layout, i, self._slab_mm, self._projection)
+            else:
+                stored = plane_image(volume.stored, layout, i)
             if volume.is_color:
-                u8 = color_to_u8(stored, volume.series.first.layout.bits_stored)
+                u8 = np.ascontiguousarray(color_to_u8(stored, volume.series.first.layout.bits_stored))
                 if c.display_invert:
                     u8 = 255 - u8
             else:
@@ -344,6 +547,7 @@ class SliceView(pg.GraphicsView):
             self._image.setImage(u8, autoLevels=False, levels=None)
             self._image.setVisible(True)
         self._update_heat()
+        self._update_reference()
         if changed:
             self._place_overlays()
 
@@ -366,6 +570,8 @@ class SliceView(pg.GraphicsView):
     # -- labels -> view -------------------------------------------------------------------------------------
 
     def _on_label(self, label: Label | None) -> None:
+        if not self.native:
+            label = None  # a label belongs to a stored slice: only its own plane shows it
         self._label = label
         block = self._label_block
         if block is None:
@@ -392,6 +598,7 @@ class SliceView(pg.GraphicsView):
         self._point_mark.setVisible(point is not None)
 
     def _on_mark_mode(self, mode: str) -> None:
+        mode = mode if self.native else "off"
         self._vb.mark_mode = mode
         self.viewport().setCursor(Qt.CursorShape.ArrowCursor if mode == "off" else Qt.CursorShape.CrossCursor)
 
@@ -420,7 +627,8 @@ class SliceView(pg.GraphicsView):
 
     def _update_heat(self) -> None:
         """Draw the heatmap of the slice on screen, or hide it (no result, overlay off, slice not shown)."""
-        self._heat.update(self._ai, self.controller.ai.overlay, self.controller.slice_index, self._image.isVisible(),
+        shown = self._image.isVisible() and self.native and self._slab_mm <= 0
+        self._heat.update(self._ai, self.controller.ai.overlay, self.controller.slice_index, shown,
                           self._shape, self._spacing)
 
     def _update_window_text(self, window: Window | None) -> bool:
@@ -453,7 +661,8 @@ class SliceView(pg.GraphicsView):
         self._place_overlays()
 
     def _place_overlays(self) -> None:
-        if getattr(self, "_center", None) is None or getattr(self, "_label_block", None) is None:
+        if getattr(self, "_center", None) is None or getattr(self, "_label_block", None) is None \
+                or not getattr(self, "_letters", None) or not self._letters.blocks:
             return  # not built yet (pyqtgraph resizes in __init__) or closed
         w, h = self.viewport().width(), self.viewport().height()
         ai, demo = self._ai_block, self._demo_block
@@ -473,12 +682,15 @@ class SliceView(pg.GraphicsView):
             block.place(x, y)
             if top and block.is_visible():
                 top_bottom = max(top_bottom, MARGIN + th)
-        y = MARGIN if ai_in_top_band else top_bottom + MARGIN / 2
+        letter_h = self._letters.top_height()
+        y = (MARGIN + letter_h) if ai_in_top_band else top_bottom + MARGIN / 2
         ai.place(w / 2, y)
         demo.place(w / 2, y + ai.size()[1])
         label = self._label_block
         label.set_max_width(max(w / 3, 60.0))
-        label.place(w / 2, h - label.size()[1] - MARGIN)
+        self._letters.place(w, h, MARGIN, MARGIN, h - MARGIN)
+        bottom_letter = self._letters.blocks["bottom"].size()[1] if self._letters.blocks["bottom"].is_visible() else 0
+        label.place(w / 2, h - label.size()[1] - MARGIN - bottom_letter)
         self._center.set_max_width(w - 2 * MARGIN)
         _, th = self._center.size()
         self._center.place(w / 2, (h - th) / 2)
@@ -505,7 +717,7 @@ class SliceView(pg.GraphicsView):
         if not (0 <= row < rows and 0 <= col < cols):
             self.sig_cursor_moved.emit(None)
             return
-        i = self.controller.slice_index
+        i, row, col = (int(x) for x in self._layout.to_voxel(self.index(), row, col, volume.stored.shape))
         value = volume.value_at(i, row, col) if volume.loaded[i] else None
         geometry = volume.geometry
         lps = tuple(float(v) for v in geometry.voxel_to_patient(i, row, col)) if geometry.known else None
@@ -518,7 +730,7 @@ class SliceView(pg.GraphicsView):
         super().leaveEvent(ev)
 
     def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 - Qt override
-        if handle_view_key(self.controller, ev, fit=self.fit):
+        if handle_view_key(self.controller, ev, self):
             ev.accept()
             return
         super().keyPressEvent(ev)
