@@ -139,6 +139,10 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
             preset(args.preset)
         except KeyError as e:
             raise UsageError(str(e.args[0])) from None
+    from viewer.core.planes import MAX_SLAB_MM
+
+    if not 0.0 <= args.slab <= MAX_SLAB_MM:
+        raise UsageError(f"--slab {args.slab:g}: a slab is 0 to {MAX_SLAB_MM:g} mm thick")
     result = _scan(args.path)
     series = _pick_series(result, args.series) if args.series else None
     from viewer.qt.screenshot import render_screenshot
@@ -146,6 +150,8 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
     out = render_screenshot(
         [args.path], args.out, series=series.key if series else None, slice_index=args.slice,
         preset=args.preset, size=args.size, ai=args.ai, identifiers=args.with_patient_info,
+        plane=args.plane, slab_mm=args.slab, projection=args.projection, layout=args.layout,
+        view_only=args.view_only,
     )
     print(f"wrote {out}")
     return EXIT_OK
@@ -427,7 +433,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("path")
     p.add_argument("--out", required=True)
     p.add_argument("--series")
-    p.add_argument("--slice", type=int, help="slice index, 0-based (default: the middle)")
+    p.add_argument("--slice", type=int,
+                   help="image index, 0-based along the plane's own axis (coronal N is row N of an axial image, "
+                        "sagittal N is column N; default: the middle)")
+    p.add_argument("--plane", choices=["axial", "coronal", "sagittal"],
+                   help="the plane of the first viewport (default: the plane the series was acquired in)")
+    p.add_argument("--slab", type=float, default=0.0, metavar="MM", help="thick-slab thickness in mm (default: none)")
+    p.add_argument("--projection", choices=["mip", "minip", "mean"], default="mip",
+                   help="thick-slab projection (default: mip)")
+    p.add_argument("--layout", choices=["1x1", "1x2", "2x2", "mpr"], default="1x1")
+    p.add_argument("--view-only", action="store_true",
+                   help="only the first viewport at --size: no docks, corner text or crosshair lines")
     p.add_argument("--preset", help="lung, mediastinum, bone, brain or abdomen")
     p.add_argument("--size", type=_parse_size, default=(1280, 800), help="WxH (default 1280x800)")
     p.add_argument("--ai", action="store_true",

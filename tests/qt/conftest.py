@@ -21,6 +21,14 @@ def ct_folder(tmp_path: Path, write_ct_stack) -> Path:
 
 
 @pytest.fixture
+def marked_folder(tmp_path: Path, real_ct_slice: Path) -> Path:
+    """A 24-slice CT of air with bright markers at known voxels, 0.6 × 0.6 × 5 mm (tests/qt/marked_ct.py)."""
+    from marked_ct import write_marked_ct
+
+    return write_marked_ct(tmp_path / "marked", real_ct_slice)
+
+
+@pytest.fixture
 def two_series_folder(tmp_path: Path, write_ct_stack) -> Path:
     """Two CT series in one folder: 8 slices and 5 slices (different SeriesInstanceUIDs)."""
     folder = tmp_path / "two"

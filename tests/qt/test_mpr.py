@@ -3,55 +3,13 @@ mouse, thick slabs and their keys, on a CT written with markers at known positio
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
-import pydicom
 import pytest
-from pydicom.uid import generate_uid
+from marked_ct import BACKGROUND, COLS, MARKER, MARKERS, PIXEL_MM, SLICE_MM, SLICES
 from PySide6.QtCore import QPoint, QPointF, Qt
 
 from viewer.core.planes import plane_image, slab_image
 from viewer.qt.view.corner_text import BOTTOM_LEFT
-
-PIXEL_MM, SLICE_MM = 0.6, 5.0
-SLICES, ROWS, COLS = 24, 120, 110
-#: (slice in display order, row, col) of the bright markers; slice 0 is the most superior
-MARKERS = ((17, 44, 61), (6, 30, 10), (6, 30, 93))
-BACKGROUND, MARKER = -1000, 1000
-
-
-@pytest.fixture
-def marked_folder(tmp_path: Path, real_ct_slice: Path) -> Path:
-    """A real CT header with synthetic pixels: air, and the markers, written feet first with shuffled names."""
-    folder = tmp_path / "marked"
-    folder.mkdir()
-    template = pydicom.dcmread(real_ct_slice)
-    uid = generate_uid()
-    rng = np.random.default_rng(5)
-    for n, k in enumerate(rng.permutation(SLICES)):
-        ds = template.copy()
-        hu = np.full((ROWS, COLS), BACKGROUND, dtype=np.int16)
-        for mk, r, c in MARKERS:
-            if mk == k:
-                hu[r, c] = MARKER
-        slope, intercept = float(ds.RescaleSlope), float(ds.RescaleIntercept)
-        stored = np.round((hu - intercept) / slope).astype(np.int16 if ds.PixelRepresentation else np.uint16)
-        ds.Rows, ds.Columns = ROWS, COLS
-        ds.PixelSpacing = [PIXEL_MM, PIXEL_MM]
-        ds.PixelData = stored.tobytes()
-        ds.SeriesInstanceUID = uid
-        ds.SOPInstanceUID = generate_uid()
-        ds.file_meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-        ds.ImageOrientationPatient = [1.0, 0.0, 0.0, 0.0, 1.0, 0.0]
-        ds.ImagePositionPatient = [-30.0, -40.0, 60.0 - k * SLICE_MM]
-        ds.SliceThickness = SLICE_MM
-        ds.InstanceNumber = int(k) + 1
-        for tag in ("WindowCenter", "WindowWidth"):
-            if tag in ds:
-                delattr(ds, tag)
-        ds.save_as(folder / f"f{n:03d}.dcm", enforce_file_format=True)
-    return folder
 
 
 @pytest.fixture

@@ -33,6 +33,8 @@ from viewer.core.geometry import Geometry, display_direction, grid_problems
 PLANES = ("axial", "coronal", "sagittal")
 #: Thick-slab projections: maximum, minimum and mean intensity.
 PROJECTIONS = ("mip", "minip", "mean")
+#: Thickest slab the viewer and the command line offer (mm).
+MAX_SLAB_MM = 30.0
 #: Patient axis (LPS index) each plane scrolls along.
 _NORMAL_AXIS = {"axial": 2, "coronal": 1, "sagittal": 0}
 #: Patient direction that points to the screen's right and down in each plane (radiological convention).

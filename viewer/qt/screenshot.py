@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice
+from PySide6.QtWidgets import QDockWidget
 
 from viewer.base.atomic import atomic_write_bytes
 from viewer.base.errors import RadviewError
@@ -43,6 +44,22 @@ def _wait_for_pause(app, window) -> None:
     window.wait_idle(TIMEOUT_S)
 
 
+def _only_the_view(app, window, view, size: tuple[int, int]) -> None:
+    """Hide everything but the first viewport and size the window so that the view is ``size``."""
+    for widget in (window.menuBar(), window.statusBar(), window.slab_bar, *window.findChildren(QDockWidget)):
+        widget.hide()
+    view.set_overlay_visible(False)
+    view.set_crosshair(False)
+    for _ in range(3):  # the frame and the layout's margins: converge on the view's own size
+        app.processEvents()
+        dw, dh = size[0] - view.width(), size[1] - view.height()
+        if (dw, dh) == (0, 0):
+            break
+        window.resize(window.width() + dw, window.height() + dh)
+    app.processEvents()
+    view.fit()
+
+
 def render_screenshot(
     paths: Sequence[str | Path] | str | Path,
     out_png: str | Path,
@@ -52,6 +69,11 @@ def render_screenshot(
     size: tuple[int, int] = (1280, 800),
     ai: bool = False,
     identifiers: bool = False,
+    plane: str | None = None,
+    slab_mm: float = 0.0,
+    projection: str = "mip",
+    layout: str = "1x1",
+    view_only: bool = False,
 ) -> Path:
     """Open ``paths`` in a real main window of ``size``, wait until the series is loaded, save a PNG.
 
@@ -60,7 +82,8 @@ def render_screenshot(
     series:
         Series key or SeriesInstanceUID; default the largest series (as the GUI picks).
     slice_index:
-        0-based slice, clamped; default the middle slice.
+        0-based image along the plane's own axis, clamped (coronal N is row N of an axial image,
+        sagittal N is column N); default the middle one.
     preset:
         Window preset name (``lung``...) or key 1-5; default the series' own window.
     ai:
@@ -69,6 +92,13 @@ def render_screenshot(
     identifiers:
         Show the patient and study lines and the tag panel (which list name, ID, birth date); off by
         default.
+    plane, slab_mm, projection:
+        The first viewport's plane (default: the acquisition plane) and thick slab (0: none).
+    layout:
+        ``1x1``, ``1x2``, ``2x2`` or ``mpr`` (see :data:`viewer.qt.view.view_grid.LAYOUTS`).
+    view_only:
+        Render only the first viewport at ``size``: no docks, corner text, letters or crosshair lines,
+        so the picture can be compared with a reformat computed elsewhere.
 
     Raises
     ------
@@ -111,15 +141,26 @@ def render_screenshot(
         if controller.volume is None:
             errors = controller.problems().errors
             raise NothingLoadableError(errors[-1] if errors else "the series could not be loaded")
+        grid = window.view_grid
+        grid.set_layout(layout)
+        view = grid.first
+        if plane is not None or slab_mm:
+            view.set_plane(plane or view.plane)
+            view.set_slab(slab_mm, projection)
         if slice_index is not None:
-            controller.set_slice(slice_index)
+            if view.native:
+                controller.set_slice(slice_index)
+            else:
+                controller.crosshair.set_index(view.layout.axis, slice_index)
+        if view_only:
+            _only_the_view(app, window, view, size)
         if preset is not None:
             controller.apply_preset(int(preset) if str(preset).isdigit() else str(preset))
         window.wait_idle(TIMEOUT_S)
         if ai:  # the faithfulness test of the slice shown starts after the reader's pause
             _wait_for_pause(app, window)
         app.processEvents()
-        pixmap = window.grab()
+        pixmap = view.grab() if view_only else window.grab()
         data = QByteArray()
         buffer = QBuffer(data)
         buffer.open(QIODevice.OpenModeFlag.WriteOnly)

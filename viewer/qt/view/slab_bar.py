@@ -5,8 +5,9 @@ from __future__ import annotations
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import QComboBox, QLabel, QSlider, QToolBar, QWidget
 
-from viewer.core.planes import PROJECTIONS
-from viewer.qt.view.slice_view import MAX_SLAB_MM, PROJECTION_NAMES, SliceView
+from viewer.core.planes import MAX_SLAB_MM, PROJECTIONS
+from viewer.qt.view.plane_navigation import PROJECTION_NAMES
+from viewer.qt.view.slice_view import SliceView
 from viewer.qt.view.view_grid import LAYOUTS, ViewGrid
 
 LAYOUT_NAMES = {"1x1": "1 × 1", "1x2": "1 × 2", "2x2": "2 × 2", "mpr": "MPR"}

@@ -23,15 +23,14 @@ import math
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QLineF, QPointF, QRectF, Qt, Signal
-from PySide6.QtGui import QColor, QFont, QKeyEvent, QPainterPath, QPen, QTransform
-from PySide6.QtWidgets import QGraphicsPathItem, QGraphicsRectItem, QWidget
+from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtGui import QColor, QFont, QKeyEvent, QTransform
+from PySide6.QtWidgets import QWidget
 
 from viewer.core.display import SliceMapper, color_to_u8
 from viewer.core.labels import Label
 from viewer.core.planes import (
     PLANES,
-    PROJECTIONS,
     PlaneLayout,
     native_plane,
     plane_image,
@@ -41,7 +40,7 @@ from viewer.core.planes import (
 )
 from viewer.core.windowing import Window
 from viewer.qt.ai.status import DEMONSTRATION_TEXT, OverlaySettings, SliceStatus
-from viewer.qt.controller import PAGE_STEP, ViewerController
+from viewer.qt.controller import ViewerController
 from viewer.qt.view.corner_text import (
     BOTTOM_LEFT,
     BOTTOM_RIGHT,
@@ -55,8 +54,10 @@ from viewer.qt.view.corner_text import (
 )
 from viewer.qt.view.heat_layer import HeatLayer
 from viewer.qt.view.keys import handle_view_key
+from viewer.qt.view.label_marks import LABEL_COLOR, LabelMarks
 from viewer.qt.view.mouse import SliceViewBox, window_from_drag
 from viewer.qt.view.plane_marks import EdgeLetters, ReferenceLines
+from viewer.qt.view.plane_navigation import PROJECTION_NAMES, PlaneNavigation
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -68,19 +69,9 @@ MIN_TOP_CORNER_WIDTH = 170
 AI_SUSPICIOUS_COLOR = QColor(255, 190, 60)
 AI_TEXT_COLOR = QColor(225, 235, 255)
 DEMONSTRATION_COLOR = QColor(255, 120, 90)
-#: Colour of the reader's label line and of its point / box marks.
-LABEL_COLOR = QColor(120, 230, 140)
-#: Half the size of the point mark's cross, in image pixels.
-POINT_MARK_PX = 6.0
-#: Slab thicknesses ] and [ step through (mm; 0 = the plain image).
-SLAB_STEPS_MM = (0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0)
-#: Thickest slab the slider offers (mm).
-MAX_SLAB_MM = 30.0
-#: How the corner names each projection.
-PROJECTION_NAMES = {"mip": "MIP", "minip": "MinIP", "mean": "Mean"}
 
 
-class SliceView(pg.GraphicsView):
+class SliceView(PlaneNavigation, pg.GraphicsView):
     """One plane of the controller's current series, with corner text and mouse/key handling.
 
     Parameters
@@ -152,20 +143,7 @@ class SliceView(pg.GraphicsView):
         self._label_block = TextBlock(scene, ai_font, LABEL_COLOR, "center")
         self._letters = EdgeLetters(scene, big)
         self._reference = ReferenceLines(self._image)
-        # the label's marks are children of the image item: image pixel coordinates, hidden with the image
-        pen = QPen(LABEL_COLOR, 2.0)
-        pen.setCosmetic(True)
-        self._box_mark = QGraphicsRectItem(self._image)
-        self._box_mark.setPen(pen)
-        self._box_mark.setVisible(False)
-        self._point_mark = QGraphicsPathItem(self._image)
-        self._point_mark.setPen(pen)
-        self._point_mark.setVisible(False)
-        self._drag_box = QGraphicsRectItem(self._image)
-        drag_pen = QPen(pen)
-        drag_pen.setStyle(Qt.PenStyle.DashLine)
-        self._drag_box.setPen(drag_pen)
-        self._drag_box.setVisible(False)
+        self._marks = LabelMarks(self._image)
         self._label: Label | None = None
 
         self._vb.sig_scroll.connect(self._on_scroll)
@@ -247,9 +225,7 @@ class SliceView(pg.GraphicsView):
 
     def label_marks(self) -> tuple[QRectF | None, QPointF | None]:
         """The drawn box (image pixels, (col, row) corners) and point (x = col, y = row), or None."""
-        box = self._box_mark.rect() if self._box_mark.isVisible() else None
-        point = self._point_mark.path().boundingRect().center() if self._point_mark.isVisible() else None
-        return box, point
+        return self._marks.shown()
 
     def image_pixel(self, scene_pos: QPointF) -> tuple[float, float]:
         """(row, col) in image pixels (0-based, pixel centres at integers) of a scene position."""
@@ -303,136 +279,6 @@ class SliceView(pg.GraphicsView):
         rows, cols = self._shape
         self._vb.setRange(QRectF(0, 0, cols * self._spacing[1], rows * self._spacing[0]), padding=0.0)
         self._update_zoom_text()
-
-    # -- the plane, its images and its slab -----------------------------------------------------------------
-
-    @property
-    def plane(self) -> str:
-        """The plane shown ("axial", "coronal", "sagittal"), as resolved for the series on screen."""
-        if self._layout is not None:
-            return self._layout.name
-        return self._plane_request or "axial"
-
-    @property
-    def layout(self) -> PlaneLayout | None:
-        """How the plane is cut from the volume (None before a series is shown)."""
-        return self._layout
-
-    @property
-    def native(self) -> bool:
-        """True when the view shows the stored slices (the controller's slice)."""
-        return self._layout is None or self._layout.native
-
-    def set_plane(self, plane: str | None) -> None:
-        """Show ``plane`` (None: the acquisition plane) of the series on screen."""
-        if plane is not None and plane not in PLANES:
-            raise ValueError(f"unknown plane {plane!r}")
-        self._plane_request = plane
-        self._on_series_selected(self.controller.series_key or "")
-
-    def index(self) -> int:
-        """The image on screen, counted along the plane's volume axis (the slice for the acquisition plane)."""
-        if self.native:
-            return self.controller.slice_index
-        return self.controller.crosshair.index(self._layout.axis)
-
-    def n_images(self) -> int:
-        """Images of the plane in the series on screen."""
-        volume = self.controller.volume
-        if volume is None:
-            return 0
-        return self._layout.length(volume.stored.shape) if self._layout is not None else volume.n_slices
-
-    def step(self, n: int) -> None:
-        """``n`` images on in reading order (head to feet, front to back, right to left)."""
-        if self.native:
-            self.controller.step(n)
-        else:
-            self.controller.crosshair.step(self._layout.axis, n * self._layout.scroll_sign)
-
-    def page(self, direction: int) -> None:
-        self.step(direction * PAGE_STEP)
-
-    def first_slice(self) -> None:
-        if self.native:
-            self.controller.first_slice()
-        else:
-            self.step(-self.n_images())
-
-    def last_slice(self) -> None:
-        if self.native:
-            self.controller.last_slice()
-        else:
-            self.step(self.n_images())
-
-    @property
-    def slab(self) -> tuple[float, str]:
-        """(thickness mm, projection); thickness 0 is the plain image."""
-        return self._slab_mm, self._projection
-
-    def set_slab(self, thickness_mm: float, projection: str | None = None) -> None:
-        """Project a slab of ``thickness_mm`` (0 to :data:`MAX_SLAB_MM`) with ``projection``."""
-        projection = projection or self._projection
-        if projection not in PROJECTIONS:
-            raise ValueError(f"unknown projection {projection!r}")
-        thickness = min(max(float(thickness_mm), 0.0), MAX_SLAB_MM)
-        if (thickness, projection) == (self._slab_mm, self._projection):
-            return
-        self._slab_mm, self._projection = thickness, projection
-        self.sig_slab_changed.emit(thickness, projection)
-        self._refresh()
-
-    def change_slab(self, direction: int) -> None:
-        """The next thicker (``direction`` > 0) or thinner step of :data:`SLAB_STEPS_MM`."""
-        if direction > 0:
-            thicker = [t for t in SLAB_STEPS_MM if t > self._slab_mm]
-            self.set_slab(thicker[0] if thicker else MAX_SLAB_MM)
-        else:
-            thinner = [t for t in SLAB_STEPS_MM if t < self._slab_mm]
-            self.set_slab(thinner[-1] if thinner else 0.0)
-
-    def cycle_projection(self) -> None:
-        """MIP → MinIP → mean → MIP; turns a 10 mm slab on when there is none."""
-        following = PROJECTIONS[(PROJECTIONS.index(self._projection) + 1) % len(PROJECTIONS)]
-        self.set_slab(self._slab_mm or 10.0, following if self._slab_mm else self._projection)
-
-    def set_crosshair(self, on: bool) -> None:
-        """Show the reference lines and let a left click or drag move the crosshair (the MPR layouts)."""
-        self._vb.crosshair = bool(on)
-        self._update_reference()
-
-    def orientation_text(self) -> dict[str, str]:
-        """The orientation letters shown at the edges: {"left": "R", "right": "L", "top": "A", ...}."""
-        return self._letters.text()
-
-    def reference_lines(self) -> dict[str, QLineF]:
-        """The other planes' lines through the crosshair, by plane, in image pixel coordinates."""
-        return self._reference.visible_lines()
-
-    def _on_scroll(self, n: int) -> None:
-        self.sig_activated.emit()
-        self.step(n)
-
-    def _on_crosshair_click(self, scene_pos: QPointF) -> None:
-        volume, layout = self.controller.volume, self._layout
-        if volume is None or layout is None:
-            return
-        self.sig_activated.emit()
-        v, u = self.image_pixel(scene_pos)
-        self.controller.crosshair.set_voxel(layout.to_voxel(self.index(), v, u, volume.stored.shape))
-
-    def _on_crosshair_moved(self, _voxel: object) -> None:
-        if self.native:
-            self._update_reference()
-        else:
-            self._refresh()
-
-    def _update_reference(self) -> None:
-        volume, layout = self.controller.volume, self._layout
-        if volume is None or layout is None or not self._vb.crosshair or not self._axis_names:
-            self._reference.hide()
-            return
-        self._reference.update(layout, self.controller.crosshair.voxel, volume.stored.shape, self._axis_names)
 
     # -- controller -> view -------------------------------------------------------------------------------
 
@@ -582,20 +428,7 @@ class SliceView(pg.GraphicsView):
         if block.set_text(text):
             self._place_overlays()
         block.set_visible(self._overlay_visible and bool(text))
-        box, point = (label.box, label.point) if label is not None else (None, None)
-        if box is not None:
-            r0, c0, r1, c1 = box
-            self._box_mark.setRect(QRectF(c0 + 0.5, r0 + 0.5, c1 - c0, r1 - r0))
-        self._box_mark.setVisible(box is not None)
-        if point is not None:
-            y, x = point[0] + 0.5, point[1] + 0.5
-            path = QPainterPath()
-            path.moveTo(x - POINT_MARK_PX, y)
-            path.lineTo(x + POINT_MARK_PX, y)
-            path.moveTo(x, y - POINT_MARK_PX)
-            path.lineTo(x, y + POINT_MARK_PX)
-            self._point_mark.setPath(path)
-        self._point_mark.setVisible(point is not None)
+        self._marks.show(*((label.box, label.point) if label is not None else (None, None)))
 
     def _on_mark_mode(self, mode: str) -> None:
         mode = mode if self.native else "off"
@@ -616,8 +449,7 @@ class SliceView(pg.GraphicsView):
         (r0, c0), (r1, c1) = self.image_pixel(start), self.image_pixel(now)
         r0, r1 = sorted((min(max(r0, -0.5), rows - 0.5), min(max(r1, -0.5), rows - 0.5)))
         c0, c1 = sorted((min(max(c0, -0.5), cols - 0.5), min(max(c1, -0.5), cols - 0.5)))
-        self._drag_box.setRect(QRectF(c0 + 0.5, r0 + 0.5, c1 - c0, r1 - r0))
-        self._drag_box.setVisible(not finished)
+        self._marks.dragging((r0, c0, r1, c1), finished)
         if finished and self._image.isVisible() and r1 > r0 and c1 > c0:
             self.controller.labels.mark_finding(box=(r0, c0, r1, c1))
 
