@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from viewer.core.column_cache import ColumnCache
 from viewer.core.geometry import Geometry
 from viewer.core.planes import (
     PLANES,
@@ -161,3 +162,28 @@ def test_the_coronal_and_sagittal_reformats_of_the_demo_ct_equal_simpleitk(demo_
             ours = plane_image(hu, layout, index)
             # radiological: superior at the top (LPS z reversed); coronal x to the left, sagittal y to the right
             assert np.array_equal(ours, pick(index).astype(np.float32)), (name, index)
+
+
+@pytest.mark.parametrize("projection", [None, "mip", "minip", "mean"])
+def test_sagittal_images_and_slabs_from_the_column_cache_equal_the_strided_ones(projection) -> None:
+    rng = np.random.default_rng(2)
+    volume = rng.integers(-1024, 2000, size=SHAPE, dtype=np.int16)
+    layout = plane_layout(axial_geometry(), "sagittal")
+    cache = ColumnCache(margin=3)
+    for index in [50, 51, 52, 60, 0, SHAPE[2] - 1, 59]:  # in the copy, out of it, and at both ends
+        if projection is None:
+            got, expected = plane_image(volume, layout, index, cache), plane_image(volume, layout, index)
+        else:
+            got = slab_image(volume, layout, index, 3.0, projection, cache)
+            expected = slab_image(volume, layout, index, 3.0, projection)
+        assert np.array_equal(got, expected), index
+    assert cache.nbytes <= (5 + 2 * 3 + 1) * SHAPE[0] * SHAPE[1] * volume.itemsize  # the slab and its margins
+
+
+def test_the_column_cache_follows_the_pixels_it_was_told_changed() -> None:
+    volume = np.zeros(SHAPE, dtype=np.int16)
+    cache = ColumnCache()
+    layout = plane_layout(axial_geometry(), "sagittal")
+    assert plane_image(volume, layout, 10, cache, version=0).max() == 0
+    volume[3, 4, 10] = 7  # a slice arrived while loading
+    assert plane_image(volume, layout, 10, cache, version=1).max() == 7

@@ -27,6 +27,7 @@ from itertools import permutations
 
 import numpy as np
 
+from viewer.core.column_cache import ColumnCache
 from viewer.core.geometry import Geometry, display_direction, grid_problems
 
 #: The named planes, in the order the MPR layout shows them.
@@ -197,13 +198,20 @@ def _oriented(image: np.ndarray, layout: PlaneLayout, dropped: int) -> np.ndarra
     return image
 
 
-def plane_image(stored: np.ndarray, layout: PlaneLayout, index: int) -> np.ndarray:
-    """Image ``index`` of the plane: a strided view of ``stored`` (no copy), (v, u) or (v, u, 3)."""
+def plane_image(stored: np.ndarray, layout: PlaneLayout, index: int, cache: ColumnCache | None = None,
+                version: object = None) -> np.ndarray:
+    """Image ``index`` of the plane: a strided view of ``stored`` (no copy), (v, u) or (v, u, 3).
+
+    With a :class:`~viewer.core.column_cache.ColumnCache`, an image across the last axis comes from its
+    contiguous copy (``version``: the state of the volume's pixels, see there).
+    """
     index = int(index)
     if layout.axis == 0:
         image = stored[index]
     elif layout.axis == 1:
         image = stored[:, index]
+    elif cache is not None:
+        image = cache.columns(stored, index, index + 1, version)[0]
     else:
         image = stored[:, :, index]
     return _oriented(image, layout, layout.axis)
@@ -222,24 +230,29 @@ def slab_range(layout: PlaneLayout, index: int, thickness_mm: float, length: int
 
 
 def slab_image(stored: np.ndarray, layout: PlaneLayout, index: int, thickness_mm: float,
-               projection: str = "mip") -> np.ndarray:
+               projection: str = "mip", cache: ColumnCache | None = None, version: object = None) -> np.ndarray:
     """The thick slab centred on image ``index``, projected along the plane's axis (a new array).
 
     ``"mip"`` and ``"minip"`` keep the stored type (a MIP of stored values is the MIP of modality values,
-    the rescale being monotonic with a positive slope); ``"mean"`` is float32 in stored units.
+    the rescale being monotonic with a positive slope); ``"mean"`` is float32 in stored units. ``cache`` and
+    ``version``: as for :func:`plane_image`.
     """
     if projection not in PROJECTIONS:
         raise ValueError(f"unknown projection {projection!r}: expected one of {', '.join(PROJECTIONS)}")
     start, stop = slab_range(layout, int(index), thickness_mm, layout.length(stored.shape))
-    cut: list[slice] = [slice(None)] * stored.ndim
-    cut[layout.axis] = slice(start, stop)
-    block = stored[tuple(cut)]
-    if projection == "mip":
-        image = block.max(axis=layout.axis)
-    elif projection == "minip":
-        image = block.min(axis=layout.axis)
+    axis = layout.axis
+    if axis == 2 and cache is not None:  # contiguous columns: reduce over the first axis, as for slices
+        block, axis = cache.columns(stored, start, stop, version), 0
     else:
-        image = block.mean(axis=layout.axis, dtype=np.float32)
+        cut: list[slice] = [slice(None)] * stored.ndim
+        cut[axis] = slice(start, stop)
+        block = stored[tuple(cut)]
+    if projection == "mip":
+        image = block.max(axis=axis)
+    elif projection == "minip":
+        image = block.min(axis=axis)
+    else:
+        image = block.mean(axis=axis, dtype=np.float32)
     return _oriented(image, layout, layout.axis)
 
 

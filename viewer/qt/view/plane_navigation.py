@@ -141,7 +141,10 @@ class PlaneNavigation:
         self.controller.crosshair.set_voxel(layout.to_voxel(self.index(), v, u, volume.stored.shape))
 
     def _on_crosshair_moved(self, _voxel: object) -> None:
-        if self.native:
+        """A reformat redraws only when its own image changed; otherwise the lines move."""
+        if self._layout_key != self.controller.series_key:
+            return  # the crosshair of a series this view has not taken up yet (its selection follows)
+        if self.native or self.index() == self._shown_index:
             self._update_reference()
         else:
             self._refresh()

@@ -27,6 +27,7 @@ from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QTransform
 from PySide6.QtWidgets import QWidget
 
+from viewer.core.column_cache import ColumnCache
 from viewer.core.display import SliceMapper, color_to_u8
 from viewer.core.labels import Label
 from viewer.core.planes import (
@@ -101,6 +102,12 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         self._axis_names: dict[int, str] = {}
         self._slab_mm = 0.0
         self._projection = "mip"
+        self._layout_key: str | None = None  # the series the layout was made for
+        self._shown_index: int | None = None  # the image index last drawn
+        self._columns = ColumnCache()  # contiguous columns for a plane across the last axis (sagittal)
+        self._pixels_version = 0  # slices arrive while loading: the column copy must follow
+        self._live = True  # False: a viewport its layout has put away; it draws nothing until shown again
+        self._stale = False
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAcceptDrops(False)  # drops go to the main window
         self.viewport().setAcceptDrops(False)
@@ -161,6 +168,7 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
             (controller.sig_series_selected, self._on_series_selected),
             (controller.sig_slice_changed, self._on_slice_changed),
             (controller.sig_window_changed, self._on_display_changed),
+            (controller.sig_load_progress, self._on_load_progress),
             (controller.sig_invert_changed, self._on_display_changed),
             (controller.sig_patient_info_changed, self._on_patient_info_changed),
             (controller.sig_fit_requested, self.fit),
@@ -271,6 +279,13 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         self._label_block.set_visible(visible and bool(self._label_block.value))
         self._letters.set_visible(visible)
 
+    def set_live(self, live: bool) -> None:
+        """False for a viewport the layout hides: it skips every redraw (and catches up when live again)."""
+        self._live = bool(live)
+        if self._live and self._stale:
+            self._stale = False
+            self._refresh()
+
     def fit(self) -> None:
         """Fit the whole slice into the view (keeps fitting on resize until the user pans or zooms)."""
         self._fitted = True
@@ -285,10 +300,12 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
     def _on_series_selected(self, key: str) -> None:
         series = self.controller.series
         self._heat.clear()
+        self._columns.clear()
         if series is None:
             self._shape = (0, 0)
             self._image.setVisible(False)
             self._shown = None
+            self._shown_index = None
             for item in self._corners.values():
                 item.set_text("")
             self._center.set_text("Drop a DICOM folder or files here\nor use File › Open Folder…")
@@ -299,6 +316,7 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         reformable = geometry.known and series.n_slices > 1
         name = self._plane_request if (self._plane_request and reformable) else native_plane(geometry)
         self._layout = plane_layout(geometry, name, series.n_slices)
+        self._layout_key = key
         self._axis_names = {plane_layout(geometry, n).axis: n for n in PLANES} if reformable else {}
         shape = (series.n_slices, series.rows, series.cols)
         self._spacing = self._layout.spacing
@@ -325,9 +343,17 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         self._refresh()
 
     def _on_slice_changed(self, index: int) -> None:
-        self._refresh()
+        if self.native:
+            self._refresh()
+        else:  # a reformat's image is the same at every slice: only the crosshair line moves
+            self._update_reference()
         if self._mouse_scene is not None and self.underMouse():
             self._emit_readout(self._mouse_scene)
+
+    def _on_load_progress(self, *_: object) -> None:
+        self._pixels_version += 1
+        if not self.native:  # a reformat crosses every slice: draw what has arrived
+            self._refresh()
 
     def _on_display_changed(self, *_: object) -> None:
         self._refresh()
@@ -342,6 +368,9 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
 
     def _refresh(self) -> None:
         """Redraw the slice and the corner text that depends on it (the hot path while scrolling)."""
+        if not self._live:
+            self._stale = True
+            return
         c = self.controller
         volume, window = c.volume, c.window
         if volume is None:
@@ -378,10 +407,11 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
             self._center.set_visible(True)
         else:
             self._center.set_visible(False)
+            cache, version = self._columns, self._pixels_version
             if self._slab_mm > 0:
-                stored = slab_image(volume.stored, layout, i, self._slab_mm, self._projection)
+                stored = slab_image(volume.stored, layout, i, self._slab_mm, self._projection, cache, version)
             else:
-                stored = plane_image(volume.stored, layout, i)
+                stored = plane_image(volume.stored, layout, i, cache, version)
             if volume.is_color:
                 u8 = np.ascontiguousarray(color_to_u8(stored, volume.series.first.layout.bits_stored))
                 if c.display_invert:
@@ -389,6 +419,7 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
             else:
                 u8 = self._mapper.rgbx(stored, volume.slope, volume.intercept, window, c.display_invert)
             self._shown = u8
+            self._shown_index = i
             # levels=None: the uint8 pixels go to a QImage as they are (no pyqtgraph rescale or table)
             self._image.setImage(u8, autoLevels=False, levels=None)
             self._image.setVisible(True)

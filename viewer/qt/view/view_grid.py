@@ -96,12 +96,14 @@ class ViewGrid(QWidget):
         columns, cells = LAYOUTS[name]
         while len(self._views) < len(cells):
             self._add_view()
-        for frame in self._frames:
+        for frame, view in zip(self._frames, self._views, strict=True):
             self._grid.removeWidget(frame)
             frame.hide()
+            view.set_live(False)
         several = len(cells) > 1
         for k, (plane, slab) in enumerate(cells):
             view, frame = self._views[k], self._frames[k]
+            view.set_live(True)
             view.set_plane(plane)
             view.set_slab(slab)
             view.set_crosshair(several)
