@@ -198,6 +198,12 @@ def _oriented(image: np.ndarray, layout: PlaneLayout, dropped: int) -> np.ndarra
     return image
 
 
+def oriented(image: np.ndarray, layout: PlaneLayout) -> np.ndarray:
+    """An image cut across ``layout.axis`` (the other two volume axes in their stored order), turned and
+    flipped as the plane is shown: for images of the same volume that are not stored in it (heatmaps)."""
+    return _oriented(image, layout, layout.axis)
+
+
 def plane_image(stored: np.ndarray, layout: PlaneLayout, index: int, cache: ColumnCache | None = None,
                 version: object = None) -> np.ndarray:
     """Image ``index`` of the plane: a strided view of ``stored`` (no copy), (v, u) or (v, u, 3).

@@ -267,3 +267,32 @@ def test_a_broken_default_model_leaves_the_viewer_working_without_ai(qtbot, ai_w
     assert w.slice_view.displayed_image() is not None  # the viewer itself carries on
     c.step(1)
     assert c.wait_idle(30) and w.slice_view.ai_text().startswith("AI unavailable")
+
+
+def test_the_heatmap_is_reformatted_into_the_coronal_and_sagittal_views(qtbot, ai_window, demo_study):
+    from viewer.qt.ai.heat_planes import heat_plane
+
+    w = ai_window(sweep=True)
+    c, ai = w.controller, w.controller.ai
+    _open(qtbot, w, demo_study.lung1)
+    qtbot.waitUntil(lambda: ai.progress == (48, 48), timeout=120_000)
+    w.view_grid.set_layout("mpr")
+    axial, coronal, sagittal, _mip = w.view_grid.views
+    heat = ai.results().heat[NODULE]
+    grid = heat.shape[0]
+    hr, hc = np.unravel_index(int(np.argmax(heat)), heat.shape)  # the hottest cell of the nodule slice
+    rows, cols = c.series.rows, c.series.cols
+    c.crosshair.set_voxel((NODULE, (hr + 0.5) * rows / grid, (hc + 0.5) * cols / grid))
+    assert c.slice_index == NODULE and axial.heat_visible() == ai.current().suspicious
+    w.ai_panel.suspicious_only.setChecked(False)
+    for view in (coronal, sagittal):
+        assert view.heat_visible(), view.plane
+        expected = heat_plane(ai.results(), view.layout, view.index(), c.volume.stored.shape,
+                              ai.model.card.threshold, False)
+        shown = view.displayed_heat()
+        assert shown.shape[:2] == expected.shape  # one line per slice, in the plane's orientation
+        # the nodule slice's line is its heatmap's grid row (coronal) or column (sagittal) through the crosshair
+        line = heat[hr] if view is coronal else heat[:, hc]
+        assert np.array_equal(expected[NODULE], line) and line.max() == heat.max()
+    qtbot.keyClick(w, Qt.Key.Key_H)  # H hides it in every plane
+    assert not coronal.heat_visible() and not sagittal.heat_visible()

@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QFont, QFontMetricsF
 from PySide6.QtWidgets import QGraphicsSimpleTextItem
 
 from viewer.core.series import SeriesInfo
+from viewer.core.windowing import Window
 
 TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT = "top_left", "top_right", "bottom_left", "bottom_right"
 CORNERS = (TOP_LEFT, TOP_RIGHT, BOTTOM_LEFT, BOTTOM_RIGHT)
@@ -181,3 +182,17 @@ def image_line(series: SeriesInfo, index: int) -> str:
     ``"Im 26  23/48"``; the stack position alone where the files' numbers cannot be trusted."""
     position = f"{index + 1}/{series.n_slices}"
     return f"{series.image_label(index)}  {position}" if series.image_numbers is not None else position
+
+
+def window_lines(window: Window | None, inverted: bool, zoom_percent: float) -> str:
+    """The bottom-right corner: the window (none for colour images), inversion, zoom."""
+    lines = []
+    if window is not None:
+        text = f"W: {window.width:.0f} L: {window.center:.0f}"
+        if window.name and window.name not in ("auto", "file"):
+            text += f" ({window.name})"
+        lines.append(text)
+    if inverted:
+        lines.append("inverted")
+    lines.append(f"Zoom: {zoom_percent:.0f}%")
+    return "\n".join(lines)

@@ -8,6 +8,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QTransform
 
+from viewer.core.planes import PlaneLayout
+from viewer.qt.ai.heat_planes import heat_plane
 from viewer.qt.ai.overlay import heat_image, heat_lut
 from viewer.qt.ai.status import OverlaySettings, SliceStatus
 
@@ -41,8 +43,12 @@ class HeatLayer:
         show = (status is not None and status.heat is not None and status.index == index
                 and overlay.visible and (status.suspicious or not overlay.suspicious_only)
                 and image_shown and shape != (0, 0))
-        if show and status is not None and status.heat is not None and status.heat is not self._source:
-            heat = status.heat
+        self.show_heat(status.heat if show and status is not None else None, shape, spacing)
+
+    def show_heat(self, heat: np.ndarray | None, shape: tuple[int, int], spacing: tuple[float, float]) -> None:
+        """Draw ``heat`` (uint8, any grid) stretched over an image of ``shape`` pixels of ``spacing`` mm, or hide
+        the layer (None): a slice's own heatmap, or one reformatted into another plane."""
+        if heat is not None and heat is not self._source:
             self.item.setImage(heat_image(heat, self._table), autoLevels=False, levels=None)
             if heat.shape != self._shape:
                 # the heatmap grid spans the whole image: one heat pixel covers (rows/S, cols/S) pixels
@@ -51,5 +57,17 @@ class HeatLayer:
                                                             rows * spacing[0] / heat.shape[0]))
                 self._shape = heat.shape
             self._source = heat
+        show = heat is not None
         if self.item.isVisible() != show:
             self.item.setVisible(show)
+
+    def update_plane(self, ai, layout: PlaneLayout, index: int, volume_shape: tuple[int, ...] | None,
+                     image_shown: bool, shape: tuple[int, int], spacing: tuple[float, float]) -> None:
+        """Draw the heat of a reformatted plane's image ``index`` (:func:`~viewer.qt.ai.heat_planes.heat_plane`)
+        from ``ai`` (the :class:`~viewer.qt.ai.state.AIState`), with the same overlay settings."""
+        entry, overlay = ai.model, ai.overlay
+        heat = None
+        if image_shown and overlay.visible and entry is not None and volume_shape is not None:
+            heat = heat_plane(ai.results(), layout, index, volume_shape, float(entry.card.threshold),
+                              overlay.suspicious_only)
+        self.show_heat(heat, shape, spacing)

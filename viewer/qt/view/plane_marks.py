@@ -39,6 +39,10 @@ class EdgeLetters:
     def text(self) -> dict[str, str]:
         return {edge: block.value for edge, block in self.blocks.items() if block.is_visible()}
 
+    def top_width(self) -> float:
+        block = self.blocks.get("top")
+        return block.size()[0] if block is not None and block.is_visible() else 0.0
+
     def top_height(self) -> float:
         block = self.blocks["top"]
         return block.size()[1] if block.is_visible() else 0.0

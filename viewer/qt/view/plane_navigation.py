@@ -3,18 +3,20 @@
 :class:`PlaneNavigation` is mixed into :class:`~viewer.qt.view.slice_view.SliceView`, whose attributes it
 uses: ``controller``, ``_layout`` (the :class:`~viewer.core.planes.PlaneLayout`, None before a series),
 ``_plane_request``, ``_axis_names`` (volume axis -> plane), ``_slab_mm``, ``_projection``, ``_vb``,
-``_letters``, ``_reference``, and the view's ``_refresh``, ``_on_series_selected`` and ``image_pixel``.
-The acquisition plane scrolls the controller's slice; a reformatted plane scrolls the crosshair along its
-own volume axis (:class:`~viewer.qt.crosshair.CrosshairState`). Both are the :class:`~viewer.qt.view.keys.
-ViewTarget` the keys act on.
+``_letters``, ``_reference``, ``_locations`` and ``_thickness`` (per-slice corner facts), and the view's
+``_refresh``, ``_on_series_selected`` and ``image_pixel``. The acquisition plane scrolls the controller's
+slice; a reformatted plane scrolls the crosshair along its own volume axis
+(:class:`~viewer.qt.crosshair.CrosshairState`). Both are the :class:`~viewer.qt.view.keys.ViewTarget` the
+keys act on.
 """
 
 from __future__ import annotations
 
 from PySide6.QtCore import QLineF, QPointF
 
-from viewer.core.planes import MAX_SLAB_MM, PLANES, PROJECTIONS, PlaneLayout
+from viewer.core.planes import MAX_SLAB_MM, PLANES, PROJECTIONS, PlaneLayout, plane_location
 from viewer.qt.controller import PAGE_STEP
+from viewer.qt.view.corner_text import image_line
 
 #: Slab thicknesses ] and [ step through (mm; 0 = the plain image).
 SLAB_STEPS_MM = (0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0)
@@ -155,3 +157,23 @@ class PlaneNavigation:
             self._reference.hide()
             return
         self._reference.update(layout, self.controller.crosshair.voxel, volume.stored.shape, self._axis_names)
+
+    def _position_lines(self, volume, i: int) -> list[str]:
+        """The bottom-left corner: image number, position in mm and thickness, or the reformat's plane and
+        position; then the slab."""
+        layout = self._layout
+        if layout.native:
+            lines = [image_line(volume.series, i)]
+            if self._locations is not None:
+                lines.append(f"Z: {self._locations[i]:.1f} mm")
+            thickness = self._thickness[i]
+            if thickness:
+                lines.append(f"T: {thickness:.3g} mm")
+        else:
+            letter, mm = plane_location(volume.geometry, layout, i)
+            lines = [f"{layout.name.capitalize()} {i + 1}/{self.n_images()}", f"{letter}: {mm:.1f} mm"]
+            if layout.problems:
+                lines.append("approximate: " + layout.problems[0].split(":")[0])
+        if self._slab_mm > 0:
+            lines.append(f"{PROJECTION_NAMES[self._projection]} slab {self._slab_mm:g} mm")
+        return lines

@@ -5,11 +5,10 @@ coronal or sagittal plane (:mod:`viewer.core.planes`, strided views of the volum
 a thick slab (MIP, MinIP, mean). Orientation letters sit at its edges; in the MPR layouts the reference
 lines of the other planes cross at the linked crosshair (:class:`~viewer.qt.crosshair.CrosshairState`).
 
-Its parts live beside it: the mouse (:mod:`.mouse`), the keys (:mod:`.keys`, one table for dispatch and
-help), the corner text and cursor read-out (:mod:`.corner_text`) and the AI heatmap (:mod:`.heat_layer`).
-The reader's label of the slice and its point or box are drawn over the image; the AI's verdict on the
-slice (probability and threshold, or why there is none) is centred at the top, with the demonstration
-warning under it when the model card says so.
+Its parts live beside it: the plane and slab (:mod:`.plane_navigation`), the mouse (:mod:`.mouse`), the keys
+(:mod:`.keys`), the corner text (:mod:`.corner_text`), the label marks (:mod:`.label_marks`) and the AI
+heatmap (:mod:`.heat_layer`). The AI's verdict on a stored slice is centred at the top, with the
+demonstration warning under it when the model card says so.
 
 The image is row-major, and the item is scaled by (column spacing, row spacing) so that one scene unit
 is one millimetre and the aspect is physical. Slices reach the screen as uint8 through
@@ -25,7 +24,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import QColor, QFont, QKeyEvent, QTransform
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QFrame, QWidget
 
 from viewer.core.column_cache import ColumnCache
 from viewer.core.display import SliceMapper, color_to_u8
@@ -36,7 +35,6 @@ from viewer.core.planes import (
     native_plane,
     plane_image,
     plane_layout,
-    plane_location,
     slab_image,
 )
 from viewer.core.windowing import Window
@@ -50,15 +48,15 @@ from viewer.qt.view.corner_text import (
     TOP_RIGHT,
     CursorReadout,
     TextBlock,
-    image_line,
     patient_lines,
+    window_lines,
 )
 from viewer.qt.view.heat_layer import HeatLayer
 from viewer.qt.view.keys import handle_view_key
 from viewer.qt.view.label_marks import LABEL_COLOR, LabelMarks
 from viewer.qt.view.mouse import SliceViewBox, window_from_drag
 from viewer.qt.view.plane_marks import EdgeLetters, ReferenceLines
-from viewer.qt.view.plane_navigation import PROJECTION_NAMES, PlaneNavigation
+from viewer.qt.view.plane_navigation import PlaneNavigation
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -106,12 +104,14 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         self._shown_index: int | None = None  # the image index last drawn
         self._columns = ColumnCache()  # contiguous columns for a plane across the last axis (sagittal)
         self._pixels_version = 0  # slices arrive while loading: the column copy must follow
+        self._patient_lines = True
         self._live = True  # False: a viewport its layout has put away; it draws nothing until shown again
         self._stale = False
         self.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         self.setAcceptDrops(False)  # drops go to the main window
         self.viewport().setAcceptDrops(False)
         self.setMinimumSize(200, 160)
+        self.setFrameShape(QFrame.Shape.NoFrame)  # the layout's viewport frame marks the active view
 
         self._vb = SliceViewBox()
         self.setCentralItem(self._vb)
@@ -174,6 +174,7 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
             (controller.sig_fit_requested, self.fit),
             (controller.ai.sig_current_changed, self._on_ai_current),
             (controller.ai.sig_overlay_changed, self._on_ai_overlay),
+            (controller.ai.sig_curve_changed, self._on_ai_curve),
             (controller.labels.sig_current_changed, self._on_label),
             (controller.labels.sig_mode_changed, self._on_mark_mode),
             (controller.crosshair.sig_changed, self._on_crosshair_moved),
@@ -273,7 +274,8 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         """Show or hide all corner text (benchmarks measure the image path alone)."""
         self._overlay_visible = visible
         for corner in CORNERS:
-            self._corners[corner].set_visible(visible and (corner != TOP_LEFT or self.controller.show_patient_info))
+            self._corners[corner].set_visible(visible and (corner != TOP_LEFT or (
+                self.controller.show_patient_info and self._patient_lines)))
         self._ai_block.set_visible(visible and bool(self._ai_block.value))
         self._demo_block.set_visible(visible and bool(self._demo_block.value))
         self._label_block.set_visible(visible and bool(self._label_block.value))
@@ -324,6 +326,8 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         self._letters.set_layout(self._layout if geometry.known else None, self._overlay_visible)
         self._on_label(self.controller.labels.current())
         self._on_mark_mode(self.controller.labels.mode)
+        if self._ai is not None:
+            self._on_ai_current(self._ai)
         # per-slice corner text facts, computed once per series (the scroll path only indexes them)
         self._locations = (geometry.positions @ geometry.normal).tolist() if geometry.known else None
         self._thickness = [h.slice_thickness for h, _ in series.sources]
@@ -358,8 +362,13 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
     def _on_display_changed(self, *_: object) -> None:
         self._refresh()
 
+    def set_patient_lines(self, show: bool) -> None:
+        """False in the layout's secondary viewports: the patient and study lines once per window are enough."""
+        self._patient_lines = bool(show)
+        self._on_patient_info_changed(self.controller.show_patient_info)
+
     def _on_patient_info_changed(self, show: bool) -> None:
-        self._corners[TOP_LEFT].set_visible(show and self._overlay_visible)
+        self._corners[TOP_LEFT].set_visible(show and self._overlay_visible and self._patient_lines)
 
     def _update_patient_text(self) -> None:
         series = self.controller.series
@@ -380,21 +389,7 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
             return
         i = self.index()
         native = layout.native
-        if native:
-            lines = [image_line(volume.series, i)]
-            if self._locations is not None:
-                lines.append(f"Z: {self._locations[i]:.1f} mm")
-            thickness = self._thickness[i]
-            if thickness:
-                lines.append(f"T: {thickness:.3g} mm")
-        else:
-            letter, mm = plane_location(volume.geometry, layout, i)
-            lines = [f"{layout.name.capitalize()} {i + 1}/{self.n_images()}", f"{letter}: {mm:.1f} mm"]
-            if layout.problems:
-                lines.append("approximate: " + layout.problems[0].split(":")[0])
-        if self._slab_mm > 0:
-            lines.append(f"{PROJECTION_NAMES[self._projection]} slab {self._slab_mm:g} mm")
-        changed = self._corners[BOTTOM_LEFT].set_text("\n".join(lines))
+        changed = self._corners[BOTTOM_LEFT].set_text("\n".join(self._position_lines(volume, i)))
         changed |= self._update_window_text(window)
         message = ""
         if (native and not volume.loaded[i]) or (window is None and not volume.is_color):
@@ -435,10 +430,11 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         block, demo = self._ai_block, self._demo_block
         if block is None:
             return
-        changed = block.set_text(status.text)
+        text = status.text if self.native else ""  # the verdict is the stored slice's, not a reformat's
+        changed = block.set_text(text)
         block.set_color(AI_SUSPICIOUS_COLOR if status.suspicious else AI_TEXT_COLOR)
-        block.set_visible(self._overlay_visible and bool(status.text))
-        changed |= demo.set_text(DEMONSTRATION_TEXT if status.demonstration and status.text else "")
+        block.set_visible(self._overlay_visible and bool(text))
+        changed |= demo.set_text(DEMONSTRATION_TEXT if status.demonstration and text else "")
         demo.set_visible(self._overlay_visible and bool(demo.value))
         self._update_heat()
         if changed:
@@ -484,27 +480,29 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         if finished and self._image.isVisible() and r1 > r0 and c1 > c0:
             self.controller.labels.mark_finding(box=(r0, c0, r1, c1))
 
+    def _on_ai_curve(self, _curve: object) -> None:
+        if not self.native:  # more slices analysed: the reformatted heat gains their lines
+            self._update_heat()
+
     def _on_ai_overlay(self, overlay: OverlaySettings) -> None:
         self._heat.set_overlay(overlay)
         self._update_heat()
 
     def _update_heat(self) -> None:
         """Draw the heatmap of the slice on screen, or hide it (no result, overlay off, slice not shown)."""
-        shown = self._image.isVisible() and self.native and self._slab_mm <= 0
-        self._heat.update(self._ai, self.controller.ai.overlay, self.controller.slice_index, shown,
-                          self._shape, self._spacing)
+        ai = self.controller.ai
+        shown = self._image.isVisible() and self._slab_mm <= 0
+        if self.native or self._layout is None:
+            self._heat.update(self._ai, ai.overlay, self.controller.slice_index, shown, self._shape, self._spacing)
+            return
+        volume = self.controller.volume
+        self._heat.update_plane(ai, self._layout, self.index(), volume.stored.shape if volume is not None else None,
+                                shown, self._shape, self._spacing)
 
     def _update_window_text(self, window: Window | None) -> bool:
-        lines = []
-        if window is not None and not (self.controller.volume is not None and self.controller.volume.is_color):
-            text = f"W: {window.width:.0f} L: {window.center:.0f}"
-            if window.name and window.name not in ("auto", "file"):
-                text += f" ({window.name})"
-            lines.append(text)
-        if self.controller.invert:
-            lines.append("inverted")
-        lines.append(f"Zoom: {self.zoom_percent():.0f}%")
-        return self._corners[BOTTOM_RIGHT].set_text("\n".join(lines))
+        color = self.controller.volume is not None and self.controller.volume.is_color
+        lines = window_lines(None if color else window, self.controller.invert, self.zoom_percent())
+        return self._corners[BOTTOM_RIGHT].set_text(lines)
 
     # -- view events ---------------------------------------------------------------------------------------
 
@@ -538,7 +536,8 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         for corner, block in self._corners.items():
             top = corner in (TOP_LEFT, TOP_RIGHT)
             # each corner owns half the width, less the AI line's share when it sits between them
-            block.set_max_width(beside if top and ai_w and ai_in_top_band else w / 2 - 1.5 * MARGIN)
+            half = w / 2 - 1.5 * MARGIN - (self._letters.top_width() / 2 + MARGIN if top else 0.0)
+            block.set_max_width(min(beside, half) if top and ai_w and ai_in_top_band else half)
             _, th = block.size()
             x = MARGIN if corner in (TOP_LEFT, BOTTOM_LEFT) else w - MARGIN
             y = MARGIN if top else h - th - MARGIN

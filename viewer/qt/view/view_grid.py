@@ -107,6 +107,7 @@ class ViewGrid(QWidget):
             view.set_plane(plane)
             view.set_slab(slab)
             view.set_crosshair(several)
+            view.set_patient_lines(k == 0)
             self._grid.addWidget(frame, k // columns, k % columns)
             frame.show()
         self._layout = name
