@@ -54,6 +54,7 @@ class AnonymiseExport(QObject):
         self.worker.sig_progress.connect(self._on_progress)
         self.worker.sig_done.connect(self._on_done)
         self._dialog: QProgressDialog | None = None
+        self._running = False
 
     def start(self, inputs: list[str | Path], out_dir: str | Path, parent_widget: QWidget | None = None,
               seed: str | None = None) -> int:
@@ -61,12 +62,7 @@ class AnonymiseExport(QObject):
         inputs = [Path(p) for p in inputs]
         out_dir = Path(out_dir)
         if parent_widget is not None and not self.worker.sync:
-            dialog = QProgressDialog("Anonymising…", "Cancel", 0, 0, parent_widget)
-            dialog.setWindowTitle("Anonymise and export DICOM")
-            dialog.setWindowModality(Qt.WindowModality.WindowModal)
-            dialog.setMinimumDuration(300)
-            dialog.canceled.connect(self.worker.cancel)
-            self._dialog = dialog
+            self._show_dialog(parent_widget)
 
         def job(ctx: JobContext) -> AnonymiseResult | str:
             try:
@@ -76,16 +72,33 @@ class AnonymiseExport(QObject):
 
         return self.worker.submit(job, name="anonymise and export")
 
+    def _show_dialog(self, parent_widget: QWidget) -> None:
+        """The one progress dialog, made once and kept: a modal QProgressDialog's ``setValue`` processes
+        events, in which the job's end may arrive, so a dialog deleted there would be used after its
+        deletion (a segmentation fault seen once in a loaded test run)."""
+        dialog = self._dialog
+        if dialog is None or dialog.parentWidget() is not parent_widget:
+            if dialog is not None:
+                dialog.deleteLater()
+            dialog = QProgressDialog("Anonymising…", "Cancel", 0, 0, parent_widget)
+            dialog.setWindowTitle("Anonymise and export DICOM")
+            dialog.setWindowModality(Qt.WindowModality.WindowModal)
+            dialog.setMinimumDuration(300)
+            dialog.canceled.connect(self.worker.cancel)
+            self._dialog = dialog
+        dialog.reset()
+        dialog.setRange(0, 0)
+        self._running = True
+
     def _on_progress(self, rid: int, done: int, total: int) -> None:
-        if self._dialog is not None:
+        if self._dialog is not None and self._running:
             self._dialog.setMaximum(total)
             self._dialog.setValue(done)
 
     def _on_done(self, rid: int) -> None:
+        self._running = False
         if self._dialog is not None:
-            self._dialog.reset()
-            self._dialog.deleteLater()
-            self._dialog = None
+            self._dialog.reset()  # hides it; the dialog is kept for the next export
 
     def _on_finished(self, rid: int, result: AnonymiseResult | str) -> None:
         if isinstance(result, str):
