@@ -143,6 +143,56 @@ def test_window_keys_work_when_a_dock_has_focus(qtbot, loaded_window):
     assert w.invert_action.isChecked()
 
 
+def test_viewer_keys_work_after_a_click_in_the_series_list_but_not_in_a_text_field(qtbot, loaded_window):
+    w = loaded_window
+    c = w.controller
+    w.activateWindow()
+    qtbot.waitActive(w)
+    browser = w.series_browser.list
+    qtbot.mouseClick(browser.viewport(), Qt.MouseButton.LeftButton, pos=browser.visualItemRect(browser.item(0)).center())
+    assert browser.hasFocus()
+    start = c.slice_index
+    qtbot.keyClick(browser, Qt.Key.Key_Down)  # the next image, not the next list row
+    assert c.slice_index == start + 1
+    qtbot.keyClick(browser, Qt.Key.Key_L)
+    assert c.labels.current() is not None  # the slice got its label
+    c.labels.remove_current()
+    qtbot.keyClicks(w.tag_panel.filter, "l")  # typing in a text field stays typing
+    assert w.tag_panel.filter.text() == "l" and c.labels.current() is None
+
+
+def test_f1_lists_every_shortcut_from_the_key_table(qtbot, loaded_window):
+    from viewer.qt.view.keys import KEYMAP
+
+    w = loaded_window
+    w.show_shortcuts()
+    table = w.shortcut_help.table
+    keys = {table.item(r, 0).text(): table.item(r, 1).text() for r in range(table.rowCount())}
+    for binding in KEYMAP:
+        assert keys[binding.label] == binding.text
+    assert "Ctrl+4" in keys and "MPR" in keys["Ctrl+4"]  # menu shortcuts too
+    assert "F1" in keys
+
+
+def test_the_docks_and_window_size_are_remembered_between_runs(qtbot, settings):
+    from viewer.qt.main_window import MainWindow
+
+    first = MainWindow(settings=settings, ai=False)
+    qtbot.addWidget(first)
+    first.show()
+    first.resize(1100, 720)
+    first.tags_dock.hide()
+    qtbot.waitUntil(lambda: first.tags_dock.isHidden())
+    first.close()
+    again = MainWindow(settings=settings, ai=False)
+    qtbot.addWidget(again)
+    again.show()
+    assert again.tags_dock.isHidden() and not again.series_dock.isHidden()
+    # restoreGeometry fits the width into the offscreen platform's 800-px screen; the height is the reader's
+    assert again.height() == 720
+    again.close()
+
+
 def test_screenshot_renders_the_window(qtbot, tmp_path, ct_folder):
     out = render_screenshot([ct_folder], tmp_path / "shots" / "ct.png", slice_index=2, preset="lung", size=(900, 600))
     image = QImage(str(out))

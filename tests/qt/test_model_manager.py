@@ -58,3 +58,19 @@ def test_manager_operations_and_protections(data_dir: Path, tmp_path: Path, ai_c
     (bad / "weights.safetensors").write_bytes((DEMO / "weights.safetensors").read_bytes()[:-1] + b"\0")
     assert m.import_bundle(str(bad)) is None and "sha256" in m.message.text()
     assert [e.name for e in m.entries] == ["demo-nodule", "site-a"]
+
+
+def test_close_and_escape_close_the_models_dialog(data_dir: Path, ai_controller, qtbot) -> None:
+    from PySide6.QtCore import Qt
+
+    from viewer.qt.model_manager import ModelManager
+
+    m = ModelManager(ai_controller(False))
+    qtbot.addWidget(m)
+    m.show()
+    m.close_button.click()
+    assert not m.isVisible()
+    m.show()
+    m.list.setFocus()
+    qtbot.keyClick(m.list, Qt.Key.Key_Escape)
+    assert not m.isVisible()

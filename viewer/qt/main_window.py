@@ -15,9 +15,22 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from PySide6.QtCore import QSettings, QSignalBlocker, Qt, QUrl
+from PySide6.QtCore import QEvent, QSettings, QSignalBlocker, Qt, QUrl
 from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QFileDialog, QLabel, QMainWindow, QMenu, QProgressBar, QWidget
+from PySide6.QtWidgets import (
+    QAbstractSpinBox,
+    QApplication,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QLineEdit,
+    QMainWindow,
+    QMenu,
+    QPlainTextEdit,
+    QProgressBar,
+    QTextEdit,
+    QWidget,
+)
 
 from viewer.core.scan import ScanResult
 from viewer.core.windowing import PRESETS
@@ -33,6 +46,7 @@ from viewer.qt.tag_panel import TagPanel
 from viewer.qt.view.corner_text import CursorReadout
 from viewer.qt.view.keys import handle_view_key
 from viewer.qt.view.slab_bar import SlabBar
+from viewer.qt.view.slice_view import SliceView
 from viewer.qt.view.view_grid import ViewGrid
 
 ORGANISATION = "radview"
@@ -42,6 +56,12 @@ MAX_RECENT = 8
 RECENT_KEY = "recent_folders"
 #: Series descriptions the reader shows in reverse slice order (View › Reverse Slice Order).
 REVERSED_KEY = "display/reversed_series"
+#: The window's size and place, and its docks and toolbar (QMainWindow.saveState), between runs.
+GEOMETRY_KEY, STATE_KEY = "window/geometry", "window/state"
+#: Bumped when the docks change so much that an older saved state should not be restored.
+LAYOUT_VERSION = 1
+#: Widgets that keep their keys (typing, editing, spinning).
+TEXT_FIELDS = (QLineEdit, QTextEdit, QPlainTextEdit, QAbstractSpinBox)
 
 
 def local_paths(urls: Iterable[QUrl]) -> list[str]:
@@ -153,7 +173,11 @@ class MainWindow(QMainWindow):
         self.problems_panel.sig_count_changed.connect(self._on_problem_count)
         self.view_grid.sig_cursor_moved.connect(self._on_cursor)
         self.resize(1280, 800)
+        if self.remember_recent:
+            self._restore_layout()
         self.slice_view.setFocus()
+        # the viewer's keys work wherever the focus is in this window, except in text fields
+        QApplication.instance().installEventFilter(self)
 
     # -- building ------------------------------------------------------------------------------------------
 
@@ -237,6 +261,18 @@ class MainWindow(QMainWindow):
         self._action(labels, "Edit Classes…", self.labels_panel.edit_classes)
         self._action(labels, "Export CSV…", self.labels_panel.choose_export)
         self._action(labels, "Import CSV…", self.labels_panel.choose_import)
+        help_menu = bar.addMenu("&Help")
+        self._action(help_menu, "&Keyboard Shortcuts…", self.show_shortcuts, "F1")
+        self.shortcut_help = None
+
+    def show_shortcuts(self) -> None:
+        """Help › Keyboard Shortcuts (F1)."""
+        from viewer.qt.shortcut_help import ShortcutHelp
+
+        if self.shortcut_help is None:
+            self.shortcut_help = ShortcutHelp(self.findChildren(QAction), self)
+        self.shortcut_help.show()
+        self.shortcut_help.raise_()
 
     def show_finetune(self) -> None:
         """The non-modal fine-tune dialog (one per window, kept between uses)."""
@@ -380,6 +416,22 @@ class MainWindow(QMainWindow):
 
     # -- keys and closing ---------------------------------------------------------------------------------------
 
+    def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt override
+        """Viewer keys pressed in a list, a tree or a button of this window go to the active view."""
+        if ev.type() != QEvent.Type.KeyPress or not isinstance(obj, QWidget) or obj.window() is not self:
+            return False
+        if isinstance(obj, TEXT_FIELDS) or isinstance(obj, SliceView):
+            return False  # text fields keep their keys; the views handle their own
+        return handle_view_key(self.controller, ev, self.view_grid.active)
+
+    def _restore_layout(self) -> None:
+        """The docks and the window's size and place as the reader left them."""
+        geometry, state = self.settings.value(GEOMETRY_KEY), self.settings.value(STATE_KEY)
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        if state is not None:
+            self.restoreState(state, LAYOUT_VERSION)
+
     def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 - Qt override
         """Keys no child used (slice navigation while a dock has focus, for instance)."""
         if handle_view_key(self.controller, ev, self.view_grid.active):
@@ -394,6 +446,12 @@ class MainWindow(QMainWindow):
         return idle
 
     def closeEvent(self, ev: QCloseEvent) -> None:  # noqa: N802 - Qt override
+        app = QApplication.instance()
+        if app is not None:
+            app.removeEventFilter(self)
+        if self.remember_recent:
+            self.settings.setValue(GEOMETRY_KEY, self.saveGeometry())
+            self.settings.setValue(STATE_KEY, self.saveState(LAYOUT_VERSION))
         if self.finetune_dialog is not None:
             self.finetune_dialog.shutdown()
         self.anonymise_export.stop()

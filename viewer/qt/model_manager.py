@@ -11,6 +11,7 @@ import json
 
 from PySide6.QtWidgets import (
     QDialog,
+    QDialogButtonBox,
     QFileDialog,
     QHBoxLayout,
     QInputDialog,
@@ -71,6 +72,10 @@ class ModelManager(QDialog):
         layout.addLayout(top, 1)
         layout.addLayout(row)
         layout.addWidget(self.message)
+        close = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)  # Escape closes it too (QDialog)
+        close.rejected.connect(self.reject)
+        layout.addWidget(close)
+        self.close_button = close.button(QDialogButtonBox.StandardButton.Close)
         self.list.currentRowChanged.connect(self._on_selected)
         self.entries: list[ModelEntry] = []
         self.resize(900, 520)

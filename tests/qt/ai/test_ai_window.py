@@ -214,7 +214,9 @@ def test_a_cr_image_with_a_ct_model_says_the_model_does_not_apply(qtbot, ai_wind
     assert c.wait_idle(30)
     status = ai.current()
     assert status.state == NOT_APPLICABLE and status.probability is None
-    assert w.slice_view.ai_text() == "the model does not apply: the model demo-nodule reads CT, not CR"
+    # said in the panel, not over the radiograph's burned-in text
+    assert w.ai_panel.verdict_label.text() == "the model does not apply: the model demo-nodule reads CT, not CR"
+    assert w.slice_view.ai_text() == ""
     assert w.ai_panel.probability_label.text() == "no number"
     assert not w.slice_view.heat_visible()
     assert not ai.lane.worker.isRunning()  # nothing was run (and torch was not loaded for it)

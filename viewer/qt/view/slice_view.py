@@ -38,7 +38,7 @@ from viewer.core.planes import (
     slab_image,
 )
 from viewer.core.windowing import Window
-from viewer.qt.ai.status import DEMONSTRATION_TEXT, OverlaySettings, SliceStatus
+from viewer.qt.ai.status import DEMONSTRATION_TEXT, NOT_APPLICABLE, OverlaySettings, SliceStatus
 from viewer.qt.controller import ViewerController
 from viewer.qt.view.corner_text import (
     BOTTOM_LEFT,
@@ -430,7 +430,9 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         block, demo = self._ai_block, self._demo_block
         if block is None:
             return
-        text = status.text if self.native else ""  # the verdict is the stored slice's, not a reformat's
+        # the verdict is the stored slice's, not a reformat's; "does not apply" belongs in the panel, not
+        # over an X-ray's burned-in text
+        text = status.text if self.native and status.state != NOT_APPLICABLE else ""
         changed = block.set_text(text)
         block.set_color(AI_SUSPICIOUS_COLOR if status.suspicious else AI_TEXT_COLOR)
         block.set_visible(self._overlay_visible and bool(text))
