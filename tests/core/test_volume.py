@@ -104,3 +104,21 @@ def test_default_window_uses_tags_then_a_middle_slice_percentile(tmp_path: Path,
     lo, hi = np.percentile(volume.modality_values(2), [1, 99])
     assert window.name == "auto"
     assert window.low == pytest.approx(lo, abs=1) and window.high == pytest.approx(hi, abs=1)
+
+
+def test_a_chest_cr_whose_header_window_is_its_whole_range_opens_with_a_percentile_window(pydicom_data) -> None:
+    from viewer.core.display import SliceMapper
+
+    (series,) = scan(pydicom_data / "RG1_UNCR.dcm").series  # W 30000 over 15 stored bits
+    volume = load_volume(series)
+    window = volume.default_window()
+    assert window.name == "auto" and window.width < 30000 / 2
+    mapper = SliceMapper()
+    from viewer.core.windowing import Window
+
+    shown = mapper.grey(volume.stored[0], volume.slope, volume.intercept, window, volume.invert).copy()
+    header = mapper.grey(volume.stored[0], volume.slope, volume.intercept, Window(15000, 30000), volume.invert)
+    # the header window squeezes the chest into a few grey levels; the automatic one spreads it out
+    assert np.std(shown) > 1.8 * np.std(header)
+    (ct,) = scan(pydicom_data / "693_UNCR.dcm").series
+    assert load_volume(ct).default_window().name == "file"  # a CT's window is the scanner's choice

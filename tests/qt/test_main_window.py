@@ -149,7 +149,8 @@ def test_viewer_keys_work_after_a_click_in_the_series_list_but_not_in_a_text_fie
     w.activateWindow()
     qtbot.waitActive(w)
     browser = w.series_browser.list
-    qtbot.mouseClick(browser.viewport(), Qt.MouseButton.LeftButton, pos=browser.visualItemRect(browser.item(0)).center())
+    row = browser.visualItemRect(browser.item(0)).center()
+    qtbot.mouseClick(browser.viewport(), Qt.MouseButton.LeftButton, pos=row)
     assert browser.hasFocus()
     start = c.slice_index
     qtbot.keyClick(browser, Qt.Key.Key_Down)  # the next image, not the next list row

@@ -27,6 +27,12 @@ from viewer.core.windowing import Window, percentile_window
 
 #: Refuse a series whose volume would take more than this share of physical memory.
 MAX_MEMORY_SHARE = 0.6
+#: Projection radiography, whose header windows are often the whole detector range.
+RADIOGRAPH_MODALITIES = frozenset({"CR", "DX", "MG", "RF", "IO", "PX", "RG"})
+#: A radiograph's header window this wide (share of the stored range) is taken as no window at all.
+FULL_RANGE_SHARE = 0.9
+#: Percentiles of a radiograph's automatic window: the anatomy, not the background (seen on a real chest CR).
+RADIOGRAPH_PERCENTILES = (5.0, 95.0)
 
 
 @dataclass(frozen=True)
@@ -81,14 +87,31 @@ class Volume:
         return float(v) * self.slope + self.intercept
 
     def default_window(self) -> Window:
-        """The file's WindowCenter/Width, else a percentile window of a representative middle slice."""
+        """The file's WindowCenter/Width, else a percentile window of a representative middle slice.
+
+        A radiograph whose header window spans the whole stored range (a chest CR with W 30000 over 15 bits)
+        has no real VOI choice and opens washed out: it gets a percentile window of
+        :data:`RADIOGRAPH_PERCENTILES` instead (the 1st-99th percentiles would keep the direct-exposure
+        background and the collimation in the window).
+        """
         first = self.series.first
-        if first.window_center is not None and first.window_width is not None:
+        if first.window_center is not None and first.window_width is not None and not self._no_op_window():
             return Window(first.window_center, first.window_width, "file")
         middle = self.n_slices // 2
         if not self.loaded[middle]:
             middle = int(np.flatnonzero(self.loaded)[0]) if self.loaded.any() else middle
+        if self._no_op_window():
+            return percentile_window(self.modality_values(middle), *RADIOGRAPH_PERCENTILES)
         return percentile_window(self.modality_values(middle))
+
+
+    def _no_op_window(self) -> bool:
+        """True for a radiograph whose header window covers at least :data:`FULL_RANGE_SHARE` of its bits."""
+        first = self.series.first
+        bits = first.layout.bits_stored
+        if self.series.modality not in RADIOGRAPH_MODALITIES or not bits or first.window_width is None:
+            return False
+        return first.window_width >= FULL_RANGE_SHARE * (2 ** bits) * abs(self.slope)
 
 
 def load_order(n: int, first: int) -> list[int]:
