@@ -28,8 +28,6 @@ GUI thread); another process writing the same file meanwhile is not noticed. Tor
 from __future__ import annotations
 
 import csv
-import getpass
-import hashlib
 import io
 import json
 import math
@@ -38,12 +36,12 @@ import re
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, overload
 
-from viewer.base.atomic import atomic_write_bytes, atomic_write_text
+from viewer.base.atomic import atomic_write_text
 from viewer.base.errors import RadviewError
+from viewer.core.study_files import keep_corrupt, now_iso, parse_document, study_file_name, user_name
 from viewer.core.user_dirs import data_dir
 
 __all__ = [
@@ -64,30 +62,11 @@ CSV_COLUMNS: tuple[str, ...] = (
     "study_uid", "series_uid", "sop_uid", "frame", "label",
     "point_row", "point_col", "box_row0", "box_col0", "box_row1", "box_col1", "author", "time",
 )
-_SAFE_NAME = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z._-]{0,127}")
 
 
 def labels_dir(root: str | os.PathLike[str] | None = None) -> Path:
     """``<data dir>/labels`` (``root`` overrides the data dir)."""
     return (Path(root) if root is not None else data_dir()) / "labels"
-
-
-def _file_name(study_uid: str) -> str:
-    """A UID is digits and dots: used as is. Anything else is hashed (no path tricks in a file name)."""
-    if _SAFE_NAME.fullmatch(study_uid):
-        return f"{study_uid}.json"
-    return f"study-{hashlib.sha256(study_uid.encode('utf-8')).hexdigest()[:32]}.json"
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def _user() -> str:
-    try:
-        return getpass.getuser()
-    except Exception:  # noqa: BLE001 - no login name (containers, services): labels are still valid without one
-        return ""
 
 
 class LabelFileError(RadviewError):
@@ -255,7 +234,7 @@ class LabelStore:
         if not study_uid:
             raise ValueError("a label store needs a StudyInstanceUID")
         self.study_uid = study_uid
-        self.path = labels_dir(root) / _file_name(study_uid)
+        self.path = labels_dir(root) / study_file_name(study_uid)
         self.recovered_from: Path | None = None
         self._lock = threading.RLock()
         self._classes: tuple[str, ...] = DEFAULT_CLASSES
@@ -279,7 +258,7 @@ class LabelStore:
     @staticmethod
     def exists(study_uid: str, root: str | os.PathLike[str] | None = None) -> bool:
         """True when a labels file exists for the study."""
-        return (labels_dir(root) / _file_name(study_uid)).is_file()
+        return (labels_dir(root) / study_file_name(study_uid)).is_file()
 
     @staticmethod
     def studies(root: str | os.PathLike[str] | None = None) -> list[str]:
@@ -307,7 +286,7 @@ class LabelStore:
         try:
             classes, labels = self._parse(raw)
         except ValueError as e:
-            copy = self._keep_corrupt(raw)
+            copy = keep_corrupt(self.path, raw)
             if not recover:
                 raise LabelFileError(self.path, f"labels file is corrupt ({e}); open it with recover=True to "
                                                 f"start empty", copy) from e
@@ -317,18 +296,7 @@ class LabelStore:
         self._labels = {lab.key: lab for lab in labels}
 
     def _parse(self, raw: bytes) -> tuple[tuple[str, ...], list[Label]]:
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ValueError("not UTF-8 text") from None
-        except json.JSONDecodeError as e:
-            raise ValueError(f"not valid JSON: {e.msg} at line {e.lineno}") from None
-        if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-            raise ValueError(f"not a {FORMAT} file")
-        if not isinstance(doc.get("version"), int) or doc["version"] > VERSION:
-            raise ValueError(f"format version {doc.get('version')!r} is not one this program reads (<= {VERSION})")
-        if doc.get("study_uid") != self.study_uid:
-            raise ValueError(f"the file is for study {doc.get('study_uid')!r}, not {self.study_uid!r}")
+        doc = parse_document(raw, FORMAT, VERSION, self.study_uid)
         classes = _check_classes(doc.get("classes") or [])
         entries = doc.get("labels")
         if not isinstance(entries, list):
@@ -344,20 +312,6 @@ class LabelStore:
             labels.append(lab)
         return classes, labels
 
-    def _keep_corrupt(self, raw: bytes) -> Path:
-        """Copy the bad file aside (never over a different earlier copy); returns the copy's path."""
-        base = self.path.with_name(self.path.name + ".corrupt")
-        candidate, n = base, 1
-        while candidate.exists():
-            try:
-                if candidate.read_bytes() == raw:
-                    return candidate
-            except OSError:
-                pass
-            n += 1
-            candidate = base.with_name(f"{base.name}-{n}")
-        atomic_write_bytes(candidate, raw)
-        return candidate
 
     @property
     def classes(self) -> tuple[str, ...]:
@@ -427,7 +381,7 @@ class LabelStore:
             if label not in self._classes:
                 raise ValueError(f"unknown class {label!r}; classes are {', '.join(self._classes)}")
             lab = Label(series_uid, sop_uid, frame, label, point=point, box=box,  # type: ignore[arg-type]
-                        author=_user() if author is None else author, time=_now())
+                        author=user_name() if author is None else author, time=now_iso())
             labels = dict(self._labels)
             labels.pop(lab.key, None)  # a relabelled image moves to the end (most recent)
             labels[lab.key] = lab
@@ -547,7 +501,7 @@ class LabelStore:
                         point=point,
                         box=box,
                         author=(row.get("author") or "").strip(),
-                        time=(row.get("time") or "").strip() or _now(),
+                        time=(row.get("time") or "").strip() or now_iso(),
                     )
                 except ValueError as e:
                     rejected.append((line, str(e)))

@@ -22,6 +22,7 @@ the minimum (MinIP) or the mean.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import permutations
 
@@ -120,7 +121,7 @@ class PlaneLayout:
         voxel[self.u_axis] = (shape[self.u_axis] - 1 - u) if self.u_flip else float(u)
         return voxel[0], voxel[1], voxel[2]
 
-    def from_voxel(self, voxel, shape: tuple[int, ...]) -> tuple[float, float, float]:
+    def from_voxel(self, voxel: Sequence[float], shape: tuple[int, ...]) -> tuple[float, float, float]:
         """(index, v, u) of volume position (slice, row, col): the inverse of :meth:`to_voxel`."""
         v = float(voxel[self.v_axis])
         u = float(voxel[self.u_axis])

@@ -1,0 +1,73 @@
+"""What every per-study file the reader makes has in common: its name, its header, and a corrupt copy.
+
+The reader's labels (:mod:`viewer.core.labels`) and measurements (:mod:`viewer.core.measurements`) are one
+JSON document per study in the user data folder, named by StudyInstanceUID, written atomically. A
+document that cannot be read is never overwritten silently: :func:`keep_corrupt` copies it aside first.
+"""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import re
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from viewer.base.atomic import atomic_write_bytes
+
+_SAFE_NAME = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z._-]{0,127}")
+
+
+def study_file_name(study_uid: str) -> str:
+    """A UID is digits and dots: used as is. Anything else is hashed (no path tricks in a file name)."""
+    if _SAFE_NAME.fullmatch(study_uid):
+        return f"{study_uid}.json"
+    return f"study-{hashlib.sha256(study_uid.encode('utf-8')).hexdigest()[:32]}.json"
+
+
+def now_iso() -> str:
+    """The time now, UTC, to the second (ISO 8601)."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def user_name() -> str:
+    """The login name, or "" where there is none."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001 - no login name (containers, services): the files are valid without one
+        return ""
+
+
+def parse_document(raw: bytes, fmt: str, version: int, study_uid: str) -> dict[str, Any]:
+    """The JSON document of a per-study file, its header checked; ValueError says what is wrong."""
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ValueError(f"not valid JSON: {e.msg} at line {e.lineno}") from None
+    if not isinstance(doc, dict) or doc.get("format") != fmt:
+        raise ValueError(f"not a {fmt} file")
+    if not isinstance(doc.get("version"), int) or doc["version"] > version:
+        raise ValueError(f"format version {doc.get('version')!r} is not one this program reads (<= {version})")
+    if doc.get("study_uid") != study_uid:
+        raise ValueError(f"the file is for study {doc.get('study_uid')!r}, not {study_uid!r}")
+    return doc
+
+
+def keep_corrupt(path: Path, raw: bytes) -> Path:
+    """Copy a bad file aside (never over a different earlier copy); returns the copy's path."""
+    base = path.with_name(path.name + ".corrupt")
+    candidate, n = base, 1
+    while candidate.exists():
+        try:
+            if candidate.read_bytes() == raw:
+                return candidate
+        except OSError:
+            pass
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    atomic_write_bytes(candidate, raw)
+    return candidate
