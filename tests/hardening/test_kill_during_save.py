@@ -33,13 +33,13 @@ MAX_KILLS_PER_KIND = 100
 #: Kill at a random moment up to this long after the first save: several saves fit in it, so the kill
 #: lands inside a write as often as between two.
 MAX_DELAY_S = 0.1
-TARGETS = {"labels": "data", "settings": "radview.ini", "bundle": "my-model", "export": "volume.nii.gz"}
+TARGETS = {"labels": "data", "measurements": "data", "settings": "radview.ini", "bundle": "my-model", "export": "volume.nii.gz"}
 
 
 def _leftovers(folder: Path, kind: str) -> int:
     """Temporaries a killed save left behind (proof that the kill landed inside a write)."""
-    if kind == "labels":
-        folder = folder / "data" / "labels"
+    if kind in ("labels", "measurements"):
+        folder = folder / "data" / kind
     names = [p.name for p in folder.iterdir()] if folder.exists() else []
     final = {TARGETS[kind], "seed.csv"}
     return sum(1 for n in names if n not in final and not n.endswith(".json"))

@@ -48,6 +48,40 @@ def check_labels(root: Path) -> str:
     return f"{len(store)} labels"
 
 
+# --- measurements (viewer/core/measurement_store.py) ----------------------------------------------------------
+
+N_MEASUREMENTS = 2000
+
+
+def _measurement(i: int, gen: int):
+    from viewer.core.measurements import Measurement
+
+    return Measurement(kind="line", series_uid="1.2.3", plane="axial", location_mm=float(i),
+                       points=((0.0, 0.0, float(i)), (50.0, 0.0, float(i))), uid=f"m{i:05d}", author=f"gen{gen}",
+                       time="2026-12-03T00:00:00+00:00")
+
+
+def _write_measurements(root: Path, gen: int, store=None):
+    from viewer.core.measurement_store import MeasurementStore
+
+    if store is None:
+        root.mkdir(parents=True, exist_ok=True)
+        store = MeasurementStore(STUDY, root=root)
+        if len(store) != N_MEASUREMENTS:
+            store.put_many(_measurement(i, gen) for i in range(N_MEASUREMENTS))
+        return store
+    store.put(_measurement(gen % N_MEASUREMENTS, gen))
+    return store
+
+
+def check_measurements(root: Path) -> str:
+    from viewer.core.measurement_store import MeasurementStore
+
+    store = MeasurementStore(STUDY, root=root)  # no recover: a torn file raises
+    assert len(store) == N_MEASUREMENTS, len(store)
+    return f"{len(store)} measurements"
+
+
 # --- settings (QSettings, as viewer/qt/main_window.py keeps the recent folders) --------------------------
 
 def _settings(path: Path):
@@ -138,8 +172,10 @@ def check_export(out: Path) -> str:
     return f"generation {gen}"
 
 
-WRITERS = {"labels": _write_labels, "settings": _write_settings, "bundle": _write_bundle, "export": _write_export}
-CHECKS = {"labels": check_labels, "settings": check_settings, "bundle": check_bundle, "export": check_export}
+WRITERS = {"labels": _write_labels, "measurements": _write_measurements, "settings": _write_settings,
+           "bundle": _write_bundle, "export": _write_export}
+CHECKS = {"labels": check_labels, "measurements": check_measurements, "settings": check_settings,
+          "bundle": check_bundle, "export": check_export}
 
 
 def run(kind: str, target: str, ready) -> None:
