@@ -33,7 +33,8 @@ MAX_KILLS_PER_KIND = 100
 #: Kill at a random moment up to this long after the first save: several saves fit in it, so the kill
 #: lands inside a write as often as between two.
 MAX_DELAY_S = 0.1
-TARGETS = {"labels": "data", "measurements": "data", "settings": "radview.ini", "bundle": "my-model", "export": "volume.nii.gz"}
+TARGETS = {"labels": "data", "measurements": "data", "settings": "radview.ini", "bundle": "my-model",
+           "export": "volume.nii.gz"}
 
 
 def _leftovers(folder: Path, kind: str) -> int:
