@@ -33,6 +33,8 @@ from viewer.core.windowing import PRESETS, Window, preset
 from viewer.qt.ai.state import AIState
 from viewer.qt.crosshair import CrosshairState
 from viewer.qt.label_state import LabelState
+from viewer.qt.measure_state import MeasureState
+from viewer.qt.undo import UndoStack
 from viewer.qt.workers import JobContext, Worker, wait_until_idle
 
 log = logging.getLogger(__name__)
@@ -158,12 +160,17 @@ class ViewerController(QObject):
         #: its snapshot of a new slice is ready before any view redraws that slice.
         self.ai = AIState(self, self.report_error, parent=self, enabled=ai, sync=sync, service=ai_service)
         self.ai.sig_navigate.connect(self.set_slice)
+        #: Undo and redo of labels and measurements (Ctrl+Z, Ctrl+Shift+Z).
+        self.undo_stack = UndoStack(self)
         #: The reader's labels of the open study and the slice view's marking mode.
-        self.labels = LabelState(self, self.report_error, parent=self)
+        self.labels = LabelState(self, self.report_error, parent=self, undo=self.undo_stack)
         self.labels.sig_navigate.connect(self.set_slice)
         #: The MPR views' linked crosshair (row and column; the slice is this controller's).
         self.crosshair = CrosshairState(self, parent=self)
         self.crosshair.sig_navigate.connect(self.set_slice)
+        #: The reader's measurements and annotations of the open study, and the measuring tool.
+        self.measurements = MeasureState(self, self.report_error, self.undo_stack, parent=self)
+        self.measurements.sig_jump.connect(self.crosshair.set_voxel)
         app = QCoreApplication.instance()
         if app is not None:
             app.aboutToQuit.connect(self.shutdown)

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 
 from viewer.core.labels import CsvImport, Label, LabelFileError, LabelStore
+from viewer.qt.undo import UndoStack
 
 if TYPE_CHECKING:
     from viewer.qt.view_state import ErrorSink, ViewState
@@ -68,8 +69,9 @@ class LabelState(QObject):
     sig_navigate = Signal(int)  # show this slice (a double-click in the Labels panel); the controller moves
 
     def __init__(self, view: ViewState, report_error: ErrorSink, root: str | os.PathLike[str] | None = None, *,
-                 parent: QObject | None = None) -> None:
+                 parent: QObject | None = None, undo: UndoStack | None = None) -> None:
         super().__init__(parent)
+        self._undo = undo
         self._c = view
         self._report_error = report_error
         self._root = root
@@ -127,13 +129,30 @@ class LabelState(QObject):
             self._report_error(f"cannot label: {self._reason}")
             return None
         series_uid, sop_uid, frame = key
+        store = self._store
+        before = store.get(*key)
         try:
-            made = self._store.set(series_uid, sop_uid, label, frame=frame, point=point, box=box)
+            made = store.set(series_uid, sop_uid, label, frame=frame, point=point, box=box)
         except (ValueError, OSError) as e:
             self._report_error(f"label not saved: {e}")
             return None
         self._emit()
+        if self._undo is not None:
+            self._undo.push(f"label {label}", lambda: self._put(store, key, before),
+                            lambda: self._put(store, key, made))
         return made
+
+    def _put(self, store: LabelStore, key: tuple[str, str, int], label: Label | None) -> None:
+        """Undo and redo: make the image's label ``label`` again (None: no label)."""
+        try:
+            if label is None:
+                store.remove(*key)
+            else:
+                store.set(key[0], key[1], label.label, frame=key[2], point=label.point, box=label.box,
+                          author=label.author)
+        except (ValueError, OSError) as e:
+            self._report_error(f"label not restored: {e}")
+        self._emit()
 
     def mark_class(self, k: int) -> Label | None:
         """Label the slice on screen with the ``k``-th class (0-based; ``-1`` the last, the positive one)."""
@@ -159,12 +178,16 @@ class LabelState(QObject):
     def remove(self, label: Label) -> bool:
         if self._store is None:
             return False
+        store = self._store
         try:
-            removed = self._store.remove(*label.key)
+            removed = store.remove(*label.key)
         except OSError as e:
             self._report_error(f"label not removed: {e}")
             return False
         self._emit()
+        if removed and self._undo is not None:
+            self._undo.push("remove label", lambda: self._put(store, label.key, label),
+                            lambda: self._put(store, label.key, None))
         return removed
 
     def remove_current(self) -> bool:

@@ -40,11 +40,13 @@ from viewer.qt.anonymise_export import AnonymiseExport
 from viewer.qt.controller import ViewerController, series_label
 from viewer.qt.error_panel import ErrorPanel
 from viewer.qt.labels_panel import LabelsPanel
+from viewer.qt.measurements_panel import MeasurementsPanel
 from viewer.qt.problems_panel import ProblemsPanel
 from viewer.qt.series_browser import SeriesBrowser
 from viewer.qt.tag_panel import TagPanel
 from viewer.qt.view.corner_text import CursorReadout
 from viewer.qt.view.keys import handle_view_key
+from viewer.qt.view.measure_bar import MeasureBar
 from viewer.qt.view.slab_bar import SlabBar
 from viewer.qt.view.slice_view import SliceView
 from viewer.qt.view.view_grid import ViewGrid
@@ -104,6 +106,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.view_grid)
         self.slab_bar = SlabBar(self.view_grid, self)
         self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.slab_bar)
+        self.measure_bar = MeasureBar(self.controller.measurements, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.measure_bar)
         self.series_browser = SeriesBrowser(self.controller)
         self.tag_panel = TagPanel(self.controller)
         self.problems_panel = ProblemsPanel(self.controller)
@@ -116,6 +120,11 @@ class MainWindow(QMainWindow):
         self.labels_panel = LabelsPanel(self.controller)
         self.labels_dock = self._dock("Labels", "labels", self.labels_panel, Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.problems_dock, self.labels_dock)
+        self.measurements_panel = MeasurementsPanel(self.controller)
+        self.measurements_dock = self._dock("Measurements", "measurements", self.measurements_panel,
+                                            Qt.DockWidgetArea.RightDockWidgetArea)
+        self.tabifyDockWidget(self.labels_dock, self.measurements_dock)
+        self.measurements_panel.setAcceptDrops(False)
         self.labels_panel.setAcceptDrops(False)
         # every unexpected exception (any worker, the last-resort hooks): shown when the first one arrives
         self.error_panel = ErrorPanel()
@@ -211,6 +220,13 @@ class MainWindow(QMainWindow):
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
 
+        edit = bar.addMenu("&Edit")
+        undo = self.controller.undo_stack
+        self.undo_action = self._action(edit, "&Undo", undo.undo, "Ctrl+Z")
+        self.redo_action = self._action(edit, "&Redo", undo.redo, "Ctrl+Shift+Z")
+        undo.sig_changed.connect(self._on_undo_changed)
+        self._on_undo_changed(undo.undo_text, undo.redo_text)
+
         view = bar.addMenu("&View")
         for n, window in enumerate(PRESETS, start=1):
             text = f"{window.name.capitalize()} window (W {window.width:.0f} / L {window.center:.0f})"
@@ -235,7 +251,8 @@ class MainWindow(QMainWindow):
         self._action(slab, "Next Projection (MIP, MinIP, Mean)\tT", lambda: self.view_grid.active.cycle_projection())
         self._action(slab, "No Slab", lambda: self.view_grid.active.set_slab(0.0))
         view.addSeparator()
-        for dock in (self.series_dock, self.tags_dock, self.problems_dock, self.labels_dock, self.ai_dock,
+        for dock in (self.series_dock, self.tags_dock, self.problems_dock, self.labels_dock, self.measurements_dock,
+                     self.ai_dock,
                      self.plot_dock, self.errors_dock):
             if dock is not None:
                 view.addAction(dock.toggleViewAction())
@@ -264,6 +281,12 @@ class MainWindow(QMainWindow):
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&Keyboard Shortcuts…", self.show_shortcuts, "F1")
         self.shortcut_help = None
+
+    def _on_undo_changed(self, undo_text: str, redo_text: str) -> None:
+        self.undo_action.setText(f"&Undo {undo_text}" if undo_text else "&Undo")
+        self.undo_action.setEnabled(bool(undo_text))
+        self.redo_action.setText(f"&Redo {redo_text}" if redo_text else "&Redo")
+        self.redo_action.setEnabled(bool(redo_text))
 
     def show_shortcuts(self) -> None:
         """Help › Keyboard Shortcuts (F1)."""

@@ -27,6 +27,9 @@ class SliceViewBox(pg.ViewBox):
     sig_mark_click = Signal(object)  # scene QPointF of a left click in point or box mode
     sig_mark_drag = Signal(object, object, bool)  # scene start, scene now, finished (box mode)
     sig_crosshair = Signal(object)  # scene QPointF of a left click or drag with the crosshair on
+    sig_tool_drag = Signal(object, object, bool)  # scene start, scene now, finished (a measuring tool)
+    sig_tool_click = Signal(object)  # scene QPointF of a left click with a measuring tool
+    sig_handle_drag = Signal(object, bool)  # scene now, finished (a measurement's handle being moved)
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
@@ -36,6 +39,13 @@ class SliceViewBox(pg.ViewBox):
         self.mark_mode = "off"
         #: True in the MPR layouts: a left click or drag (not marking) moves the crosshair.
         self.crosshair = False
+        #: The measuring tool ("off" or a kind): a left drag or click draws it.
+        self.tool = "off"
+        #: ``grab(scene_pos) -> bool``: True when a left press there takes a measurement's handle.
+        self.grab_handle = None
+        #: ``select(scene_pos) -> bool``: True when a left click there selected a measurement.
+        self.select_at = None
+        self._handle = False
 
     def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
         if ev.modifiers() & Qt.KeyboardModifier.ControlModifier:
@@ -59,6 +69,18 @@ class SliceViewBox(pg.ViewBox):
             ev.accept()
             self.sig_mark_drag.emit(ev.buttonDownScenePos(), ev.scenePos(), bool(ev.isFinish()))
             return
+        left_free = ev.button() == Qt.MouseButton.LeftButton and self.mark_mode == "off"
+        if left_free and ev.isStart():
+            self._handle = self.tool == "off" and self.grab_handle is not None and \
+                bool(self.grab_handle(ev.buttonDownScenePos()))
+        if left_free and self._handle:
+            ev.accept()
+            self.sig_handle_drag.emit(ev.scenePos(), bool(ev.isFinish()))
+            return
+        if left_free and self.tool != "off":
+            ev.accept()
+            self.sig_tool_drag.emit(ev.buttonDownScenePos(), ev.scenePos(), bool(ev.isFinish()))
+            return
         if ev.button() == Qt.MouseButton.LeftButton and self.crosshair and self.mark_mode == "off":
             ev.accept()
             self.sig_crosshair.emit(ev.scenePos())
@@ -73,6 +95,13 @@ class SliceViewBox(pg.ViewBox):
         if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode != "off":
             ev.accept()
             self.sig_mark_click.emit(ev.scenePos())
+            return
+        if ev.button() == Qt.MouseButton.LeftButton and self.tool != "off":
+            ev.accept()
+            self.sig_tool_click.emit(ev.scenePos())
+            return
+        if ev.button() == Qt.MouseButton.LeftButton and self.select_at is not None and self.select_at(ev.scenePos()):
+            ev.accept()
             return
         if ev.button() == Qt.MouseButton.LeftButton and self.crosshair:
             ev.accept()

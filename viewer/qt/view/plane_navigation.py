@@ -3,20 +3,22 @@
 :class:`PlaneNavigation` is mixed into :class:`~viewer.qt.view.slice_view.SliceView`, whose attributes it
 uses: ``controller``, ``_layout`` (the :class:`~viewer.core.planes.PlaneLayout`, None before a series),
 ``_plane_request``, ``_axis_names`` (volume axis -> plane), ``_slab_mm``, ``_projection``, ``_vb``,
-``_letters``, ``_reference``, ``_locations`` and ``_thickness`` (per-slice corner facts), and the view's
-``_refresh``, ``_on_series_selected`` and ``image_pixel``. The acquisition plane scrolls the controller's
-slice; a reformatted plane scrolls the crosshair along its own volume axis
-(:class:`~viewer.qt.crosshair.CrosshairState`). Both are the :class:`~viewer.qt.view.keys.ViewTarget` the
-keys act on.
+``_letters``, ``_reference``, ``_locations`` and ``_thickness`` (per-slice corner facts), ``_image``,
+``_shape``, ``sig_cursor_moved``, and the view's ``_refresh``, ``_on_series_selected`` and
+``image_pixel``. The acquisition plane scrolls the controller's slice; a reformatted plane scrolls the
+crosshair along its own volume axis (:class:`~viewer.qt.crosshair.CrosshairState`). Both are the
+:class:`~viewer.qt.view.keys.ViewTarget` the keys act on.
 """
 
 from __future__ import annotations
+
+import math
 
 from PySide6.QtCore import QLineF, QPointF
 
 from viewer.core.planes import MAX_SLAB_MM, PLANES, PROJECTIONS, PlaneLayout, plane_location
 from viewer.qt.controller import PAGE_STEP
-from viewer.qt.view.corner_text import image_line
+from viewer.qt.view.corner_text import CursorReadout, image_line
 
 #: Slab thicknesses ] and [ step through (mm; 0 = the plain image).
 SLAB_STEPS_MM = (0.0, 2.0, 5.0, 10.0, 15.0, 20.0, 30.0)
@@ -177,3 +179,22 @@ class PlaneNavigation:
         if self._slab_mm > 0:
             lines.append(f"{PROJECTION_NAMES[self._projection]} slab {self._slab_mm:g} mm")
         return lines
+
+    def _emit_readout(self, scene_pos: QPointF) -> None:
+        """The status bar's read-out of the voxel under the cursor, in whichever plane the view shows."""
+        volume = self.controller.volume
+        if volume is None or not self._image.isVisible():
+            self.sig_cursor_moved.emit(None)
+            return
+        p = self._image.mapFromScene(scene_pos)
+        row, col = int(math.floor(p.y())), int(math.floor(p.x()))
+        rows, cols = self._shape
+        if not (0 <= row < rows and 0 <= col < cols):
+            self.sig_cursor_moved.emit(None)
+            return
+        i, row, col = (int(x) for x in self._layout.to_voxel(self.index(), row, col, volume.stored.shape))
+        value = volume.value_at(i, row, col) if volume.loaded[i] else None
+        geometry = volume.geometry
+        lps = tuple(float(v) for v in geometry.voxel_to_patient(i, row, col)) if geometry.known else None
+        self.sig_cursor_moved.emit(CursorReadout(i, row, col, value, volume.units, lps,
+                                                 image=volume.series.image_label(i)))

@@ -18,8 +18,6 @@ Qt as a QImage without a further conversion (grey as RGBX8888).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, QRectF, Qt, Signal
@@ -46,7 +44,6 @@ from viewer.qt.view.corner_text import (
     CORNERS,
     TOP_LEFT,
     TOP_RIGHT,
-    CursorReadout,
     TextBlock,
     patient_lines,
     window_lines,
@@ -54,6 +51,7 @@ from viewer.qt.view.corner_text import (
 from viewer.qt.view.heat_layer import HeatLayer
 from viewer.qt.view.keys import handle_view_key
 from viewer.qt.view.label_marks import LABEL_COLOR, LabelMarks
+from viewer.qt.view.measure_tools import MeasureTools
 from viewer.qt.view.mouse import SliceViewBox, window_from_drag
 from viewer.qt.view.plane_marks import EdgeLetters, ReferenceLines
 from viewer.qt.view.plane_navigation import PlaneNavigation
@@ -70,7 +68,7 @@ AI_TEXT_COLOR = QColor(225, 235, 255)
 DEMONSTRATION_COLOR = QColor(255, 120, 90)
 
 
-class SliceView(PlaneNavigation, pg.GraphicsView):
+class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
     """One plane of the controller's current series, with corner text and mouse/key handling.
 
     Parameters
@@ -151,6 +149,7 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
         self._letters = EdgeLetters(scene, big)
         self._reference = ReferenceLines(self._image)
         self._marks = LabelMarks(self._image)
+        self._init_measure(font)
         self._label: Label | None = None
 
         self._vb.sig_scroll.connect(self._on_scroll)
@@ -227,10 +226,13 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
     def heat_item(self) -> pg.ImageItem:
         return self._heat.item
 
+    @staticmethod
+    def _text_of(block: TextBlock | None) -> str:
+        return block.value if block is not None and block.is_visible() else ""
+
     def label_text(self) -> str:
         """The reader's label line at the bottom ("label: nodule · box"), or ""."""
-        block = self._label_block
-        return block.value if block is not None and block.is_visible() else ""
+        return self._text_of(self._label_block)
 
     def label_marks(self) -> tuple[QRectF | None, QPointF | None]:
         """The drawn box (image pixels, (col, row) corners) and point (x = col, y = row), or None."""
@@ -252,16 +254,15 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
 
     def ai_text(self) -> str:
         """The AI line at the top ("p = … · threshold … · …", or why there is no number)."""
-        return self._ai_block.value if self._ai_block is not None and self._ai_block.is_visible() else ""
+        return self._text_of(self._ai_block)
 
     def demonstration_text(self) -> str:
         """The demonstration warning under the AI line ("" when the model is not a demonstration model)."""
-        block = self._demo_block
-        return block.value if block is not None and block.is_visible() else ""
+        return self._text_of(self._demo_block)
 
     def center_text(self) -> str:
         """The message in the middle ("loading…", "could not read…"), or "" when an image shows."""
-        return self._center.value if self._center.is_visible() else ""
+        return self._text_of(self._center)
 
     def zoom_percent(self) -> float:
         """Screen pixels per image pixel (columns), in percent."""
@@ -420,6 +421,7 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
             self._image.setVisible(True)
         self._update_heat()
         self._update_reference()
+        self._update_measures()
         if changed:
             self._place_overlays()
 
@@ -569,24 +571,6 @@ class SliceView(PlaneNavigation, pg.GraphicsView):
     def _on_mouse_moved(self, pos: QPointF) -> None:
         self._mouse_scene = pos
         self._emit_readout(pos)
-
-    def _emit_readout(self, scene_pos: QPointF) -> None:
-        volume = self.controller.volume
-        if volume is None or not self._image.isVisible():
-            self.sig_cursor_moved.emit(None)
-            return
-        p = self._image.mapFromScene(scene_pos)
-        row, col = int(math.floor(p.y())), int(math.floor(p.x()))
-        rows, cols = self._shape
-        if not (0 <= row < rows and 0 <= col < cols):
-            self.sig_cursor_moved.emit(None)
-            return
-        i, row, col = (int(x) for x in self._layout.to_voxel(self.index(), row, col, volume.stored.shape))
-        value = volume.value_at(i, row, col) if volume.loaded[i] else None
-        geometry = volume.geometry
-        lps = tuple(float(v) for v in geometry.voxel_to_patient(i, row, col)) if geometry.known else None
-        self.sig_cursor_moved.emit(CursorReadout(i, row, col, value, volume.units, lps,
-                                                 image=volume.series.image_label(i)))
 
     def leaveEvent(self, ev) -> None:  # noqa: N802 - Qt override
         self._mouse_scene = None
