@@ -2,8 +2,9 @@
 
 - coronal and sagittal slice updates per second at 800 px ÷ the axial rate (target ≥ 0.9);
 - 10 mm MIP slab updates per second in each plane ÷ the plain axial rate (target ≥ 0.5);
-- a crosshair drag in the MPR layout (the coronal and sagittal images redrawn, the three views repainted)
-  per second ÷ one axial view's rate (target ≥ 0.4), and its p95 frame time (target ≤ 16.7 ms);
+- a crosshair drag in the MPR layout (the coronal and sagittal images redrawn, the three plane views
+  repainted) per second ÷ the axial rate (target ≥ 0.4), and its p95 frame time (target ≤ 16.7 ms); beside
+  it, the whole window as it paints itself (the fourth, MIP view too) ÷ the same window at 1 × 1;
 - extra resident memory when the MPR layout opens and draws ÷ the volume's bytes (target ≤ 0.05): the
   window is open at 1×1 first, so its backing store is not counted.
 
@@ -88,40 +89,65 @@ def plane_rates(controller) -> dict[str, float]:
     return rates
 
 
+def _frames(app, change, n: int) -> list[float]:
+    """Seconds per frame: ``change(step)``, then the window paints what it marked dirty (as on screen)."""
+    times = []
+    for step in range(n):
+        start = time.perf_counter()
+        change(step)
+        app.processEvents()
+        times.append(time.perf_counter() - start)
+    return times
+
+
 def crosshair_drag(controller) -> dict[str, float]:
-    """The MPR layout at 2 × 800 px: a drag moving row and column, the three plane views repainted."""
+    """The MPR layout at 2 × 800 px: a drag moving row and column.
+
+    Timed twice: with the three plane views repainted whole after each move (the issue's figure), and as
+    the window paints itself (Qt repaints what changed: in the acquisition and MIP views only the reference
+    lines moved), beside the same window at 1 × 1 scrolling its one 800 px view the same way.
+    """
     from viewer.qt.view.view_grid import ViewGrid
 
     app = _app()
     grid = ViewGrid(controller)
-    grid.resize(2 * VIEW_PX, 2 * VIEW_PX)
+    grid.resize(VIEW_PX, VIEW_PX)
     grid.show()  # the window, its backing store and the acquisition view exist before MPR opens
+    grid.first.set_overlay_visible(False)
     app.processEvents()
-    grid.first.viewport().repaint()
+    n = controller.n_slices
+    axial = _frames(app, lambda step: controller.set_slice((controller.slice_index + 1) % n), REPEATS * BURST)
+    grid.resize(2 * VIEW_PX, 2 * VIEW_PX)
+    app.processEvents()
     rss_before = _rss_bytes()
     grid.set_layout("mpr")
     app.processEvents()
-    views = grid.views[:3]
-    for v in views:
+    for v in grid.views:
         v.set_overlay_visible(False)
-        v.viewport().repaint()
     app.processEvents()
     extra = _rss_bytes() - rss_before
     k, r, c = controller.crosshair.voxel
-    frames: list[float] = []
     rows, cols = controller.series.rows, controller.series.cols
+
+    def move(step: int) -> None:
+        controller.crosshair.set_voxel((k, (r + step) % rows, (c + 2 * step) % cols))
+
+    window = _frames(app, move, REPEATS * BURST)
+    three = []  # the issue's figure: the change, then the three plane views repainted whole
     for step in range(REPEATS * BURST):
         start = time.perf_counter()
-        controller.crosshair.set_voxel((k, (r + step) % rows, (c + 2 * step) % cols))
-        for v in views:
+        move(step)
+        for v in grid.views[:3]:
             v.viewport().repaint()
-        frames.append(time.perf_counter() - start)
+        three.append(time.perf_counter() - start)
         if step % 20 == 0:
             app.processEvents()
     grid.close_views()
     grid.close()
-    return {"frames_per_s": 1.0 / float(np.median(frames)), "p95_ms": 1000.0 * float(np.percentile(frames, 95)),
-            "extra_rss_bytes": float(extra)}
+    return {"frames_per_s": 1.0 / float(np.median(three)), "p95_ms": 1000.0 * float(np.percentile(three, 95)),
+            "window_frames_per_s": 1.0 / float(np.median(window)),
+            "window_p95_ms": 1000.0 * float(np.percentile(window, 95)),
+            "axial_window_frames_per_s": 1.0 / float(np.median(axial)), "extra_rss_bytes": float(extra)}
 
 
 def run() -> dict:
@@ -147,6 +173,8 @@ def run() -> dict:
             "coronal_mip10_updates_over_axial": rates["coronal_mip10"] / axial,
             "sagittal_mip10_updates_over_axial": rates["sagittal_mip10"] / axial,
             "mpr_crosshair_drag_fps_over_axial": drag["frames_per_s"] / axial,
+            "mpr_crosshair_drag_window_fps_over_axial_window": drag["window_frames_per_s"]
+            / drag["axial_window_frames_per_s"],
             "mpr_crosshair_drag_p95_ms": drag["p95_ms"],
             "mpr_extra_memory_over_volume": drag["extra_rss_bytes"] / volume.stored.nbytes,
         },
