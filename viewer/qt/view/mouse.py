@@ -1,7 +1,8 @@
 """The slice view's mouse: wheel scrolls slices, Ctrl+wheel zooms about the cursor, right-drag changes the
 window (horizontal: width, vertical: centre; sensitivity proportional to the width at the start of the
 drag), left- or middle-drag pans, double-click fits; in a marking mode a left click marks a point and a left
-drag a box; in the MPR layouts a left click or drag moves the linked crosshair (middle-drag still pans)."""
+drag a box; a right click opens the view's menu; in the MPR layouts a left click or drag moves the linked
+crosshair (middle-drag still pans); with a measuring tool a left drag or click draws."""
 
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ class SliceViewBox(pg.ViewBox):
     sig_tool_drag = Signal(object, object, bool)  # scene start, scene now, finished (a measuring tool)
     sig_tool_click = Signal(object)  # scene QPointF of a left click with a measuring tool
     sig_handle_drag = Signal(object, bool)  # scene now, finished (a measurement's handle being moved)
+    sig_context_menu = Signal(object)  # global QPoint of a right click (a right press that did not drag)
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
@@ -95,6 +97,10 @@ class SliceViewBox(pg.ViewBox):
         if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode != "off":
             ev.accept()
             self.sig_mark_click.emit(ev.scenePos())
+            return
+        if ev.button() == Qt.MouseButton.RightButton:
+            ev.accept()
+            self.sig_context_menu.emit(ev.screenPos().toPoint())
             return
         if ev.button() == Qt.MouseButton.LeftButton and self.tool != "off":
             ev.accept()

@@ -55,6 +55,8 @@ from viewer.qt.view.measure_tools import MeasureTools
 from viewer.qt.view.mouse import SliceViewBox, window_from_drag
 from viewer.qt.view.plane_marks import EdgeLetters, ReferenceLines
 from viewer.qt.view.plane_navigation import PlaneNavigation
+from viewer.qt.view.scale_bar import ScaleBar
+from viewer.qt.view.view_menu import show_menu
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -150,6 +152,10 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
         self._reference = ReferenceLines(self._image)
         self._marks = LabelMarks(self._image)
         self._init_measure(font)
+        self._scale = ScaleBar(scene, font)
+        #: the ViewGrid the view is a viewport of (its menu offers the layout's export); None alone
+        self.grid = None
+        self._vb.sig_context_menu.connect(lambda pos: show_menu(self, self.grid, pos))
         self._label: Label | None = None
 
         self._vb.sig_scroll.connect(self._on_scroll)
@@ -217,6 +223,10 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
             return self._shown[..., 0]
         return self._shown
 
+    def scale_bar_text(self) -> str:
+        """The scale bar's label ("20 mm"), or "" when it is hidden (no pixel spacing, overlay off)."""
+        return self._scale.text()
+
     def corner_text(self, corner: str) -> str:
         """Text of one corner (``"top_left"``, ``"top_right"``, ``"bottom_left"``, ``"bottom_right"``)."""
         item = self._corners[corner]
@@ -281,6 +291,7 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
         self._demo_block.set_visible(visible and bool(self._demo_block.value))
         self._label_block.set_visible(visible and bool(self._label_block.value))
         self._letters.set_visible(visible)
+        self._place_overlays()
 
     def set_live(self, live: bool) -> None:
         """False for a viewport the layout hides: it skips every redraw (and catches up when live again)."""
@@ -527,7 +538,7 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
 
     def _place_overlays(self) -> None:
         if getattr(self, "_center", None) is None or getattr(self, "_label_block", None) is None \
-                or not getattr(self, "_letters", None) or not self._letters.blocks:
+                or not getattr(self, "_letters", None) or not self._letters.blocks or not hasattr(self, "_scale"):
             return  # not built yet (pyqtgraph resizes in __init__) or closed
         w, h = self.viewport().width(), self.viewport().height()
         ai, demo = self._ai_block, self._demo_block
@@ -554,9 +565,13 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
         demo.place(w / 2, y + ai.size()[1])
         label = self._label_block
         label.set_max_width(max(w / 3, 60.0))
-        self._letters.place(w, h, MARGIN, MARGIN, h - MARGIN)
+        series = self.controller.series
+        mm_per_px = self._vb.viewPixelSize()[0] if self._shape != (0, 0) else 0.0
+        bar = self._scale.place(w, h - MARGIN, mm_per_px, self._overlay_visible and series is not None
+                                and series.first.pixel_spacing is not None)
+        self._letters.place(w, h, MARGIN, MARGIN, h - MARGIN - bar)
         bottom_letter = self._letters.blocks["bottom"].size()[1] if self._letters.blocks["bottom"].is_visible() else 0
-        label.place(w / 2, h - label.size()[1] - MARGIN - bottom_letter)
+        label.place(w / 2, h - label.size()[1] - MARGIN - bottom_letter - bar)
         self._center.set_max_width(w - 2 * MARGIN)
         _, th = self._center.size()
         self._center.place(w / 2, (h - th) / 2)

@@ -74,6 +74,7 @@ class ViewGrid(QWidget):
         box = QVBoxLayout(frame)
         box.setContentsMargins(2, 2, 2, 2)
         view = SliceView(self.controller, frame)
+        view.grid = self
         box.addWidget(view)
         view.sig_activated.connect(lambda v=view: self.set_active(v))
         view.sig_cursor_moved.connect(self.sig_cursor_moved)
