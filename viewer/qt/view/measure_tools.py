@@ -46,9 +46,12 @@ class MeasureTools:
         vb.grab_handle = self._grab_handle
         vb.select_at = self._select_at
         state = self.controller.measurements
-        for signal in (state.sig_changed, state.sig_selected_changed):
-            signal.connect(self._update_measures)
-        state.sig_tool_changed.connect(self._on_tool)
+        #: the state's signals this view listens to (the view's close disconnects them)
+        self._measure_connections = [(state.sig_changed, self._update_measures),
+                                     (state.sig_selected_changed, self._update_measures),
+                                     (state.sig_tool_changed, self._on_tool)]
+        for signal, slot in self._measure_connections:
+            signal.connect(slot)
         self._on_tool(state.tool)
 
     def measure_texts(self) -> list[str]:

@@ -191,14 +191,11 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
         self._on_mark_mode(controller.labels.mode)
 
     def close(self) -> bool:
-        """Close the view; pyqtgraph's ``close`` deletes every scene item, so let go of them first.
-
-        The corner text items are plain ``QGraphicsItem`` (not QObjects): their Python wrappers are not
-        told when the scene deletes them, and touching one afterwards would crash.
-        """
-        for signal, slot in self._connections:
+        """Close the view; pyqtgraph's ``close`` deletes every scene item (plain ``QGraphicsItem``, whose
+        Python wrappers are not told), so disconnect and let go of them first: touching one would crash."""
+        for signal, slot in self._connections + self._measure_connections:
             signal.disconnect(slot)
-        self._connections = []
+        self._connections = self._measure_connections = []
         self._corners = {}
         self._center = None
         self._ai_block = self._demo_block = self._label_block = None
