@@ -82,7 +82,7 @@ def test_point_and_box_marks_from_the_mouse(data_dir: Path, loaded_window, qtbot
     assert lab.point == pytest.approx((40.0, 90.0), abs=1.0)
     box, point = view.label_marks()
     assert box is None and point is not None and (point.x(), point.y()) == pytest.approx((90.5, 40.5), abs=1.0)
-    assert view.label_text() == "label: nodule · point"
+    assert view.label_text() == "label: nodule · point · marking: click the finding"  # the mode is on the image
     # box mode: a left drag from (20, 30) to (60, 70) (row, col) marks the box and keeps the class
     qtbot.keyClick(view, Qt.Key.Key_K)  # class no nodule, the point stays only until the next mark
     qtbot.keyClick(view, Qt.Key.Key_M)
@@ -96,6 +96,9 @@ def test_point_and_box_marks_from_the_mouse(data_dir: Path, loaded_window, qtbot
     lab = c.labels.current()
     assert lab.label == "no nodule" and lab.box == pytest.approx((20.0, 30.0, 60.0, 70.0), abs=1.5)
     assert vb.mark_mode == "box" and view.label_marks()[0] is not None
+    col_mm, row_mm = (lab.box[3] - lab.box[1]) * c.series.geometry.pixel_spacing[1], \
+        (lab.box[2] - lab.box[0]) * c.series.geometry.pixel_spacing[0]
+    assert f"box {col_mm:.1f} × {row_mm:.1f} mm" in view.label_text()  # its size in millimetres
     stored = LabelStore(c.series.study_uid, root=data_dir).get(*lab.key)  # a fresh read of the file
     assert stored.box == lab.box
     qtbot.keyClick(view, Qt.Key.Key_M)

@@ -16,6 +16,26 @@ LABEL_COLOR = QColor(120, 230, 140)
 POINT_MARK_PX = 6.0
 
 
+#: What the label line says in each marking mode (M cycles them).
+MODE_HINTS = {"point": "marking: click the finding", "box": "marking: drag a box around the finding"}
+
+
+def label_line(label, mode: str, spacing: tuple[float, float]) -> str:
+    """The label line under the image: the slice's class, its box in mm, and the marking mode when one is on,
+    e.g. ``label: nodule · box 12.3 × 8.1 mm · marking: drag a box around the finding``."""
+    parts = []
+    if label is not None:
+        parts.append(f"label: {label.label}")
+        if label.box:
+            r0, c0, r1, c1 = label.box
+            parts.append(f"box {(c1 - c0) * spacing[1]:.1f} × {(r1 - r0) * spacing[0]:.1f} mm")
+        if label.point:
+            parts.append("point")
+    if mode in MODE_HINTS:
+        parts.append(MODE_HINTS[mode])
+    return " · ".join(parts)
+
+
 def _pixel_rect(r0: float, c0: float, r1: float, c1: float) -> QRectF:
     return QRectF(c0 + 0.5, r0 + 0.5, c1 - c0, r1 - r0)
 

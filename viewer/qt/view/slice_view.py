@@ -50,7 +50,7 @@ from viewer.qt.view.corner_text import (
 )
 from viewer.qt.view.heat_layer import HeatLayer
 from viewer.qt.view.keys import handle_view_key
-from viewer.qt.view.label_marks import LABEL_COLOR, LabelMarks
+from viewer.qt.view.label_marks import LABEL_COLOR, LabelMarks, label_line
 from viewer.qt.view.measure_tools import MeasureTools
 from viewer.qt.view.mouse import SliceViewBox, window_from_drag
 from viewer.qt.view.plane_marks import EdgeLetters, ReferenceLines
@@ -461,9 +461,7 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
         block = self._label_block
         if block is None:
             return
-        text = ""
-        if label is not None:
-            text = f"label: {label.label}" + (" · box" if label.box else "") + (" · point" if label.point else "")
+        text = label_line(label, self._vb.mark_mode, self._spacing)
         if block.set_text(text):
             self._place_overlays()
         block.set_visible(self._overlay_visible and bool(text))
@@ -473,6 +471,7 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
         mode = mode if self.native else "off"
         self._vb.mark_mode = mode
         self.viewport().setCursor(Qt.CursorShape.ArrowCursor if mode == "off" else Qt.CursorShape.CrossCursor)
+        self._on_label(self._label)  # the label line says the marking mode
 
     def _inside(self, row: float, col: float) -> bool:
         rows, cols = self._shape
