@@ -218,6 +218,10 @@ def test_a_cr_image_with_a_ct_model_says_the_model_does_not_apply(qtbot, ai_wind
     assert w.ai_panel.verdict_label.text() == "the model does not apply: the model demo-nodule reads CT, not CR"
     assert w.slice_view.ai_text() == ""
     assert w.ai_panel.probability_label.text() == "no number"
+    # the plot's axis spans the one image, and its message wraps to the plot instead of being cut off
+    assert w.probability_plot.getPlotItem().viewRange()[0] == pytest.approx([0.5, 1.5])
+    message = w.probability_plot._message
+    assert message.textItem.textWidth() <= w.probability_plot.width()
     assert not w.slice_view.heat_visible()
     assert not ai.lane.worker.isRunning()  # nothing was run (and torch was not loaded for it)
 

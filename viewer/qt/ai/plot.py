@@ -22,8 +22,6 @@ from viewer.qt.view_state import ViewState
 
 #: Draw a symbol per slice up to this many slices (beyond, the line alone reads better and draws faster).
 MAX_SYMBOLS = 120
-#: The x axis spans at least this many images (one CR image is not drawn across the whole width).
-MIN_X_SPAN = 10
 CURVE_COLOR = QColor(120, 180, 255)
 ABOVE_COLOR = QColor(255, 170, 40)
 THRESHOLD_COLOR = QColor(255, 90, 90)
@@ -108,7 +106,8 @@ class ProbabilityPlot(pg.PlotWidget):
         x = np.arange(1, n + 1, dtype=np.float64)
         if n != self._n or previous is None or previous.series_key != curve.series_key:
             self._n = n
-            self.getPlotItem().setXRange(0.5, max(n, MIN_X_SPAN) + 0.5, padding=0.0)
+            # the axis spans the series' own images: 1-3 for a 3-image series, not 1-10
+            self.getPlotItem().setXRange(0.5, max(n, 1) + 0.5, padding=0.0)
             self._label_axis(n)
         symbols = n <= MAX_SYMBOLS
         if np.isnan(p).all():  # nothing analysed yet (pyqtgraph's bounds warn on all-NaN data)
@@ -131,8 +130,18 @@ class ProbabilityPlot(pg.PlotWidget):
         self._threshold.setVisible(has_threshold)
         self._threshold_label.setVisible(has_threshold)
         self._message.setText(curve.reason and f"the model does not apply: {curve.reason}")
+        self._fit_message()
         if previous is None or len(previous.probabilities) != n:
             self._message.setPos((n + 1) / 2, 0.5)
+
+    def _fit_message(self) -> None:
+        """Wrap the message to the plot's width, so a long reason is never cut off."""
+        self._message.setTextWidth(max(120.0, 0.8 * self.width()))
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(ev)
+        if getattr(self, "_message", None) is not None:
+            self._fit_message()
 
     def _label_axis(self, n: int) -> None:
         """Ticks at stack positions, labelled with the scanner's image numbers (a report's "image 26")."""
