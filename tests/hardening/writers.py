@@ -56,9 +56,10 @@ N_MEASUREMENTS = 2000
 def _measurement(i: int, gen: int):
     from viewer.core.measurements import Measurement
 
-    return Measurement(kind="line", series_uid="1.2.3", plane="axial", location_mm=float(i),
-                       points=((0.0, 0.0, float(i)), (50.0, 0.0, float(i))), uid=f"m{i:05d}", author=f"gen{gen}",
-                       time="2026-12-03T00:00:00+00:00")
+    # a long text: serialising it is a copy, so most of a save is the write itself, where a kill must land
+    return Measurement(kind="text", series_uid="1.2.3", plane="axial", location_mm=float(i),
+                       points=((0.0, 0.0, float(i)),), text=f"gen{gen} " + "annotation " * 90, uid=f"m{i:05d}",
+                       author=f"gen{gen}", time="2026-12-03T00:00:00+00:00")
 
 
 def _write_measurements(root: Path, gen: int, store=None):
