@@ -66,13 +66,34 @@ def test_series_browser_lists_thumbnails_and_selects(qtbot, window, two_series_f
     assert len(keys) == 2
     assert all(browser.has_thumbnail(k) for k in keys)
     c = window.controller
-    current = browser.list.currentItem()
-    assert current is not None and current.data(Qt.ItemDataRole.UserRole) == c.series_key  # no echo needed
+    current = browser.tree.currentItem()
+    assert current is not None and current.data(0, Qt.ItemDataRole.UserRole) == c.series_key  # no echo needed
     other = next(i for i in range(2) if keys[i] != c.series_key)
     with qtbot.waitSignal(c.sig_series_loaded, timeout=30_000):
-        browser.list.setCurrentRow(other)
+        browser.tree.setCurrentItem(browser.item(keys[other]))
     assert c.series_key == keys[other]
-    assert browser.list.item(other).text().startswith(f"CT · {c.series.n_slices} images")
+    number = f"Se {c.series.series_number} · " if c.series.series_number is not None else ""
+    assert browser.item(keys[other]).text(0).startswith(f"{number}CT · {c.series.n_slices} images")
+
+
+def test_two_studies_opened_together_are_two_branches_and_names_follow_p(qtbot, window, tmp_path, write_ct_stack):
+    import pydicom
+
+    for name, study, date in (("a", "1.2.826.0.1.3680043.8.498.11", "20240105"),
+                              ("b", "1.2.826.0.1.3680043.8.498.12", "20250610")):
+        for path in write_ct_stack(tmp_path / name, 4, size=64, seed=len(date)):
+            ds = pydicom.dcmread(path)
+            ds.StudyInstanceUID, ds.StudyDate, ds.StudyDescription = study, date, f"Chest {name}"
+            ds.PatientName, ds.PatientID = "Doe^Jane", "P-77"
+            ds.save_as(path)
+    window.open_paths([str(tmp_path / "a"), str(tmp_path / "b")])
+    assert window.wait_idle(30)
+    browser = window.series_browser
+    assert browser.study_titles() == ["Doe, Jane · P-77 · 2024-01-05 · Chest a",
+                                      "Doe, Jane · P-77 · 2025-06-10 · Chest b"]
+    assert len(browser.keys()) == 2
+    window.controller.set_show_patient_info(False)  # P: no name or ID anywhere, the browser included
+    assert browser.study_titles() == ["2024-01-05 · Chest a", "2025-06-10 · Chest b"]
 
 
 def test_problems_panel_lists_bad_files(qtbot, window, folder_with_problems):
@@ -148,8 +169,8 @@ def test_viewer_keys_work_after_a_click_in_the_series_list_but_not_in_a_text_fie
     c = w.controller
     w.activateWindow()
     qtbot.waitActive(w)
-    browser = w.series_browser.list
-    row = browser.visualItemRect(browser.item(0)).center()
+    browser = w.series_browser.tree
+    row = browser.visualItemRect(w.series_browser.series_items()[0]).center()
     qtbot.mouseClick(browser.viewport(), Qt.MouseButton.LeftButton, pos=row)
     assert browser.hasFocus()
     start = c.slice_index

@@ -30,7 +30,7 @@ def test_the_reverse_toggle_keeps_the_slice_and_is_remembered_for_the_descriptio
     assert w.slice_view.corner_text(BOTTOM_LEFT).splitlines()[0] == "Im 3  10/12"  # its number stays
     assert c.series.image_label(0) == "Im 12"  # now from the feet up
     assert c.series.description in settings.value(REVERSED_KEY)
-    assert w.series_browser.list.currentItem() is not None  # still the series selected in the browser
+    assert w.series_browser.tree.currentItem() is not None  # still the series selected in the browser
 
     again = MainWindow(settings=settings, ai=False)  # a later session, the same settings
     qtbot.addWidget(again)

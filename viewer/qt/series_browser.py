@@ -1,4 +1,7 @@
-"""The list of series found by the last scan: thumbnail, modality, description, slice count.
+"""The series found by the last scan, as a tree: one branch per study (its date and description; the
+patient's name and ID only while the patient lines are shown, P), and under it each series with its
+thumbnail, series number, modality, description and image count, in series-number order. Two studies
+opened together stay apart.
 
 Thumbnails are decoded on the controller's thumbnail lane and arrive by ``sig_thumbnail_ready``; until
 then a grey placeholder shows. Choosing a row calls ``controller.select_series``; the controller's
@@ -10,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 from PySide6.QtCore import QSignalBlocker, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from viewer.core.scan import ScanResult
-from viewer.core.series import REVERSED_SUFFIX
+from viewer.core.series import REVERSED_SUFFIX, SeriesInfo
 from viewer.core.thumbnails import THUMBNAIL_SIZE
 from viewer.qt.controller import ViewerController
+from viewer.qt.view.corner_text import dicom_date, person_name
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 
@@ -54,79 +58,128 @@ def _placeholder(size: int, color: QColor, text: str = "") -> QIcon:
     return QIcon(pixmap)
 
 
+def study_title(series: SeriesInfo, identifiers: bool) -> str:
+    """A study branch's text: date and description, with the patient's name and ID when ``identifiers``."""
+    patient = series.first.patient
+    parts = [dicom_date(patient.get("StudyDate", "")), patient.get("StudyDescription", "")]
+    if identifiers:
+        parts = [person_name(patient.get("PatientName", "")), patient.get("PatientID", ""), *parts]
+    text = " · ".join(p for p in parts if p)
+    return text or "(study without date or description)"
+
+
+def series_text(s: SeriesInfo) -> str:
+    spacing = s.geometry.slice_spacing if s.geometry.known else None
+    size = f"{s.cols}×{s.rows}" + (f" · {spacing:.3g} mm" if spacing else "")
+    count = f"{s.n_slices} image" + ("s" if s.n_slices != 1 else "")
+    number = f"Se {s.series_number} · " if s.series_number is not None else ""
+    return "\n".join([f"{number}{s.modality} · {count}", size, s.description or "(no description)"])
+
+
 class SeriesBrowser(QWidget):
-    """Series list; one row per displayable series of the current scan."""
+    """The studies of the current scan and their series (see the module docstring)."""
 
     def __init__(self, controller: ViewerController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.list = QListWidget(self)
-        self.list.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        self.list.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.list.setUniformItemSizes(True)
-        self.list.setSpacing(2)
-        self.list.setWordWrap(True)
-        self.list.setTextElideMode(Qt.TextElideMode.ElideRight)
+        self.tree = QTreeWidget(self)
+        self.tree.setHeaderHidden(True)
+        self.tree.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+        self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.tree.setIndentation(10)
+        self.tree.setWordWrap(True)
+        self.tree.setTextElideMode(Qt.TextElideMode.ElideRight)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(self.list)
-        self._rows: dict[str, QListWidgetItem] = {}
+        layout.addWidget(self.tree)
+        self._rows: dict[str, QTreeWidgetItem] = {}
+        self._studies: list[tuple[QTreeWidgetItem, SeriesInfo]] = []
         self._loading_icon = _placeholder(THUMBNAIL_SIZE, QColor(40, 40, 40))
         self._failed_icon = _placeholder(THUMBNAIL_SIZE, QColor(40, 40, 40), "no\npreview")
 
-        self.list.currentItemChanged.connect(self._on_current_changed)
+        self.tree.currentItemChanged.connect(self._on_current_changed)
         controller.sig_scan_finished.connect(self._on_scan_finished)
         controller.sig_thumbnail_ready.connect(self._on_thumbnail)
         controller.sig_thumbnail_failed.connect(self._on_thumbnail_failed)
         controller.sig_series_selected.connect(self._on_series_selected)
+        controller.sig_patient_info_changed.connect(self._title_studies)
         if controller.scan_result is not None:
             self._on_scan_finished(controller.scan_result)
 
     def keys(self) -> list[str]:
-        """Series keys in list order."""
-        return [self.list.item(i).data(KEY_ROLE) for i in range(self.list.count())]
+        """Series keys in tree order."""
+        return [k for k in (self._key(item) for item in self.series_items()) if k]
+
+    def series_items(self) -> list[QTreeWidgetItem]:
+        """The series rows, study by study."""
+        return [top.child(j) for i in range(self.tree.topLevelItemCount())
+                for top in [self.tree.topLevelItem(i)] for j in range(top.childCount())]
+
+    def study_titles(self) -> list[str]:
+        return [self.tree.topLevelItem(i).text(0) for i in range(self.tree.topLevelItemCount())]
+
+    def item(self, key: str) -> QTreeWidgetItem | None:
+        return self._rows.get(key)
+
+    @staticmethod
+    def _key(item: QTreeWidgetItem | None) -> str | None:
+        return item.data(0, KEY_ROLE) if item is not None else None
 
     def has_thumbnail(self, key: str) -> bool:
         item = self._rows.get(key)
-        return item is not None and bool(item.data(Qt.ItemDataRole.UserRole + 1))
+        return item is not None and bool(item.data(0, Qt.ItemDataRole.UserRole + 1))
 
     def _on_scan_finished(self, result: ScanResult) -> None:
-        with QSignalBlocker(self.list):
-            self.list.clear()
+        with QSignalBlocker(self.tree):
+            self.tree.clear()
             self._rows.clear()
-            for s in result.series:
+            self._studies = []
+            studies: dict[str, QTreeWidgetItem] = {}
+            order = sorted(result.series, key=lambda s: (s.study_uid, s.series_number is None, s.series_number or 0))
+            for s in order:
+                study = studies.get(s.study_uid)
+                if study is None:
+                    study = studies[s.study_uid] = QTreeWidgetItem(self.tree)
+                    study.setFlags(study.flags() & ~Qt.ItemFlag.ItemIsSelectable)
+                    self._studies.append((study, s))
+                item = QTreeWidgetItem(study, [series_text(s)])
+                item.setIcon(0, self._loading_icon)
+                item.setData(0, KEY_ROLE, s.key)
                 ps = s.first.pixel_spacing
-                spacing = s.geometry.slice_spacing if s.geometry.known else None
-                size = f"{s.cols}×{s.rows}" + (f" · {spacing:.3g} mm" if spacing else "")
-                count = f"{s.n_slices} image" + ("s" if s.n_slices != 1 else "")
-                lines = [f"{s.modality} · {count}", size, s.description or "(no description)"]
-                item = QListWidgetItem(self._loading_icon, "\n".join(lines))
-                item.setData(KEY_ROLE, s.key)
                 tip = [s.key]
                 if ps:
                     tip.append(f"pixel spacing {ps[0]:.3g} × {ps[1]:.3g} mm")
                 tip.extend(s.warnings)
-                item.setToolTip("\n".join(tip))
-                self.list.addItem(item)
+                item.setToolTip(0, "\n".join(tip))
                 self._rows[s.key] = item
+            self._title_studies(self.controller.show_patient_info)
+            self.tree.expandAll()
+
+    def _title_studies(self, identifiers: bool) -> None:
+        for study, first in self._studies:
+            study.setText(0, study_title(first, identifiers))
 
     def _on_thumbnail(self, key: str, image: np.ndarray) -> None:
         item = self._rows.get(key)
         if item is not None:
-            item.setIcon(QIcon(array_to_pixmap(image, THUMBNAIL_SIZE)))
-            item.setData(Qt.ItemDataRole.UserRole + 1, True)
+            item.setIcon(0, QIcon(array_to_pixmap(image, THUMBNAIL_SIZE)))
+            item.setData(0, Qt.ItemDataRole.UserRole + 1, True)
 
     def _on_thumbnail_failed(self, key: str, reason: str) -> None:
         item = self._rows.get(key)
         if item is not None:
-            item.setIcon(self._failed_icon)
-            item.setToolTip(f"{item.toolTip()}\nno preview: {reason}")
+            item.setIcon(0, self._failed_icon)
+            item.setToolTip(0, f"{item.toolTip(0)}\nno preview: {reason}")
 
     def _on_series_selected(self, key: str) -> None:
-        with QSignalBlocker(self.list):
+        with QSignalBlocker(self.tree):
             item = self._rows.get(key.removesuffix(REVERSED_SUFFIX))  # shown reversed: still this series
-            self.list.setCurrentItem(item) if item is not None else self.list.clearSelection()
+            if item is not None:
+                self.tree.setCurrentItem(item)
+            else:
+                self.tree.clearSelection()
 
-    def _on_current_changed(self, current: QListWidgetItem | None, _previous: QListWidgetItem | None) -> None:
-        if current is not None:
-            self.controller.select_series(current.data(KEY_ROLE))
+    def _on_current_changed(self, current: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None) -> None:
+        key = self._key(current)
+        if key:
+            self.controller.select_series(key)

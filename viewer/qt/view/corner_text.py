@@ -46,7 +46,7 @@ class CursorReadout:
         return "   ".join(parts)
 
 
-def _dicom_date(value: str) -> str:
+def dicom_date(value: str) -> str:
     """``YYYYMMDD`` -> ``YYYY-MM-DD`` (anything else unchanged)."""
     value = value.strip()
     if len(value) == 8 and value.isdigit():
@@ -54,7 +54,7 @@ def _dicom_date(value: str) -> str:
     return value
 
 
-def _person_name(value: str) -> str:
+def person_name(value: str) -> str:
     """DICOM PN ``Family^Given^Middle`` -> ``Family, Given Middle``."""
     parts = [p for p in value.split("^") if p.strip()]
     if len(parts) >= 2:
@@ -161,17 +161,17 @@ class TextBlock:
 def patient_lines(patient: Mapping[str, str]) -> str:
     """The top-left corner: name; ID, birth date and sex; study date and description (empty parts left out)."""
     lines = []
-    name = _person_name(patient.get("PatientName", ""))
+    name = person_name(patient.get("PatientName", ""))
     if name:
         lines.append(name)
     ident = "  ".join(v for v in (
         f"ID {patient['PatientID']}" if patient.get("PatientID") else "",
-        f"DOB {_dicom_date(patient['PatientBirthDate'])}" if patient.get("PatientBirthDate") else "",
+        f"DOB {dicom_date(patient['PatientBirthDate'])}" if patient.get("PatientBirthDate") else "",
         patient.get("PatientSex", ""),
     ) if v)
     if ident:
         lines.append(ident)
-    study = "  ".join(v for v in (_dicom_date(patient.get("StudyDate", "")), patient.get("StudyDescription", "")) if v)
+    study = "  ".join(v for v in (dicom_date(patient.get("StudyDate", "")), patient.get("StudyDescription", "")) if v)
     if study:
         lines.append(study)
     return "\n".join(lines)
