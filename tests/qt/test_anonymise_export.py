@@ -32,3 +32,23 @@ def test_menu_command_exports_the_open_study(qtbot, window, ct_folder: Path, tmp
         export.start(files, tmp_path / "anon", window)
     assert message.args[0].startswith("Nothing written:") and "not an empty folder" in message.args[0]
     assert window.errors_dock.isHidden()
+
+
+def test_the_output_dialog_takes_the_name_of_a_new_folder(qtbot, tmp_path: Path, ct_folder: Path):
+    from PySide6.QtWidgets import QFileDialog
+
+    from viewer.qt.anonymise_export import AnonymiseExport, output_folder_dialog
+
+    dialog = output_folder_dialog(None)
+    qtbot.addWidget(dialog)
+    dialog.setOption(QFileDialog.Option.DontUseNativeDialog, True)
+    dialog.setDirectory(str(tmp_path))
+    dialog.selectFile("new export")  # a folder that does not exist yet
+    dialog.accept()
+    (chosen,) = dialog.selectedFiles()
+    assert Path(chosen) == tmp_path / "new export" and not Path(chosen).exists()
+    export = AnonymiseExport(sync=True)
+    with qtbot.waitSignal(export.sig_finished, timeout=60_000) as finished:
+        export.start(sorted(ct_folder.iterdir()), chosen)
+    assert len(finished.args[0].files) == 12  # the export made the new folder and wrote the study into it
+    assert all(Path(f.out).is_relative_to(chosen) for f in finished.args[0].files)

@@ -29,6 +29,19 @@ def summary(result: AnonymiseResult) -> str:
     return text
 
 
+def output_folder_dialog(parent: QWidget | None) -> QFileDialog:
+    """A dialog that takes an existing empty folder or the name of a new one (a folder picker would only
+    take existing folders): the export creates it."""
+    dialog = QFileDialog(parent, "Export anonymised DICOM to a new or empty folder")
+    dialog.setAcceptMode(QFileDialog.AcceptMode.AcceptSave)
+    dialog.setFileMode(QFileDialog.FileMode.AnyFile)
+    dialog.setOption(QFileDialog.Option.ShowDirsOnly, True)
+    dialog.setOption(QFileDialog.Option.DontConfirmOverwrite, True)  # an existing folder is refused unless empty
+    dialog.setLabelText(QFileDialog.DialogLabel.Accept, "Export")
+    dialog.setLabelText(QFileDialog.DialogLabel.FileName, "Folder")
+    return dialog
+
+
 class AnonymiseExport(QObject):
     """Runs anonymising exports, one at a time, and says how each ended.
 
@@ -115,10 +128,10 @@ class AnonymiseExport(QObject):
             if not folder:
                 return None
             inputs = [folder]
-        out = QFileDialog.getExistingDirectory(parent_widget, "Export anonymised DICOM to (a new or empty folder)")
-        if not out:
+        dialog = output_folder_dialog(parent_widget)
+        if not dialog.exec() or not dialog.selectedFiles():
             return None
-        return self.start(inputs, out, parent_widget)
+        return self.start(inputs, dialog.selectedFiles()[0], parent_widget)
 
     def stop(self) -> None:
         self.worker.stop()
