@@ -257,3 +257,19 @@ def test_closing_during_a_load_does_not_hang(qtbot, window, ct_folder):
     window.open_paths([ct_folder])  # no waiting: close while the scan or load may still run
     window.close()
     assert not any(w.isRunning() for w in window.controller._workers)
+
+
+def test_space_plays_the_active_view_as_cine_and_wraps_at_the_end(qtbot, loaded_window):
+    w = loaded_window
+    c = w.controller
+    c.set_slice(c.n_slices - 2)
+    w.cine.set_rate(30)
+    w.activateWindow()
+    qtbot.waitActive(w)
+    qtbot.keyClick(w.slice_view, Qt.Key.Key_Space)
+    assert w.cine.playing
+    qtbot.waitUntil(lambda: w.cine.frames >= 4, timeout=5000)
+    qtbot.keyClick(w.slice_view, Qt.Key.Key_Space)
+    assert not w.cine.playing
+    frames = w.cine.frames
+    assert c.slice_index == (c.n_slices - 2 + frames) % c.n_slices  # past the last image, round to the first

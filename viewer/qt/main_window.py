@@ -44,6 +44,7 @@ from viewer.qt.measurements_panel import MeasurementsPanel
 from viewer.qt.problems_panel import ProblemsPanel
 from viewer.qt.series_browser import SeriesBrowser
 from viewer.qt.tag_panel import TagPanel
+from viewer.qt.view.cine import RATES, Cine
 from viewer.qt.view.corner_text import CursorReadout
 from viewer.qt.view.keys import handle_view_key
 from viewer.qt.view.measure_bar import MeasureBar
@@ -244,6 +245,14 @@ class MainWindow(QMainWindow):
         for k, (name, text) in enumerate((("1x1", "1 × 1"), ("1x2", "1 × 2"), ("2x2", "2 × 2"),
                                           ("mpr", "MPR: axial, coronal, sagittal, MIP")), start=1):
             self._action(layouts, text, lambda _=False, n=name: self.view_grid.set_layout(n), f"Ctrl+{k}")
+        cine = view.addMenu("&Cine")
+        self.cine = Cine(self.view_grid, self)
+        self._action(cine, "&Play / Pause", self.cine.toggle, "Space")
+        for rate in RATES:
+            self._action(cine, f"{rate} images per second", lambda _=False, r=rate: self.cine.set_rate(r))
+        self.cine.sig_changed.connect(
+            lambda playing, rate: self.statusBar().showMessage(f"cine {rate} images/s" if playing else "cine paused",
+                                                              3000))
         slab = view.addMenu("Thick &Slab")
         # the keys are the view's (handle_view_key); "\t" only shows them in the menu
         self._action(slab, "Thicker Slab\t]", lambda: self.view_grid.active.change_slab(1))
