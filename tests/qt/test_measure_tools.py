@@ -159,3 +159,21 @@ def test_ctrl_z_restores_a_deleted_label(qtbot, mpr) -> None:
     assert c.labels.current() is None
     qtbot.keyClick(w, Qt.Key.Key_Z, Qt.KeyboardModifier.ControlModifier)
     assert c.labels.current() is not None and c.labels.current().label == label.label
+
+
+def test_a_key_image_is_marked_with_a_key_listed_and_unmarked(qtbot, mpr) -> None:
+    w = mpr
+    c = w.controller
+    axial = w.view_grid.views[0]
+    c.set_slice(7)
+    w.view_grid.set_active(axial)
+    qtbot.keyClick(w, Qt.Key.Key_Asterisk)
+    (key,) = c.measurements.items()
+    assert key.kind == "key" and key.plane == "axial"
+    assert axial.measure_texts() == ["key image"]
+    assert w.measurements_panel.rows()[0][:3] == ("key", "key image", c.series.image_label(7))
+    c.set_slice(8)
+    assert axial.measure_texts() == []  # only on its own image
+    c.set_slice(7)
+    qtbot.keyClick(w, Qt.Key.Key_Asterisk)  # again: unmarked
+    assert c.measurements.items() == ()

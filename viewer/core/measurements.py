@@ -1,12 +1,12 @@
 """The reader's measurements and annotations, in patient millimetres, and what they measure (Qt-free).
 
 A :class:`Measurement` is a line, an angle, an ellipse, rectangle or freehand ROI, a point probe, an arrow
-or a text label drawn on one image of one plane. Its points are kept in patient LPS millimetres, not in
-pixels: a line measures the same whether it was drawn in the axial, coronal or sagittal plane, on
-anisotropic voxels, with the series shown reversed or not, and it finds its image again from the geometry
-when the study is opened again. ``plane`` and ``location_mm`` (the plane's position) name the image it
-was drawn on. ``source`` is "reader" for what the reader drew; the AI's findings (issue H) will join the
-same list with their own source.
+or a text label drawn on one image of one plane, or the mark of a key image (kind "key"). Its points are
+kept in patient LPS millimetres, not in pixels: a line measures the same whether it was drawn in the
+axial, coronal or sagittal plane, on anisotropic voxels, with the series shown reversed or not, and it
+finds its image again from the geometry when the study is opened again. ``plane`` and ``location_mm``
+(the plane's position) name the image it was drawn on. ``source`` is "reader" for what the reader drew;
+the AI's findings (issue H) will join the same list with their own source.
 
 What it measures (:func:`measure`) is computed from the volume each time, never stored: lengths and
 angles from the LPS points, ROI statistics (mean, SD, min, max in modality units, area in mm², pixel
@@ -26,12 +26,12 @@ import numpy as np
 from viewer.core.geometry import Geometry
 from viewer.core.planes import PLANES, PlaneLayout, plane_image
 
-#: Every kind, in the order the tool bar offers them.
-KINDS = ("line", "angle", "ellipse", "rectangle", "freehand", "point", "arrow", "text")
+#: Every kind, in the order the tool bar offers them; "key" marks a key image (its point: the image's corner).
+KINDS = ("line", "angle", "ellipse", "rectangle", "freehand", "point", "arrow", "text", "key")
 #: Kinds that enclose pixels (statistics), and how many points each kind needs (None: two or more).
 ROI_KINDS = ("ellipse", "rectangle", "freehand")
 POINTS = {"line": 2, "angle": 3, "ellipse": 2, "rectangle": 2, "freehand": None, "point": 1, "arrow": 2,
-          "text": 1}
+          "text": 1, "key": 1}
 SOURCES = ("reader", "ai")
 
 
@@ -193,7 +193,7 @@ def measure(m: Measurement, stored: np.ndarray, slope: float, intercept: float, 
         norm = float(np.linalg.norm(a) * np.linalg.norm(b))
         cos = float(a @ b) / norm if norm else 1.0
         return Reading(angle_deg=math.degrees(math.acos(max(-1.0, min(1.0, cos)))))
-    if m.kind == "text":
+    if m.kind in ("text", "key"):
         return Reading()
     shape = stored.shape
     index, planar = to_plane(geometry, layout, shape, m.points)

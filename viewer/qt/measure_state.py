@@ -25,8 +25,9 @@ from viewer.qt.undo import UndoStack
 if TYPE_CHECKING:
     from viewer.qt.view_state import ErrorSink, ViewState
 
-#: The tools: "off" (the mouse pans or moves the crosshair), or the kind the next drag or click draws.
-TOOLS = ("off", *KINDS)
+#: The tools: "off" (the mouse pans or moves the crosshair), or the kind the next drag or click draws
+#: (a key image is marked with a key, not drawn).
+TOOLS = ("off", *(k for k in KINDS if k != "key"))
 
 
 class MeasureState(QObject):

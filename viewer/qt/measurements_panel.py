@@ -77,7 +77,7 @@ class MeasurementsPanel(QWidget):
         with QSignalBlocker(self.table):
             self.table.setRowCount(len(self._rows))
             for r, m in enumerate(self._rows):
-                reading = m.text if m.kind == "text" else self.state.reading(m).text()
+                reading = m.text if m.kind in ("text", "key") else self.state.reading(m).text()
                 values = (m.kind, reading, self.image_name(m), m.plane, m.source if m.source != "reader" else m.author)
                 for c, value in enumerate(values):
                     item = QTableWidgetItem(value)

@@ -30,6 +30,7 @@ class ViewTarget(Protocol):
     def fit(self) -> None: ...
     def change_slab(self, direction: int) -> None: ...
     def cycle_projection(self) -> None: ...
+    def toggle_key_image(self) -> bool: ...
 
 
 #: ``action(controller, shift, view)``: the controller's state, or the active view's plane.
@@ -70,6 +71,8 @@ KEYMAP: tuple[KeyBinding, ...] = (
     KeyBinding((K.Key_Delete, K.Key_Backspace), "Delete", "remove the selected measurement, else the slice's label",
                lambda c, s, v: c.measurements.remove_selected() or c.labels.remove_current()),
     KeyBinding((K.Key_Escape,), "Escape", "measuring tool off", lambda c, s, v: c.measurements.set_tool("off")),
+    KeyBinding((K.Key_Asterisk,), "*", "mark / unmark the image as a key image (listed in Measurements)",
+               lambda c, s, v: v.toggle_key_image()),
     KeyBinding((K.Key_M,), "M", "marking mode: off, point, box", lambda c, s, v: c.labels.cycle_mode(), shift=False),
     KeyBinding((K.Key_BracketRight,), "]", "thicker slab (off, 2, 5, 10, 15, 20, 30 mm)",
                lambda c, s, v: v.change_slab(1)),

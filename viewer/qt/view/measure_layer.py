@@ -64,6 +64,8 @@ def outline(kind: str, points: Sequence[tuple[float, float]]) -> QPainterPath:
     elif kind == "freehand":
         path.addPolygon(QPolygonF(pts))
         path.closeSubpath()
+    elif kind == "key":  # a key image: its label says so; nothing is drawn on the pixels
+        pass
     elif kind in ("point", "text"):
         p = pts[0]
         size = 5.0 if kind == "point" else 2.0
@@ -122,7 +124,9 @@ class MeasureLayer:
             text.setBrush(QBrush(color))
             text.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
             anchor = max(d.points, key=lambda p: (p[1], -p[0]))  # right of the rightmost point
-            text.setPos(_q(*anchor) + QPointF(2.0, -2.0))
+            text.setPos(_q(*anchor) + (QPointF(2.0, 2.0) if d.kind == "key" else QPointF(2.0, -2.0)))
+            if d.kind == "key":
+                text.setText("★ key image")
             text.setZValue(6.0)
             self._items.append(text)
         if d.selected:

@@ -54,6 +54,16 @@ class MeasureTools:
             signal.connect(slot)
         self._on_tool(state.tool)
 
+    def toggle_key_image(self) -> bool:
+        """Mark the image on screen as a key image, or unmark it (``*``); True when it is one now."""
+        state = self.controller.measurements
+        marked = [d for d in self._measure.shown if d.kind == "key"]
+        if marked:
+            state.remove(marked[0].uid)
+            return False
+        m = self._new("key", [(0.0, 0.0)], "key image")
+        return m is not None and state.add(m) is not None
+
     def measure_texts(self) -> list[str]:
         """The readings drawn on the image on screen ("49.8 mm", "mean 60.0 HU …")."""
         return self._measure.texts()
@@ -77,7 +87,7 @@ class MeasureTools:
                 continue
             key = (m.uid, m.points, m.text, id(volume))
             if key not in self._readings:  # an ROI's statistics cost a mask: once per measurement and volume
-                self._readings[key] = m.text if m.kind == "text" else state.reading(m).text()
+                self._readings[key] = m.text if m.kind in ("text", "key") else state.reading(m).text()
             drawn.append(Drawn(m.uid, m.kind, tuple(points), self._readings[key], m.source, m.uid == selected))
         return tuple(drawn)
 
