@@ -28,7 +28,8 @@ def test_manager_operations_and_protections(data_dir: Path, tmp_path: Path, ai_c
     m = ModelManager(c)
     qtbot.addWidget(m)
     assert [e.name for e in m.entries] == ["demo-nodule", "site-a"]
-    assert "active" in m.list.item(0).text() and "demonstration model" in m.card.toPlainText()
+    assert "active" in m.list.item(0).text() and "Demonstration model" in m.card.toPlainText()
+    assert "Performance" in m.card.toPlainText() and "{" not in m.card.toPlainText()  # a readable card
     # the shipped model: no rename, no delete (buttons off, and refused if asked anyway)
     assert not m.buttons["delete"].isEnabled() and not m.buttons["rename"].isEnabled()
     assert not m.delete("demo-nodule") and "shipped model" in m.message.text()

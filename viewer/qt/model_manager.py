@@ -7,8 +7,6 @@ renamed here; a change reloads the AI panel's model list.
 
 from __future__ import annotations
 
-import json
-
 from PySide6.QtWidgets import (
     QDialog,
     QDialogButtonBox,
@@ -19,26 +17,21 @@ from PySide6.QtWidgets import (
     QListWidget,
     QListWidgetItem,
     QMessageBox,
-    QPlainTextEdit,
     QPushButton,
+    QTextBrowser,
     QVBoxLayout,
     QWidget,
 )
 
 from viewer.ai.model_registry import ModelEntry, list_models
 from viewer.ai.model_store import ModelStoreError, delete_model, export_model, import_model, rename_model
+from viewer.qt.ai.card_html import card_html
 from viewer.qt.controller import ViewerController
 
 
 def card_text(entry: ModelEntry) -> str:
-    """The card as the manager shows it: the facts first, then the whole card."""
-    c = entry.card
-    head = [f"{entry.name}  ({entry.source}, {entry.path})", f"architecture {c.arch}, input {c.input_size} px, "
-            f"{c.in_chans} channel(s), labels {', '.join(c.labels)}, threshold {c.threshold:.4f}",
-            f"parent: {c.parent or 'none'}", f"sha256 {c.sha256}"]
-    if c.demonstration:
-        head.append("demonstration model: not for diagnosis")
-    return "\n".join(head) + "\n\n" + json.dumps(c.to_dict(), indent=1, default=str)
+    """The card as the manager shows it: where it is, then the readable card."""
+    return card_html(entry.card.to_dict(), f"{entry.source}, {entry.path}")
 
 
 class ModelManager(QDialog):
@@ -50,8 +43,7 @@ class ModelManager(QDialog):
         self.setModal(False)
         self.controller = controller
         self.list = QListWidget(self)
-        self.card = QPlainTextEdit(self)
-        self.card.setReadOnly(True)
+        self.card = QTextBrowser(self)
         self.message = QLabel("", self)
         self.message.setWordWrap(True)
         self.buttons = {}
@@ -108,7 +100,7 @@ class ModelManager(QDialog):
 
     def _on_selected(self, row: int) -> None:
         entry = self.selected()
-        self.card.setPlainText(card_text(entry) if entry is not None else "")
+        self.card.setHtml(card_text(entry) if entry is not None else "")
         user = entry is not None and entry.source == "user"
         active = self.active()
         is_active = entry is not None and active is not None and active.path == entry.path

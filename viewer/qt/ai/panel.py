@@ -7,7 +7,6 @@ signal of the state updates the controls inside ``QSignalBlocker`` so nothing ec
 from __future__ import annotations
 
 import html
-import json
 from pathlib import Path
 
 from PySide6.QtCore import QSignalBlocker, Qt
@@ -35,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from viewer.ai.model_registry import ModelEntry
 from viewer.core.overlay import COLORMAPS
+from viewer.qt.ai.card_html import card_html
 from viewer.qt.ai.state import AIState
 from viewer.qt.ai.status import (
     DEMONSTRATION_TEXT,
@@ -98,15 +98,14 @@ def card_summary_html(entry: ModelEntry, metrics_chars: int | None = None) -> st
 
 
 class CardDialog(QDialog):
-    """The whole model card: the summary, then every field as JSON."""
+    """The whole model card, as headed sections and tables (:func:`viewer.qt.ai.card_html.card_html`)."""
 
     def __init__(self, entry: ModelEntry, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setWindowTitle(f"Model card — {entry.card.name}")
         self.resize(620, 640)
         self.text = text = QTextBrowser(self)
-        text.setHtml(card_summary_html(entry) + f"<p>bundle: {html.escape(str(entry.path))}</p><pre>"
-                     + html.escape(json.dumps(entry.card.to_dict(), indent=2, ensure_ascii=False)) + "</pre>")
+        text.setHtml(card_html(entry.card.to_dict(), str(entry.path)))
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close, self)
         buttons.rejected.connect(self.reject)
         layout = QVBoxLayout(self)
