@@ -82,6 +82,7 @@ class DataSummary:
     n_skipped: int
     warnings: tuple[str, ...]
     imbalance: str | None
+    patients_per_class: dict[str, int] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -180,7 +181,7 @@ class FineTuneService:
         self._dataset, self._data, self._result = dataset, None, None
         return DataSummary(dataset.source, dataset.classes, dataset.counts, len(dataset.patients),
                            len(dataset.duplicates), _skipped(dataset.skipped), len(dataset.skipped),
-                           tuple(dataset.warnings), dataset.imbalance_warning)
+                           tuple(dataset.warnings), dataset.imbalance_warning, dataset.patients_per_class)
 
     def prepare(self, config: Any, *, test: float = 0.2, val: float = 0.1,
                 positive: str | None = None) -> PreparedSummary:

@@ -149,6 +149,11 @@ class LabeledDataset:
         return tuple(sorted({it.patient for it in self.items}))
 
     @property
+    def patients_per_class(self) -> dict[str, int]:
+        """How many patients have images of each class."""
+        return {name: len({it.patient for it in self.items if it.label == name}) for name in self.classes}
+
+    @property
     def imbalance_warning(self) -> str | None:
         counts = {k: v for k, v in self.counts.items()}
         if len(counts) < 2:
@@ -478,6 +483,41 @@ class DataSplit:
         return out
 
 
+def split_problem(counts: dict[str, int], patients_per_class: dict[str, int], *, test: float, val: float,
+                  min_train_per_class: int = MIN_TRAIN_PER_CLASS) -> str | None:
+    """Why images with these counts cannot be split by patient at these shares, or None when they can.
+
+    The checks :func:`split_by_patient` makes before it tries an assignment, from counts alone, so the
+    fine-tune dialog can say so beside the field before anything is read. ``patients_per_class``: how many
+    patients have images of each class.
+    """
+    if not (0 <= test < 1 and 0 <= val < 1 and test + val < 1):
+        return f"test ({test}) and validation ({val}) shares must be in [0, 1) and leave some to train"
+    splits = [s for s, v in (("train", 1.0 - test - val), ("val", val), ("test", test)) if v > 0]
+    classes = sorted(c for c, n in counts.items() if n > 0)
+    if len(classes) < 2:
+        return f"need images of two classes, found {', '.join(classes) or 'none'}"
+    need = min_train_per_class + (len(splits) - 1)
+    few = [f"{counts[c]} {c!r}" for c in classes if counts[c] < need]
+    if few:
+        return (f"too few images per class: {', '.join(few)} (need at least {need} of each: "
+                f"{min_train_per_class} to train" + (" and one for each other split)" if len(splits) > 1 else ")"))
+    for c in classes:
+        holders = patients_per_class.get(c, 0)
+        if holders < len(splits):
+            return (f"only {holders} patient(s) have {c!r} images: a split by patient needs at least {len(splits)} "
+                    f"(one per split: {', '.join(splits)}); add patients or drop the validation/test share")
+    return None
+
+
+def default_shares(patients: int) -> tuple[float, float]:
+    """(test, validation) shares a study of ``patients`` patients allows: no test split below three patients,
+    and a validation share large enough to hold one patient (at most half)."""
+    test = 0.2 if patients >= 3 else 0.0
+    val = min(0.5, max(0.1, 1.0 / max(patients, 1)))
+    return test, round(val, 2)
+
+
 def split_by_patient(
     items: Sequence[LabeledItem],
     *,
@@ -510,29 +550,17 @@ def split_by_patient(
         Too few images of a class, too few patients with a class to put one in every split, or no
         assignment found; raised before any training, with the numbers.
     """
-    if not (0 <= test < 1 and 0 <= val < 1 and test + val < 1):
-        raise LabeledDataError(f"test ({test}) and validation ({val}) shares must be in [0, 1) and leave some to train")
-    shares = {"train": 1.0 - test - val, "val": val, "test": test}
-    splits = [s for s, v in shares.items() if v > 0]
     per_patient: dict[str, Counter[str]] = defaultdict(Counter)
     for it in items:
         per_patient[it.patient][it.label] += 1
     totals: Counter[str] = Counter(it.label for it in items)
+    holders = {c: sum(1 for p in per_patient.values() if p[c]) for c in totals}
+    problem = split_problem(dict(totals), holders, test=test, val=val, min_train_per_class=min_train_per_class)
+    if problem:
+        raise LabeledDataError(problem)
+    shares = {"train": 1.0 - test - val, "val": val, "test": test}
+    splits = [s for s, v in shares.items() if v > 0]
     classes = sorted(totals)
-    if len(classes) < 2:
-        raise LabeledDataError(f"need images of two classes, found {', '.join(classes) or 'none'}")
-    need = min_train_per_class + (len(splits) - 1)
-    few = [f"{totals[c]} {c!r}" for c in classes if totals[c] < need]
-    if few:
-        raise LabeledDataError(
-            f"too few images per class: {', '.join(few)} (need at least {need} of each: "
-            f"{min_train_per_class} to train" + (" and one for each other split)" if len(splits) > 1 else ")"))
-    for c in classes:
-        holders = sum(1 for p in per_patient.values() if p[c])
-        if holders < len(splits):
-            raise LabeledDataError(
-                f"only {holders} patient(s) have {c!r} images: a split by patient needs at least {len(splits)} "
-                f"(one per split: {', '.join(splits)}); add patients or drop the validation/test share")
     rng = np.random.default_rng(seed)
     patients = sorted(per_patient)
     best_problem = ""

@@ -75,6 +75,7 @@ def test_dialog_flow_ends_with_an_activated_model_that_analyze_uses(written, dat
     c.step(1)  # the viewer stays usable while the child trains
     assert c.slice_index == 25
     qtbot.waitUntil(lambda: d.state == "results", timeout=180_000)
+    assert d.training.progress.format() == "done"  # not "scoring… about 0 s left"
     assert [p.epoch for p in d.training.points] == [0, 1, 2]
     assert len(d.training.val_loss.getData()[0]) == 3
     table = d.results.table_values()
@@ -129,4 +130,22 @@ def test_cancel_mid_epoch_keeps_the_active_model(written, data_dir: Path, window
     assert not (data_dir / "models").exists() or not any((data_dir / "models").iterdir())
     assert file_sha256(DEMO / "weights.safetensors") == shipped
     assert max((i.epoch for i in seen if hasattr(i, "epoch")), default=0) < 30
+    d.shutdown()
+
+
+def test_too_few_images_are_said_beside_the_split_and_start_waits(written, data_dir: Path, tmp_path: Path, window,
+                                                                qtbot) -> None:
+    import shutil
+
+    few = tmp_path / "few"
+    for cls in ("nodule", "no nodule"):
+        (few / cls).mkdir(parents=True)
+        for path in sorted((written["classes"] / cls).iterdir())[:4]:
+            shutil.copy(path, few / cls / path.name)
+    d = _dialog(window, qtbot, few)
+    d.setup.load_button.click()
+    qtbot.waitUntil(lambda: d.setup._summary is not None and not d.lane.busy, timeout=120_000)
+    assert "too few images per class" in d.setup.problem  # in words, beside the field, before Start
+    assert not d.start_button.isEnabled()
+    assert window.errors_dock.isHidden()  # the reader's input, not a crash
     d.shutdown()

@@ -113,6 +113,12 @@ class TrainingPage(QWidget):
                          + (" (best so far)" if point.best else "") + (" — stopping early" if point.stopping_early
                                                                        else ""))
 
+    def finish(self) -> None:
+        """Training ended with a result: the bar says so (not "scoring… about 0 s left")."""
+        self.progress.setRange(0, 1)
+        self.progress.setValue(1)
+        self.progress.setFormat("done")
+
     def show_progress(self, p: TrainingProgress) -> None:
         self.progress.setRange(0, max(p.batches, 1))
         self.progress.setValue(p.batch)
@@ -190,6 +196,7 @@ class FineTuneDialog(QDialog):
         lane.sig_compared.connect(self._on_compared)
         lane.sig_saved.connect(self._on_saved)
         lane.sig_failed.connect(self._on_failed)
+        lane.sig_refused.connect(self._on_refused)
         lane.sig_cancelled.connect(self._on_cancelled)
         lane.sig_busy.connect(self._update_buttons)
         self._update_buttons()
@@ -206,7 +213,7 @@ class FineTuneDialog(QDialog):
     def _update_buttons(self, *_: object) -> None:
         busy = self.lane.busy
         training = self.state == "training"
-        self.start_button.setEnabled(not busy)
+        self.start_button.setEnabled(not busy and not self.setup.problem)
         self.estimate_button.setEnabled(not busy)
         self.setup.setEnabled(not busy)
         self.training.cancel_button.setEnabled(training)
@@ -219,6 +226,7 @@ class FineTuneDialog(QDialog):
     def _on_settings_changed(self) -> None:
         if self.state not in ("training",):
             self.prepared = None  # the next Start prepares again with the new settings
+        self._update_buttons()  # a split the data cannot make disables Start
 
     # -- steps ----------------------------------------------------------------------------------------------
 
@@ -364,6 +372,7 @@ class FineTuneDialog(QDialog):
         elif isinstance(item, EpochReport):
             self.training.add_point(item)
         elif isinstance(item, ResultView):
+            self.training.finish()
             self.result = item
             self.results.show_result(item, _default_name(self.values))
             self.tabs.setTabEnabled(2, True)
@@ -398,6 +407,15 @@ class FineTuneDialog(QDialog):
                                       f"unchanged.")
         self._set_state("results" if self.result is not None and step != "train" else "idle",
                         f"{step}: {message}")
+
+    def _on_refused(self, step: str, message: str) -> None:
+        """The child refused the reader's data or settings: in words, beside the split, no error report."""
+        self._start_pending = False
+        self.setup.show_problem(message)
+        if step == "train":
+            self.training.progress.setRange(0, 1)
+            self.training.progress.setFormat("not started")
+        self._set_state("results" if self.result is not None else "idle", f"Cannot train: {message}")
 
     def _on_cancelled(self, step: str) -> None:
         if step == "train":

@@ -14,6 +14,7 @@ shared event: the engine stops before its next batch and nothing is kept.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -30,6 +31,16 @@ TARGET = "viewer.ai.finetune_service:create"
 NICE = 10
 #: Child exceptions that mean "stopped as asked", not a failure.
 CANCELLED_TYPES = ("TrainingCancelled", "Cancelled")
+#: Child exceptions that are about the reader's data or settings (too few images per class, a split the
+#: patients cannot make): said in the dialog, in words, never reported as errors with a traceback.
+REFUSED_TYPES = ("LabeledDataError", "TrainingDataError")
+
+
+@dataclass(frozen=True)
+class Refused:
+    """A step the child refused for the reader's input; ``message`` says why in one line."""
+
+    message: str
 
 
 class StepFailed(Exception):
@@ -51,6 +62,7 @@ class FineTuneLane(QObject):
     sig_saved = Signal(str)  # bundle folder
     sig_failed = Signal(str, str, str)  # step, one-line message, traceback
     sig_cancelled = Signal(str)  # step
+    sig_refused = Signal(str, str)  # step, why (the reader's data or settings)
     sig_busy = Signal(bool)
 
     def __init__(self, parent: QObject | None = None) -> None:
@@ -82,6 +94,8 @@ class FineTuneLane(QObject):
             except ChildError as e:
                 if e.type_name in CANCELLED_TYPES:
                     raise Cancelled(e.message) from None
+                if e.type_name in REFUSED_TYPES:
+                    return Refused(e.message)
                 raise StepFailed(e.message, e.traceback_text) from None
 
         rid = self.worker.submit(job, name=step)
@@ -134,6 +148,9 @@ class FineTuneLane(QObject):
 
     def _on_finished(self, rid: int, result: Any) -> None:
         step = self._steps.pop(rid, "")
+        if isinstance(result, Refused):
+            self.sig_refused.emit(step, result.message)
+            return
         signal = {"data": self.sig_data, "prepare": self.sig_prepared, "compare": self.sig_compared,
                   "threshold": self.sig_threshold, "save": self.sig_saved}.get(step)
         if signal is not None:

@@ -32,6 +32,7 @@ from viewer.ai.finetune_service import DataSource, DataSummary
 from viewer.ai.model_registry import list_models
 from viewer.base.model_card import ARCHITECTURES, BundleError
 from viewer.base.preprocess_config import PreprocessConfig
+from viewer.core.labeled_data import default_shares, split_problem
 
 #: Train/test presets of the issue (share of images for training + validation, the rest tests), and
 #: "no test split" for a study of two patients (validation only; the metrics then have no test column).
@@ -192,6 +193,12 @@ class SetupPage(QWidget):
         row.addWidget(QLabel("validation share", self))
         row.addWidget(self.val_spin)
         form.addRow("Train/test split", row)
+        #: why the loaded data cannot be split at these shares (before Start, beside the field)
+        self.split_problem_label = QLabel("", self)
+        self.split_problem_label.setWordWrap(True)
+        self.split_problem_label.setStyleSheet("color: #c0392b")
+        form.addRow("", self.split_problem_label)
+        self._summary: DataSummary | None = None
         form.addRow("Optimiser", self.optimizer_box)
         form.addRow("Learning rate", self.lr_spin)
         row = QHBoxLayout()
@@ -230,6 +237,8 @@ class SetupPage(QWidget):
         self.windows_edit.editingFinished.connect(self.sig_changed)
         self.data_group.buttonToggled.connect(self.sig_changed)
         self.data_edit.editingFinished.connect(self.sig_changed)
+        self.split_box.currentIndexChanged.connect(self.check_split)
+        self.val_spin.valueChanged.connect(self.check_split)
         self._on_base_changed()
 
     # -- base ----------------------------------------------------------------------------------------------------
@@ -336,6 +345,13 @@ class SetupPage(QWidget):
         self.data_label.setText(text)
         warnings = list(summary.warnings) + ([summary.imbalance] if summary.imbalance else [])
         self.warning_label.setText("\n".join(f"⚠ {w}" for w in warnings))
+        self._summary = summary
+        test, val = default_shares(summary.patients)  # shares this many patients allow
+        if test == 0.0:
+            self.split_box.setCurrentIndex(self.split_box.findData(0.0))
+        if val > self.val_spin.value():
+            self.val_spin.setValue(val)
+        self.check_split()
         self.positive_box.blockSignals(True)
         self.positive_box.clear()
         self.positive_box.addItems(list(summary.classes))
@@ -343,6 +359,25 @@ class SetupPage(QWidget):
         k = self.positive_box.findText(want) if want else -1
         self.positive_box.setCurrentIndex(k if k >= 0 else self.positive_box.count() - 1)
         self.positive_box.blockSignals(False)
+
+    @property
+    def problem(self) -> str:
+        """Why the loaded data cannot be split at the chosen shares ("" when it can, or nothing is loaded)."""
+        return self.split_problem_label.text()
+
+    def check_split(self, *_: object) -> str:
+        """Say beside the split why the loaded data cannot be split so (or clear it); returns the reason."""
+        summary = self._summary
+        reason = ""
+        if summary is not None:
+            reason = split_problem(summary.counts, summary.patients_per_class, test=float(self.split_box.currentData()),
+                                   val=float(self.val_spin.value())) or ""
+        self.split_problem_label.setText(reason)
+        return reason
+
+    def show_problem(self, reason: str) -> None:
+        """A refusal from the fine-tune process (the data, the split): beside the split, in words."""
+        self.split_problem_label.setText(reason)
 
     # -- everything ----------------------------------------------------------------------------------------------
 
