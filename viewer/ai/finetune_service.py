@@ -39,6 +39,7 @@ from models.finetune.metrics import ThresholdChoice as ThresholdChoice
 from models.finetune.metrics import binary_metrics as binary_metrics
 from models.finetune.metrics import roc_curve as roc_curve
 from models.finetune.metrics import select_threshold as select_threshold
+from models.finetune.metrics import wilson_interval as wilson_interval
 from viewer.ai import finetune as ft
 
 __all__ = [

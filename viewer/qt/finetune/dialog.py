@@ -375,6 +375,9 @@ class FineTuneDialog(QDialog):
             self.training.finish()
             self.result = item
             self.results.show_result(item, _default_name(self.values))
+            note = small_sample_note(self.prepared)
+            if note:
+                self.results.summary.setText(f"{self.results.summary.text()} ⚠ {note}")
             self.tabs.setTabEnabled(2, True)
             self.tabs.setCurrentIndex(2)
             self._set_state("results", item.summary)
@@ -429,6 +432,23 @@ class FineTuneDialog(QDialog):
     def shutdown(self) -> None:
         """Stop the work and the child process (the window calls this when it closes)."""
         self.lane.shutdown()
+
+
+#: A split with fewer images or patients than these gets the small-sample warning beside its figures.
+SMALL_SPLIT_IMAGES, SMALL_SPLIT_PATIENTS = 30, 3
+
+
+def small_sample_note(prepared: PreparedSummary | None) -> str:
+    """A warning when a split scoring the model is small: perfect figures on ten images of one patient can
+    be chance, and the table's intervals say how wide."""
+    if prepared is None:
+        return ""
+    small = [f"{name} {n} image(s) from {patients} patient(s)" for name, (n, _pos, patients) in prepared.splits.items()
+             if name != "train" and (n < SMALL_SPLIT_IMAGES or patients < SMALL_SPLIT_PATIENTS)]
+    if not small:
+        return ""
+    return (f"Small sample ({'; '.join(small)}): these figures can be chance; the 95 % intervals in the table "
+            f"show how wide they are. Label more patients before trusting them.")
 
 
 def _default_name(values: SetupValues | None) -> str:

@@ -39,6 +39,7 @@ from viewer.ai.finetune_service import (
     binary_metrics,
     roc_curve,
     select_threshold,
+    wilson_interval,
 )
 from viewer.qt.ai.overlay import heat_image, heat_lut
 
@@ -49,6 +50,22 @@ SPLIT_NAMES = {"train": "train", "val": "validation", "test": "test"}
 
 def _fmt(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
+
+
+def _counts(m: BinaryMetrics, attr: str) -> tuple[int, int] | None:
+    """(successes, trials) behind a proportion of the table (None for F1 and AUC, which are not one)."""
+    cm = m.confusion
+    return {"accuracy": (cm.tp + cm.tn, m.n), "sensitivity": (cm.tp, cm.tp + cm.fn), "recall": (cm.tp, cm.tp + cm.fn),
+            "specificity": (cm.tn, cm.tn + cm.fp), "precision": (cm.tp, cm.tp + cm.fp)}.get(attr)
+
+
+def cell_text(m: BinaryMetrics, attr: str) -> str:
+    """A table cell: the value, and for a proportion its 95 % Wilson interval ("0.900 (0.60–0.98)"), so ten
+    images from one patient never read like a certainty."""
+    value = getattr(m, attr)
+    counts = _counts(m, attr)
+    interval = wilson_interval(*counts) if counts is not None and value is not None else None
+    return _fmt(value) + (f" ({interval[0]:.2f}–{interval[1]:.2f})" if interval else "")
 
 
 def metrics_at(view: ResultView, threshold: float) -> dict[str, BinaryMetrics]:
@@ -250,7 +267,7 @@ class ResultsPage(QWidget):
             columns.append(before[before_split])
         for c, m in enumerate(columns):
             for r, (attr, _) in enumerate(ROWS):
-                self.table.setItem(r, c, QTableWidgetItem(_fmt(getattr(m, attr))))
+                self.table.setItem(r, c, QTableWidgetItem(cell_text(m, attr)))
         self.threshold_label.setText(
             f"threshold {t.threshold:.4f} ({t.method}"
             + (f" {t.target_sensitivity:.2f}" if t.target_sensitivity is not None else "")
