@@ -273,3 +273,17 @@ def test_space_plays_the_active_view_as_cine_and_wraps_at_the_end(qtbot, loaded_
     assert not w.cine.playing
     frames = w.cine.frames
     assert c.slice_index == (c.n_slices - 2 + frames) % c.n_slices  # past the last image, round to the first
+
+
+def test_on_a_small_screen_the_window_fits_and_the_image_keeps_most_of_it(qtbot, settings, monkeypatch):
+    from PySide6.QtCore import QRect
+
+    from viewer.qt.main_window import MainWindow
+
+    monkeypatch.setattr("PySide6.QtGui.QScreen.availableGeometry", lambda self: QRect(0, 0, 1024, 700))
+    w = MainWindow(settings=settings, ai=False)
+    qtbot.addWidget(w)
+    w.show()
+    assert (w.width(), w.height()) == (1024, 700)
+    qtbot.waitUntil(lambda: w.slice_view.width() > 0.45 * w.width())  # docks narrowed once laid out
+    w.close()

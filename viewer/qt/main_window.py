@@ -15,8 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QSettings, QSignalBlocker, Qt, QUrl
-from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QKeyEvent, QKeySequence
+from PySide6.QtCore import QEvent, QSettings, QSignalBlocker, Qt, QTimer, QUrl
+from PySide6.QtGui import QAction, QCloseEvent, QDragEnterEvent, QDropEvent, QGuiApplication, QKeyEvent, QKeySequence
 from PySide6.QtWidgets import (
     QAbstractSpinBox,
     QApplication,
@@ -182,7 +182,7 @@ class MainWindow(QMainWindow):
         c.ai.sig_message.connect(lambda message: self.statusBar().showMessage(message, 15_000))
         self.problems_panel.sig_count_changed.connect(self._on_problem_count)
         self.view_grid.sig_cursor_moved.connect(self._on_cursor)
-        self.resize(1280, 800)
+        self._fit_to_screen()
         if self.remember_recent:
             self._restore_layout()
         self.slice_view.setFocus()
@@ -455,6 +455,26 @@ class MainWindow(QMainWindow):
         if isinstance(obj, TEXT_FIELDS) or isinstance(obj, SliceView):
             return False  # text fields keep their keys; the views handle their own
         return handle_view_key(self.controller, ev, self.view_grid.active)
+
+    def _fit_to_screen(self) -> None:
+        """1280 × 800, or the screen's available size when smaller; on a small screen the docks start
+        narrow and the plot short, so the image keeps most of the window (a 1024 × 700 laptop)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        available = screen.availableGeometry() if screen is not None else None
+        width = min(1280, available.width()) if available is not None else 1280
+        height = min(800, available.height()) if available is not None else 800
+        self.resize(width, height)
+        if width < 1200 or height < 760:
+            QTimer.singleShot(0, lambda: self._narrow_docks(width < 1200, height < 760))
+
+    def _narrow_docks(self, narrow: bool, short: bool) -> None:
+        """Once the window is laid out: the side docks at their narrowest, the plot at its shortest."""
+        if narrow:
+            right = [d for d in (self.tags_dock, self.ai_dock) if d is not None]
+            self.resizeDocks([self.series_dock, *right], [140, *[200] * len(right)], Qt.Orientation.Horizontal)
+        if short and self.plot_dock is not None:
+            self.plot_dock.widget().setMinimumHeight(60)
+            self.resizeDocks([self.plot_dock], [80], Qt.Orientation.Vertical)
 
     def _restore_layout(self) -> None:
         """The docks and the window's size and place as the reader left them."""

@@ -54,8 +54,8 @@ class ScaleBar:
         y = bottom - 3.0
         self.line.setLine(QLineF(width / 2 - px / 2, y, width / 2 + px / 2, y))
         self.line.setVisible(True)
-        self.label.place(width / 2, y - 3.0 - text_h)
-        return text_h + 8.0
+        self.label.place(width / 2, y - 6.0 - text_h)
+        return text_h + 11.0
 
     def text(self) -> str:
         return self.label.value if self.label.is_visible() else ""
