@@ -41,7 +41,7 @@ from typing import Any, overload
 
 from viewer.base.atomic import atomic_write_text
 from viewer.base.errors import RadviewError
-from viewer.core.study_files import keep_corrupt, now_iso, parse_document, study_file_name, user_name
+from viewer.core.study_files import load_or_recover, now_iso, parse_document, study_file_name, user_name
 from viewer.core.user_dirs import data_dir
 
 __all__ = [
@@ -277,23 +277,10 @@ class LabelStore:
         return found
 
     def _load(self, recover: bool) -> None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise LabelFileError(self.path, f"cannot read labels: {e.strerror or e}") from e
-        try:
-            classes, labels = self._parse(raw)
-        except ValueError as e:
-            copy = keep_corrupt(self.path, raw)
-            if not recover:
-                raise LabelFileError(self.path, f"labels file is corrupt ({e}); open it with recover=True to "
-                                                f"start empty", copy) from e
-            self.recovered_from = copy
-            return
-        self._classes = classes
-        self._labels = {lab.key: lab for lab in labels}
+        parsed, self.recovered_from = load_or_recover(self.path, self._parse, LabelFileError, "labels", recover)
+        if parsed is not None:
+            self._classes, labels = parsed
+            self._labels = {lab.key: lab for lab in labels}
 
     def _parse(self, raw: bytes) -> tuple[tuple[str, ...], list[Label]]:
         doc = parse_document(raw, FORMAT, VERSION, self.study_uid)

@@ -27,7 +27,7 @@ from pathlib import Path
 from viewer.base.atomic import atomic_write_text
 from viewer.base.errors import RadviewError
 from viewer.core.measurements import Measurement
-from viewer.core.study_files import keep_corrupt, now_iso, parse_document, study_file_name, user_name
+from viewer.core.study_files import load_or_recover, now_iso, parse_document, study_file_name, user_name
 from viewer.core.user_dirs import data_dir
 
 FORMAT = "radview-measurements"
@@ -65,30 +65,23 @@ class MeasurementStore:
         self._load(recover)
 
     def _load(self, recover: bool) -> None:
-        try:
-            raw = self.path.read_bytes()
-        except FileNotFoundError:
-            return
-        except OSError as e:
-            raise MeasurementFileError(self.path, f"cannot read measurements: {e.strerror or e}") from e
-        try:
-            doc = parse_document(raw, FORMAT, VERSION, self.study_uid)
-            entries = doc.get("measurements")
-            if not isinstance(entries, list):
-                raise ValueError("'measurements' must be a list")
-            items = []
-            for i, entry in enumerate(entries):
-                try:
-                    items.append(Measurement.from_dict(entry))
-                except (TypeError, ValueError) as e:
-                    raise ValueError(f"measurement {i}: {e}") from None
-        except ValueError as e:
-            copy = keep_corrupt(self.path, raw)
-            if not recover:
-                raise MeasurementFileError(self.path, f"measurements file is corrupt ({e})", copy) from e
-            self.recovered_from = copy
-            return
-        self._items = {m.uid: m for m in items}
+        items, self.recovered_from = load_or_recover(self.path, self._parse, MeasurementFileError, "measurements",
+                                                     recover)
+        if items is not None:
+            self._items = {m.uid: m for m in items}
+
+    def _parse(self, raw: bytes) -> list[Measurement]:
+        doc = parse_document(raw, FORMAT, VERSION, self.study_uid)
+        entries = doc.get("measurements")
+        if not isinstance(entries, list):
+            raise ValueError("'measurements' must be a list")
+        items = []
+        for i, entry in enumerate(entries):
+            try:
+                items.append(Measurement.from_dict(entry))
+            except (TypeError, ValueError) as e:
+                raise ValueError(f"measurement {i}: {e}") from None
+        return items
 
     def all(self) -> tuple[Measurement, ...]:
         with self._lock:

@@ -11,11 +11,14 @@ import getpass
 import hashlib
 import json
 import re
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from viewer.base.atomic import atomic_write_bytes
+
+T = TypeVar("T")
 
 _SAFE_NAME = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z._-]{0,127}")
 
@@ -71,3 +74,27 @@ def keep_corrupt(path: Path, raw: bytes) -> Path:
         candidate = base.with_name(f"{base.name}-{n}")
     atomic_write_bytes(candidate, raw)
     return candidate
+
+
+def load_or_recover(path: Path, parse: Callable[[bytes], T], fail: Callable[..., Exception], what: str,
+                    recover: bool) -> tuple[T | None, Path | None]:
+    """``(parse(bytes of path), None)``; ``(None, None)`` when there is no file.
+
+    A file that cannot be read raises ``fail(path, reason)``. One that ``parse`` rejects (ValueError) is
+    copied aside first (:func:`keep_corrupt`), then raises ``fail(path, reason, copy)``, or with
+    ``recover`` gives ``(None, copy)`` so the store starts empty (the next change replaces the file).
+    ``what`` names the contents in the reasons ("labels", "measurements").
+    """
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as e:
+        raise fail(path, f"cannot read {what}: {e.strerror or e}") from e
+    try:
+        return parse(raw), None
+    except ValueError as e:
+        copy = keep_corrupt(path, raw)
+        if not recover:
+            raise fail(path, f"{what} file is corrupt ({e}); open it with recover=True to start empty", copy) from e
+        return None, copy

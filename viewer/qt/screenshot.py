@@ -12,10 +12,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice
 from PySide6.QtWidgets import QDockWidget
 
-from viewer.base.atomic import atomic_write_bytes
 from viewer.base.errors import RadviewError
 from viewer.core.errors import NothingLoadableError
 
@@ -108,6 +106,7 @@ def render_screenshot(
     _ensure_platform()
     from viewer.qt.app import get_app
     from viewer.qt.main_window import MainWindow
+    from viewer.qt.png_export import save_widget_png
 
     if isinstance(paths, (str, Path)):
         paths = [paths]
@@ -160,16 +159,7 @@ def render_screenshot(
         if ai:  # the faithfulness test of the slice shown starts after the reader's pause
             _wait_for_pause(app, window)
         app.processEvents()
-        pixmap = view.grab() if view_only else window.grab()
-        data = QByteArray()
-        buffer = QBuffer(data)
-        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-        if not pixmap.save(buffer, "PNG"):
-            raise RadviewError(f"could not encode the screenshot as PNG ({pixmap.width()}×{pixmap.height()})")
-        buffer.close()
-        out = Path(out_png)
-        out.parent.mkdir(parents=True, exist_ok=True)
-        return atomic_write_bytes(out, bytes(data.data()))
+        return save_widget_png(view if view_only else window, out_png)
     finally:
         window.close()
         controller.shutdown()

@@ -9,27 +9,21 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QPoint
-from PySide6.QtGui import QPainter, QPixmap
+from PySide6.QtCore import QPoint
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QApplication, QFileDialog, QMenu, QWidget
 
-from viewer.base.atomic import atomic_write_bytes
+from viewer.base.errors import RadviewError
 from viewer.core.planes import PLANES, PROJECTIONS
 from viewer.qt.measure_state import TOOLS
+from viewer.qt.png_export import save_widget_png
 from viewer.qt.view.measure_bar import TOOL_NAMES
 from viewer.qt.view.plane_navigation import PROJECTION_NAMES
 
 
 def save_png(widget: QWidget, path: str | Path) -> Path:
     """``widget`` as it is on screen, to a PNG at ``path`` (atomically)."""
-    pixmap: QPixmap = widget.grab()
-    data = QByteArray()
-    buffer = QBuffer(data)
-    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
-    if not pixmap.save(buffer, "PNG"):
-        raise OSError(f"could not encode a {pixmap.width()}×{pixmap.height()} PNG")
-    buffer.close()
-    return atomic_write_bytes(Path(path), bytes(data.data()))
+    return save_widget_png(widget, path)
 
 
 def copy_to_clipboard(widget: QWidget) -> None:
@@ -42,7 +36,7 @@ def choose_png(parent: QWidget, widget: QWidget, title: str, report_error) -> Pa
         return None
     try:
         return save_png(widget, path)
-    except OSError as e:
+    except (OSError, RadviewError) as e:
         report_error(f"not saved: {e}")
         return None
 
