@@ -76,6 +76,14 @@ def outline(kind: str, points: Sequence[tuple[float, float]]) -> QPainterPath:
     return path
 
 
+def on_image_text(d: Drawn) -> str:
+    """The reading as drawn beside the measurement: an ROI's statistics two to a line, so they stay in view."""
+    if d.kind in ("ellipse", "rectangle", "freehand"):
+        parts = d.text.split("  ")
+        return "\n".join("  ".join(parts[i:i + 2]) for i in range(0, len(parts), 2))
+    return d.text
+
+
 class MeasureLayer:
     """The drawn measurements of one view (see the module docstring)."""
 
@@ -119,7 +127,7 @@ class MeasureLayer:
         path_item.setZValue(4.0)
         self._items.append(path_item)
         if d.text:
-            text = QGraphicsSimpleTextItem(d.text, self._image)
+            text = QGraphicsSimpleTextItem(on_image_text(d), self._image)
             text.setFont(self._font)
             text.setBrush(QBrush(color))
             text.setFlag(QGraphicsItem.GraphicsItemFlag.ItemIgnoresTransformations)
