@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 
 from viewer.core.geometry import Geometry
-from viewer.core.planes import PLANES, PlaneLayout, plane_image
+from viewer.core.planes import PLANES, PlaneLayout, plane_image, screen_to_patient
 
 #: Every kind, in the order the tool bar offers them; "key" marks a key image (its point: the image's corner).
 KINDS = ("line", "angle", "ellipse", "rectangle", "freehand", "point", "arrow", "text", "key")
@@ -142,7 +142,7 @@ def to_plane(geometry: Geometry, layout: PlaneLayout, shape: tuple[int, ...],
 def from_plane(geometry: Geometry, layout: PlaneLayout, shape: tuple[int, ...], index: float,
                points: Sequence[tuple[float, float]]) -> tuple[tuple[float, float, float], ...]:
     """LPS millimetres of screen pixels (v, u) of the plane's image ``index``: the inverse of :func:`to_plane`."""
-    return tuple(_triple(geometry.voxel_to_patient(*layout.to_voxel(index, v, u, shape))) for v, u in points)
+    return tuple(_triple(screen_to_patient(geometry, layout, index, v, u, shape)) for v, u in points)
 
 
 def _triple(p: Sequence[float] | np.ndarray) -> tuple[float, float, float]:

@@ -141,6 +141,12 @@ def _patient_axes(directions: np.ndarray) -> tuple[int, int, int]:
     return best[0], best[1], best[2]
 
 
+def plane_axes(geometry: Geometry) -> dict[str, int]:
+    """The volume axis each plane scrolls along: {"axial": 0, "coronal": 1, "sagittal": 2} for an axial stack."""
+    patient = _patient_axes(volume_directions(geometry))
+    return {name: patient.index(_NORMAL_AXIS[name]) for name in PLANES}
+
+
 def plane_layout(geometry: Geometry, name: str, n_slices: int | None = None) -> PlaneLayout:
     """The :class:`PlaneLayout` of plane ``name`` for a stack with this geometry.
 
@@ -156,8 +162,7 @@ def plane_layout(geometry: Geometry, name: str, n_slices: int | None = None) -> 
     if name not in _NORMAL_AXIS:
         raise ValueError(f"unknown plane {name!r}: expected one of {', '.join(PLANES)}")
     directions = volume_directions(geometry)
-    patient = _patient_axes(directions)
-    axis = patient.index(_NORMAL_AXIS[name])
+    axis = plane_axes(geometry)[name]
     n = len(geometry.positions) if n_slices is None else n_slices
     slice_mm = geometry.slice_spacing or 1.0
     size = (slice_mm, float(geometry.pixel_spacing[0]), float(geometry.pixel_spacing[1]))  # per volume axis
@@ -181,15 +186,13 @@ def plane_layout(geometry: Geometry, name: str, n_slices: int | None = None) -> 
 
 def native_plane(geometry: Geometry) -> str:
     """The name of the plane the stack was acquired in (its slices are that plane's images)."""
-    for name in PLANES:
-        if plane_layout(geometry, name).native:
-            return name
-    return "axial"  # unreachable: one plane always scrolls along the slice axis
+    return next(name for name, axis in plane_axes(geometry).items() if axis == 0)
 
 
-def _oriented(image: np.ndarray, layout: PlaneLayout, dropped: int) -> np.ndarray:
-    """Put the remaining two axes of ``image`` (volume axes without ``dropped``) as (v, u), flipped."""
-    remaining = [a for a in range(3) if a != dropped]
+def oriented(image: np.ndarray, layout: PlaneLayout) -> np.ndarray:
+    """An image cut across ``layout.axis`` (the other two volume axes in their stored order), turned and
+    flipped as the plane is shown (also for images that are not stored in the volume: heatmaps)."""
+    remaining = [a for a in range(3) if a != layout.axis]
     if remaining.index(layout.v_axis) == 1:
         image = image.swapaxes(0, 1)
     if layout.v_flip:
@@ -197,12 +200,6 @@ def _oriented(image: np.ndarray, layout: PlaneLayout, dropped: int) -> np.ndarra
     if layout.u_flip:
         image = image[:, ::-1]
     return image
-
-
-def oriented(image: np.ndarray, layout: PlaneLayout) -> np.ndarray:
-    """An image cut across ``layout.axis`` (the other two volume axes in their stored order), turned and
-    flipped as the plane is shown: for images of the same volume that are not stored in it (heatmaps)."""
-    return _oriented(image, layout, layout.axis)
 
 
 def plane_image(stored: np.ndarray, layout: PlaneLayout, index: int, cache: ColumnCache | None = None,
@@ -221,7 +218,7 @@ def plane_image(stored: np.ndarray, layout: PlaneLayout, index: int, cache: Colu
         image = cache.columns(stored, index, index + 1, version)[0]
     else:
         image = stored[:, :, index]
-    return _oriented(image, layout, layout.axis)
+    return oriented(image, layout)
 
 
 def slab_range(layout: PlaneLayout, index: int, thickness_mm: float, length: int) -> tuple[int, int]:
@@ -260,7 +257,7 @@ def slab_image(stored: np.ndarray, layout: PlaneLayout, index: int, thickness_mm
         image = block.min(axis=axis)
     else:
         image = block.mean(axis=axis, dtype=np.float32)
-    return _oriented(image, layout, layout.axis)
+    return oriented(image, layout)
 
 
 def orientation_letters(direction: np.ndarray) -> str:

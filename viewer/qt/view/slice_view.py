@@ -28,9 +28,9 @@ from viewer.core.column_cache import ColumnCache
 from viewer.core.display import SliceMapper, color_to_u8
 from viewer.core.labels import Label
 from viewer.core.planes import (
-    PLANES,
     PlaneLayout,
     native_plane,
+    plane_axes,
     plane_image,
     plane_layout,
     slab_image,
@@ -328,7 +328,7 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
         name = self._plane_request if (self._plane_request and reformable) else native_plane(geometry)
         self._layout = plane_layout(geometry, name, series.n_slices)
         self._layout_key = key
-        self._axis_names = {plane_layout(geometry, n).axis: n for n in PLANES} if reformable else {}
+        self._axis_names = {axis: n for n, axis in plane_axes(geometry).items()} if reformable else {}
         shape = (series.n_slices, series.rows, series.cols)
         self._spacing = self._layout.spacing
         self._shape = self._layout.image_shape(shape)
