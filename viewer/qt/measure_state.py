@@ -48,7 +48,12 @@ class MeasureState(QObject):
         self._store: MeasurementStore | None = None
         self._tool = "off"
         self._selected: str | None = None
+        #: readings of the volume ``_readings_of``, by (uid, points, plane): an ROI's statistics cost a mask,
+        #: so each is computed once for every view and the panel
+        self._readings: dict[tuple, Reading] = {}
+        self._readings_of: object = None
         view.sig_series_selected.connect(self._on_series_selected)
+        view.sig_series_loaded.connect(self._on_series_loaded)
 
     # -- reading ---------------------------------------------------------------------------------------------
 
@@ -76,8 +81,19 @@ class MeasureState(QObject):
         volume = self._c.volume
         if volume is None or not volume.geometry.known:
             return Reading()
-        layout = plane_layout(volume.geometry, m.plane, volume.n_slices)
-        return measure(m, volume.stored, volume.slope, volume.intercept, volume.geometry, layout, volume.units)
+        if self._readings_of is not volume:
+            self._readings, self._readings_of = {}, volume
+        key = (m.uid, m.points, m.plane)
+        reading = self._readings.get(key)
+        if reading is None:
+            layout = plane_layout(volume.geometry, m.plane, volume.n_slices)
+            reading = self._readings[key] = measure(m, volume.stored, volume.slope, volume.intercept,
+                                                    volume.geometry, layout, volume.units)
+        return reading
+
+    def label(self, m: Measurement) -> str:
+        """What ``m`` says on the image and in the panel: its words (a text label, a key image), else its reading."""
+        return m.text if m.kind in ("text", "key") else self.reading(m).text()
 
     def image_of(self, m: Measurement) -> tuple[int, int, int] | None:
         """The voxel (slice, row, col) at the first point of ``m`` in the volume on screen."""
@@ -201,6 +217,10 @@ class MeasureState(QObject):
                     self._report_error(f"measurements: {e.reason}; starting with none (the bad file is kept at "
                                        f"{e.corrupt_copy})")
                     self._store = MeasurementStore(study, root=self._root, recover=True)
+        self._emit()
+
+    def _on_series_loaded(self, _key: str) -> None:
+        self._readings = {}  # readings taken while slices were still arriving: take them again
         self._emit()
 
     def _emit(self) -> None:

@@ -54,7 +54,6 @@ class MeasurementsPanel(QWidget):
         self.export_button.clicked.connect(self.choose_export)
         self.state.sig_changed.connect(self._fill)
         self.state.sig_selected_changed.connect(self._show_selected)
-        controller.sig_series_loaded.connect(lambda _key: self._fill(self.state.items()))
         self._fill(self.state.items())
 
     def image_name(self, m: Measurement) -> str:
@@ -77,8 +76,8 @@ class MeasurementsPanel(QWidget):
         with QSignalBlocker(self.table):
             self.table.setRowCount(len(self._rows))
             for r, m in enumerate(self._rows):
-                reading = m.text if m.kind in ("text", "key") else self.state.reading(m).text()
-                values = (m.kind, reading, self.image_name(m), m.plane, m.source if m.source != "reader" else m.author)
+                by = m.source if m.source != "reader" else m.author
+                values = (m.kind, self.state.label(m), self.image_name(m), m.plane, by)
                 for c, value in enumerate(values):
                     item = QTableWidgetItem(value)
                     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)

@@ -36,7 +36,10 @@ class MeasureTools:
         self._measure = MeasureLayer(self._image, font)
         self._draft: list[tuple[float, float]] = []
         self._handle_of: tuple[str, int] | None = None
-        self._readings: dict[tuple, str] = {}
+        #: where each measurement lies in this view's plane (image index, screen points), by (uid, points),
+        #: for the volume and layout in ``_placed_for``: scrolling only compares indices
+        self._placed: dict[tuple, tuple[float, list[tuple[float, float]]]] = {}
+        self._placed_for: tuple = ()
         #: asks for a text label's words: ``(parent) -> (text, ok)`` (tests replace it)
         self.ask_text = lambda parent: QInputDialog.getText(parent, "Text label", "Text:")
         vb = self._vb
@@ -77,18 +80,21 @@ class MeasureTools:
         state, volume, layout = self.controller.measurements, self.controller.volume, self._layout
         if volume is None or layout is None or not volume.geometry.known or self._shown_index is None:
             return ()
+        if len(self._placed_for) != 2 or self._placed_for[0] is not volume or self._placed_for[1] is not layout:
+            self._placed, self._placed_for = {}, (volume, layout)  # by identity: both hold arrays
         shape, i, selected = volume.stored.shape, self.index(), state.selected
         drawn = []
         for m in state.items():
             if m.plane != layout.name:
                 continue
-            index, points = to_plane(volume.geometry, layout, shape, m.points)
+            key = (m.uid, m.points)
+            placed = self._placed.get(key)
+            if placed is None:
+                placed = self._placed[key] = to_plane(volume.geometry, layout, shape, m.points)
+            index, points = placed
             if abs(index - i) > 0.5:
                 continue
-            key = (m.uid, m.points, m.text, id(volume))
-            if key not in self._readings:  # an ROI's statistics cost a mask: once per measurement and volume
-                self._readings[key] = m.text if m.kind in ("text", "key") else state.reading(m).text()
-            drawn.append(Drawn(m.uid, m.kind, tuple(points), self._readings[key], m.source, m.uid == selected))
+            drawn.append(Drawn(m.uid, m.kind, tuple(points), state.label(m), m.source, m.uid == selected))
         return tuple(drawn)
 
     def _update_measures(self, *_: object) -> None:
