@@ -133,6 +133,8 @@ class FileHeader:
     stack: tuple[tuple[str, str], ...] = ()
     pixel_offset: int | None = None
     pixel_length: int | None = None
+    #: FrameOfReferenceUID: series that share it share patient coordinates (they scroll in sync)
+    frame_of_reference_uid: str = ""
     patient: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -354,6 +356,7 @@ def header_from_dataset(
         stack=_classic_stack(ds) if layout.frames == 1 else (),
         pixel_offset=pixel_offset,
         pixel_length=pixel_length,
+        frame_of_reference_uid=str(ds.get("FrameOfReferenceUID", "") or ""),
         patient=_patient_fields(ds),
         **_geometry_fields(ds),
     )

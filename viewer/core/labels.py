@@ -41,7 +41,14 @@ from typing import Any, overload
 
 from viewer.base.atomic import atomic_write_text
 from viewer.base.errors import RadviewError
-from viewer.core.study_files import load_or_recover, now_iso, parse_document, study_file_name, user_name
+from viewer.core.study_files import (
+    OpenStores,
+    load_or_recover,
+    now_iso,
+    parse_document,
+    study_file_name,
+    user_name,
+)
 from viewer.core.user_dirs import data_dir
 
 __all__ = [
@@ -196,8 +203,7 @@ def _check_classes(classes: Iterable[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
-_OPEN: dict[tuple[Path, str], LabelStore] = {}
-_OPEN_LOCK = threading.Lock()
+_OPEN: OpenStores[LabelStore] = OpenStores()
 
 
 def forget_open_stores() -> None:
@@ -206,8 +212,7 @@ def forget_open_stores() -> None:
     For a process that only reads labels another process writes (the fine-tune child reading what the
     viewer labelled since): one store per study and process cannot notice another process's writes.
     """
-    with _OPEN_LOCK:
-        _OPEN.clear()
+    _OPEN.forget()
 
 
 class LabelStore:
@@ -245,13 +250,7 @@ class LabelStore:
     def open(cls, study_uid: str, *, root: str | os.PathLike[str] | None = None, recover: bool = False) -> LabelStore:
         """The process's one store for this study (created on first use): the labels panel, the fine-tune
         dialog and the command line then share one in-memory copy and never write over each other."""
-        key = (labels_dir(root).resolve(), study_uid)
-        with _OPEN_LOCK:
-            store = _OPEN.get(key)
-            if store is None:
-                store = cls(study_uid, root=root, recover=recover)
-                _OPEN[key] = store
-            return store
+        return _OPEN.get(labels_dir(root), study_uid, lambda: cls(study_uid, root=root, recover=recover))
 
     # --- reading -----------------------------------------------------------------------------------
 

@@ -27,7 +27,14 @@ from pathlib import Path
 from viewer.base.atomic import atomic_write_text
 from viewer.base.errors import RadviewError
 from viewer.core.measurements import Measurement
-from viewer.core.study_files import load_or_recover, now_iso, parse_document, study_file_name, user_name
+from viewer.core.study_files import (
+    OpenStores,
+    load_or_recover,
+    now_iso,
+    parse_document,
+    study_file_name,
+    user_name,
+)
 from viewer.core.user_dirs import data_dir
 
 FORMAT = "radview-measurements"
@@ -51,8 +58,12 @@ class MeasurementFileError(RadviewError):
         super().__init__(f"{path}: {reason}{kept}")
 
 
+_OPEN: OpenStores[MeasurementStore] = OpenStores()
+
+
 class MeasurementStore:
-    """The measurements of one study, in drawing order, kept in memory and on disk."""
+    """The measurements of one study, in drawing order, kept in memory and on disk. Use :meth:`open` to
+    share one per process."""
 
     def __init__(self, study_uid: str, *, root: str | os.PathLike[str] | None = None, recover: bool = False) -> None:
         if not study_uid:
@@ -63,6 +74,13 @@ class MeasurementStore:
         self._lock = threading.RLock()
         self._items: dict[str, Measurement] = {}
         self._load(recover)
+
+    @classmethod
+    def open(cls, study_uid: str, *, root: str | os.PathLike[str] | None = None,
+             recover: bool = False) -> MeasurementStore:
+        """The process's one store for this study (created on first use): every viewport showing a series
+        of the study, and the Measurements panel, share one in-memory copy."""
+        return _OPEN.get(measurements_dir(root), study_uid, lambda: cls(study_uid, root=root, recover=recover))
 
     def _load(self, recover: bool) -> None:
         items, self.recovered_from = load_or_recover(self.path, self._parse, MeasurementFileError, "measurements",

@@ -63,6 +63,11 @@ class SeriesInfo:
         return sum(h.n_frames for h in self.files)
 
     @property
+    def frame_of_reference(self) -> str:
+        """FrameOfReferenceUID ("" when the files have none): series sharing it share patient coordinates."""
+        return self.files[0].frame_of_reference_uid
+
+    @property
     def rows(self) -> int:
         return self.files[0].layout.rows
 

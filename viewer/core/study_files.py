@@ -11,14 +11,16 @@ import getpass
 import hashlib
 import json
 import re
+import threading
 from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from viewer.base.atomic import atomic_write_bytes
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 _SAFE_NAME = re.compile(r"[0-9A-Za-z_-][0-9A-Za-z._-]{0,127}")
 
@@ -98,3 +100,30 @@ def load_or_recover(path: Path, parse: Callable[[bytes], T], fail: Callable[...,
         if not recover:
             raise fail(path, f"{what} file is corrupt ({e}); open it with recover=True to start empty", copy) from e
         return None, copy
+
+
+class OpenStores(Generic[S]):
+    """The process's one store per (folder, study): every panel, view and dialog that opens a study's file
+    shares one in-memory copy, so two of them never write over each other's changes.
+
+    One instance per kind of file (labels, measurements). It cannot notice another process's writes:
+    :meth:`forget` lets a process that only reads them (the fine-tune child) read the files again.
+    """
+
+    def __init__(self) -> None:
+        self._open: dict[tuple[Path, str], S] = {}
+        self._lock = threading.Lock()
+
+    def get(self, folder: Path, study_uid: str, make: Callable[[], S]) -> S:
+        """The store of ``study_uid`` in ``folder``, made by ``make()`` on first use."""
+        key = (folder.resolve(), study_uid)
+        with self._lock:
+            store = self._open.get(key)
+            if store is None:
+                store = self._open[key] = make()
+            return store
+
+    def forget(self) -> None:
+        """Drop every shared store: the next :meth:`get` reads the file again."""
+        with self._lock:
+            self._open.clear()

@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -25,7 +24,7 @@ from PySide6.QtCore import QCoreApplication, QObject, QTimer, Signal
 from viewer.base.errors import RadviewError
 from viewer.core.errors import SeriesLoadError
 from viewer.core.header import FileHeader
-from viewer.core.scan import ScanResult, Skipped, scan
+from viewer.core.scan import ScanResult, scan
 from viewer.core.series import REVERSED_SUFFIX, SeriesInfo
 from viewer.core.thumbnails import thumbnail
 from viewer.core.volume import Volume, allocate, load_into
@@ -34,6 +33,7 @@ from viewer.qt.ai.state import AIState
 from viewer.qt.crosshair import CrosshairState
 from viewer.qt.label_state import LabelState
 from viewer.qt.measure_state import MeasureState
+from viewer.qt.problems import Problems, SliceFailure
 from viewer.qt.undo import UndoStack
 from viewer.qt.workers import JobContext, Worker, wait_until_idle
 
@@ -60,33 +60,6 @@ def largest_series(result: ScanResult) -> SeriesInfo | None:
     return max(result.series, key=lambda s: (s.n_slices, s.rows * s.cols))
 
 
-@dataclass(frozen=True)
-class SliceFailure:
-    """A slice that could not be decoded while loading (it is shown blank)."""
-
-    series: str
-    index: int
-    path: Path
-    reason: str
-    image: str = ""  # how the reader names the slice ("Im 26", else its stack position)
-
-
-@dataclass(frozen=True)
-class Problems:
-    """Everything the Problems panel lists; one snapshot per change."""
-
-    skipped: tuple[Skipped, ...] = ()
-    not_dicom: int = 0
-    series_warnings: tuple[tuple[str, str], ...] = ()
-    slice_failures: tuple[SliceFailure, ...] = ()
-    errors: tuple[str, ...] = ()
-
-    @property
-    def count(self) -> int:
-        """Number of listed problems (the non-DICOM files are only counted, not listed)."""
-        return len(self.skipped) + len(self.series_warnings) + len(self.slice_failures) + len(self.errors)
-
-
 class ViewerController(QObject):
     """View state (scan, series, volume, slice, window, inversion, patient lines) and its signals.
 
@@ -100,6 +73,9 @@ class ViewerController(QObject):
         it on.
     ai_service:
         The AI's model service process (tests share one); default: the AI makes, and closes, its own.
+    leader:
+        Another viewport's series (see :meth:`companion`): errors go to the leader's handler, and the
+        leader's undo stack and patient-lines toggle are shared.
     """
 
     sig_scan_started = Signal(list)  # paths as str
@@ -121,8 +97,11 @@ class ViewerController(QObject):
     sig_reversed_changed = Signal(object)  # frozenset of series descriptions the reader shows reversed
 
     def __init__(self, parent: QObject | None = None, *, sync: bool = False, ai: bool = False,
-                 ai_service=None) -> None:
+                 ai_service=None, leader: ViewerController | None = None) -> None:
         super().__init__(parent)
+        self._sync = sync
+        self._leader = leader
+        self._companions: list[ViewerController] = []
         self._scanner = Worker("scan", sync=sync, parent=self)
         self._loader = Worker("load", sync=sync, parent=self)
         self._thumbnailer = Worker("thumbnails", latest_only=False, sync=sync, parent=self)
@@ -161,7 +140,7 @@ class ViewerController(QObject):
         self.ai = AIState(self, self.report_error, parent=self, enabled=ai, sync=sync, service=ai_service)
         self.ai.sig_navigate.connect(self.set_slice)
         #: Undo and redo of labels and measurements (Ctrl+Z, Ctrl+Shift+Z).
-        self.undo_stack = UndoStack(self)
+        self.undo_stack = leader.undo_stack if leader is not None else UndoStack(self)
         #: The reader's labels of the open study and the slice view's marking mode.
         self.labels = LabelState(self, self.report_error, parent=self, undo=self.undo_stack)
         self.labels.sig_navigate.connect(self.set_slice)
@@ -172,8 +151,42 @@ class ViewerController(QObject):
         self.measurements = MeasureState(self, self.report_error, self.undo_stack, parent=self)
         self.measurements.sig_jump.connect(self.crosshair.set_voxel)
         app = QCoreApplication.instance()
-        if app is not None:
+        if app is not None and leader is None:
             app.aboutToQuit.connect(self.shutdown)
+
+    # -- other viewports' series ---------------------------------------------------------------------------
+
+    def companion(self) -> ViewerController:
+        """A controller of this scan for a viewport that shows another series (a prior, another sequence).
+
+        It loads, scrolls and windows its series on its own lanes; it runs no AI and no scan. It shares
+        this controller's undo stack, error handler, patient-lines toggle, measuring tool and marking
+        mode, and the study files (labels and measurements are one store per study and process). It is
+        shut down with this controller, or by :meth:`drop_companion`.
+        """
+        other = ViewerController(self, sync=self._sync, leader=self)
+        other._scan, other._paths, other._reversed = self._scan, list(self._paths), self._reversed
+        other._show_patient = self._show_patient
+        self.sig_patient_info_changed.connect(other.set_show_patient_info)
+        for a, b in ((self, other), (other, self)):
+            a.measurements.sig_tool_changed.connect(b.measurements.set_tool)
+            a.labels.sig_mode_changed.connect(b.labels.set_mode)
+        other.labels.sig_labels_changed.connect(lambda _snapshot: self.labels.refresh())  # the Labels panel
+        other.measurements.set_tool(self.measurements.tool)
+        other.labels.set_mode(self.labels.mode)
+        self._companions.append(other)
+        return other
+
+    @property
+    def companions(self) -> tuple[ViewerController, ...]:
+        return tuple(self._companions)
+
+    def drop_companion(self, other: ViewerController) -> None:
+        """Stop ``other`` (its viewport shows this controller's series again, or a new scan came)."""
+        if other in self._companions:
+            self._companions.remove(other)
+            other.shutdown()
+            other.deleteLater()
 
     # -- read-only state ---------------------------------------------------------------------------------
 
@@ -521,6 +534,9 @@ class ViewerController(QObject):
         self.set_invert(not self._invert)
 
     def set_show_patient_info(self, show: bool) -> None:
+        if self._leader is not None and show != self._leader.show_patient_info:
+            self._leader.set_show_patient_info(show)  # one toggle for every viewport (it comes back here)
+            return
         if show != self._show_patient:
             self._show_patient = show
             self.sig_patient_info_changed.emit(show)
@@ -535,6 +551,9 @@ class ViewerController(QObject):
 
     def report_error(self, message: str, traceback_text: str = "") -> None:
         """The one handler of failures: logged with the traceback, listed in Problems, shown in the status bar."""
+        if self._leader is not None:
+            self._leader.report_error(message, traceback_text)
+            return
         if traceback_text:
             log.error("%s\n%s", message, traceback_text)
         else:
@@ -569,13 +588,16 @@ class ViewerController(QObject):
 
     def wait_idle(self, timeout_s: float = 60.0) -> bool:
         """Process events until scan, load, thumbnails and AI analysis are done and delivered; False on timeout."""
-        return wait_until_idle([*self._workers, self.ai.lane.worker], timeout_s)
+        workers = [*self._workers, self.ai.lane.worker, *(w for c in self._companions for w in c._workers)]
+        return wait_until_idle(workers, timeout_s)
 
     def shutdown(self) -> None:
         """Cancel all work and join the worker threads (idempotent; called at quit and window close)."""
         if self._stopped:
             return
         self._stopped = True
+        for other in self._companions:
+            other.shutdown()
         self.ai.shutdown()
         for w in self._workers:
             if not w.stop():

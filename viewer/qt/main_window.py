@@ -177,6 +177,7 @@ class MainWindow(QMainWindow):
         c.sig_series_selected.connect(self._on_series_selected)
         c.sig_load_progress.connect(self._on_load_progress)
         c.sig_invert_changed.connect(lambda v: self._set_checked(self.invert_action, v))
+        self.view_grid.sig_active_changed.connect(lambda v: self._set_checked(self.invert_action, v.controller.invert))
         c.sig_patient_info_changed.connect(lambda v: self._set_checked(self.patient_action, v))
         c.sig_error.connect(lambda message: self.statusBar().showMessage(message, 15_000))
         c.ai.sig_message.connect(lambda message: self.statusBar().showMessage(message, 15_000))
@@ -231,10 +232,11 @@ class MainWindow(QMainWindow):
         view = bar.addMenu("&View")
         for n, window in enumerate(PRESETS, start=1):
             text = f"{window.name.capitalize()} window (W {window.width:.0f} / L {window.center:.0f})"
-            self._action(view, text, lambda _=False, k=n: self.controller.apply_preset(k), str(n))
+            self._action(view, text, lambda _=False, k=n: self._active().apply_preset(k), str(n))
         view.addSeparator()
-        self._action(view, "&Reset Window and Zoom", self.controller.reset, "R")
-        self.invert_action = self._action(view, "&Invert", self.controller.set_invert, "I", checkable=True)
+        self._action(view, "&Reset Window and Zoom", lambda: self._active().reset(), "R")
+        self.invert_action = self._action(view, "&Invert", lambda on: self._active().set_invert(on), "I",
+                                          checkable=True)
         self._action(view, "&Fit to Window", lambda: self.view_grid.active.fit(), "F")
         self.patient_action = self._action(view, "Show &Patient Information", self.controller.set_show_patient_info,
                                            "P", checkable=True)
@@ -245,6 +247,12 @@ class MainWindow(QMainWindow):
         for k, (name, text) in enumerate((("1x1", "1 × 1"), ("1x2", "1 × 2"), ("2x2", "2 × 2"),
                                           ("mpr", "MPR: axial, coronal, sagittal, MIP")), start=1):
             self._action(layouts, text, lambda _=False, n=name: self.view_grid.set_layout(n), f"Ctrl+{k}")
+        sync = self.view_grid.sync
+        self.sync_scroll_action = self._action(view, "Sync &Scrolling (same frame of reference)", sync.set_scroll,
+                                               checkable=True)
+        self.sync_window_action = self._action(view, "Sync &Window/Level", sync.set_window, checkable=True)
+        sync.sig_changed.connect(self._on_sync_changed)
+        self._on_sync_changed()
         cine = view.addMenu("&Cine")
         self.cine = Cine(self.view_grid, self)
         self._action(cine, "&Play / Pause", self.cine.toggle, "Space")
@@ -290,6 +298,14 @@ class MainWindow(QMainWindow):
         help_menu = bar.addMenu("&Help")
         self._action(help_menu, "&Keyboard Shortcuts…", self.show_shortcuts, "F1")
         self.shortcut_help = None
+
+    def _active(self) -> ViewerController:
+        """The controller of the active viewport (the keys and the View menu act on its series)."""
+        return self.view_grid.active.controller
+
+    def _on_sync_changed(self) -> None:
+        self._set_checked(self.sync_scroll_action, self.view_grid.sync.scroll)
+        self._set_checked(self.sync_window_action, self.view_grid.sync.window)
 
     def _on_undo_changed(self, undo_text: str, redo_text: str) -> None:
         self.undo_action.setText(f"&Undo {undo_text}" if undo_text else "&Undo")
@@ -454,7 +470,7 @@ class MainWindow(QMainWindow):
             return False
         if isinstance(obj, TEXT_FIELDS) or isinstance(obj, SliceView):
             return False  # text fields keep their keys; the views handle their own
-        return handle_view_key(self.controller, ev, self.view_grid.active)
+        return handle_view_key(self._active(), ev, self.view_grid.active)
 
     def _fit_to_screen(self) -> None:
         """1280 × 800, or the screen's available size when smaller; on a small screen the docks start
@@ -486,7 +502,7 @@ class MainWindow(QMainWindow):
 
     def keyPressEvent(self, ev: QKeyEvent) -> None:  # noqa: N802 - Qt override
         """Keys no child used (slice navigation while a dock has focus, for instance)."""
-        if handle_view_key(self.controller, ev, self.view_grid.active):
+        if handle_view_key(self._active(), ev, self.view_grid.active):
             ev.accept()
             return
         super().keyPressEvent(ev)

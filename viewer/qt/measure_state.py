@@ -208,15 +208,16 @@ class MeasureState(QObject):
         self._selected = None
         study = series.study_uid if series is not None else ""
         if self._store is None or self._store.study_uid != study:
+            if self._store is not None:
+                self._undo.clear()  # its commands change the previous study's files
             self._store = None
-            self._undo.clear()  # its commands change the previous study's files
             if study:
                 try:
-                    self._store = MeasurementStore(study, root=self._root)
+                    self._store = MeasurementStore.open(study, root=self._root)
                 except MeasurementFileError as e:
                     self._report_error(f"measurements: {e.reason}; starting with none (the bad file is kept at "
                                        f"{e.corrupt_copy})")
-                    self._store = MeasurementStore(study, root=self._root, recover=True)
+                    self._store = MeasurementStore.open(study, root=self._root, recover=True)
         self._emit()
 
     def _on_series_loaded(self, _key: str) -> None:

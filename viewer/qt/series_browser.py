@@ -4,22 +4,25 @@ thumbnail, series number, modality, description and image count, in series-numbe
 opened together stay apart.
 
 Thumbnails are decoded on the controller's thumbnail lane and arrive by ``sig_thumbnail_ready``; until
-then a grey placeholder shows. Choosing a row calls ``controller.select_series``; the controller's
-``sig_series_selected`` moves the selection back inside a ``QSignalBlocker``, so nothing echoes.
+then a grey placeholder shows. Choosing a row (a click, or the arrow keys) calls
+``controller.select_series``; the controller's ``sig_series_selected`` moves the selection back inside a
+``QSignalBlocker``, so nothing echoes. A row dragged onto a viewport shows its series there
+(:meth:`~viewer.qt.view.view_grid.ViewGrid.show_series`); a press that starts a drag selects nothing.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QSignalBlocker, QSize, Qt
+from PySide6.QtCore import QMimeData, QSignalBlocker, QSize, Qt
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
-from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QAbstractItemView, QApplication, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
 from viewer.core.scan import ScanResult
 from viewer.core.series import REVERSED_SUFFIX, SeriesInfo
 from viewer.core.thumbnails import THUMBNAIL_SIZE
 from viewer.qt.controller import ViewerController
 from viewer.qt.view.corner_text import dicom_date, person_name
+from viewer.qt.view.view_grid import SERIES_MIME
 
 KEY_ROLE = Qt.ItemDataRole.UserRole
 
@@ -76,13 +79,32 @@ def series_text(s: SeriesInfo) -> str:
     return "\n".join([f"{number}{s.modality} · {count}", size, s.description or "(no description)"])
 
 
+class SeriesTree(QTreeWidget):
+    """The tree, whose series rows drag their key (:data:`~viewer.qt.view.view_grid.SERIES_MIME`)."""
+
+    def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt override
+        return [SERIES_MIME]
+
+    def mimeData(self, items) -> QMimeData:  # noqa: N802 - Qt override
+        data = QMimeData()
+        key = items[0].data(0, KEY_ROLE) if items else None
+        if key:
+            data.setData(SERIES_MIME, str(key).encode("utf-8"))
+        return data
+
+    def supportedDropActions(self) -> Qt.DropAction:  # noqa: N802 - Qt override
+        return Qt.DropAction.CopyAction
+
+
 class SeriesBrowser(QWidget):
     """The studies of the current scan and their series (see the module docstring)."""
 
     def __init__(self, controller: ViewerController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
-        self.tree = QTreeWidget(self)
+        self.tree = SeriesTree(self)
+        self.tree.setDragEnabled(True)
+        self.tree.setDragDropMode(QAbstractItemView.DragDropMode.DragOnly)
         self.tree.setHeaderHidden(True)
         self.tree.setIconSize(QSize(THUMBNAIL_SIZE, THUMBNAIL_SIZE))
         self.tree.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -98,6 +120,7 @@ class SeriesBrowser(QWidget):
         self._failed_icon = _placeholder(THUMBNAIL_SIZE, QColor(40, 40, 40), "no\npreview")
 
         self.tree.currentItemChanged.connect(self._on_current_changed)
+        self.tree.itemClicked.connect(lambda item, _column: self._choose(item))
         controller.sig_scan_finished.connect(self._on_scan_finished)
         controller.sig_thumbnail_ready.connect(self._on_thumbnail)
         controller.sig_thumbnail_failed.connect(self._on_thumbnail_failed)
@@ -180,6 +203,11 @@ class SeriesBrowser(QWidget):
                 self.tree.clearSelection()
 
     def _on_current_changed(self, current: QTreeWidgetItem | None, _previous: QTreeWidgetItem | None) -> None:
-        key = self._key(current)
+        if QApplication.mouseButtons() != Qt.MouseButton.NoButton:
+            return  # a press: it may start a drag; the click (release on the row) chooses
+        self._choose(current)
+
+    def _choose(self, item: QTreeWidgetItem | None) -> None:
+        key = self._key(item)
         if key:
             self.controller.select_series(key)

@@ -119,6 +119,23 @@ class PlaneNavigation:
         following = PROJECTIONS[(PROJECTIONS.index(self._projection) + 1) % len(PROJECTIONS)]
         self.set_slab(self._slab_mm or 10.0, following if self._slab_mm else self._projection)
 
+    def show_point(self, point) -> bool:
+        """Show this plane's image nearest to LPS ``point``; False (nothing moves) when the series has no
+        image within half an image of it, or no geometry."""
+        volume, layout = self.controller.volume, self._layout
+        if volume is None or layout is None or not volume.geometry.known:
+            return False
+        index = float(volume.geometry.patient_to_voxel(point)[layout.axis])
+        n = self.n_images()
+        if not -0.5 <= index <= n - 0.5:
+            return False
+        i = min(max(int(round(index)), 0), n - 1)
+        if layout.native:
+            self.controller.set_slice(i)
+        else:
+            self.controller.crosshair.set_index(layout.axis, i)
+        return True
+
     def set_crosshair(self, on: bool) -> None:
         """Show the reference lines and let a left click or drag move the crosshair (the MPR layouts)."""
         self._vb.crosshair = bool(on)

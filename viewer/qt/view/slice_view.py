@@ -290,6 +290,10 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
         self._letters.set_visible(visible)
         self._place_overlays()
 
+    @property
+    def live(self) -> bool:
+        return self._live
+
     def set_live(self, live: bool) -> None:
         """False for a viewport the layout hides: it skips every redraw (and catches up when live again)."""
         self._live = bool(live)

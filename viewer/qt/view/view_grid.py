@@ -1,10 +1,14 @@
 """The viewports of the main window: 1×1, 1×2, 2×2 and the MPR layout, with one active view.
 
-Every viewport is a :class:`~viewer.qt.view.slice_view.SliceView` of the controller's series in its own
-plane. The first is always the acquisition plane (the window's ``slice_view``); the others are made when a
-layout first needs them and kept (hidden) afterwards. The active viewport has a frame: the keys, the slab
-controls and Fit act on it. In the layouts with more than one view the reference lines are shown and a
-left click or drag moves the linked crosshair.
+Every viewport is a :class:`~viewer.qt.view.slice_view.SliceView` in its own plane. The first is always
+the controller's series in the acquisition plane (the window's ``slice_view``: the series the AI reads);
+the others are made when a layout first needs them and kept (hidden) afterwards. The active viewport has a
+frame: the keys, the slab controls and Fit act on it. In the layouts with more than one view the reference
+lines are shown and a left click or drag moves the linked crosshair.
+
+A series dragged from the browser onto a viewport other than the first (or chosen in its right-click menu)
+is shown there by a companion controller (:meth:`~viewer.qt.controller.ViewerController.companion`); the
+viewports of different series scroll and window together through :class:`~viewer.qt.view.view_sync.ViewSync`.
 """
 
 from __future__ import annotations
@@ -12,8 +16,13 @@ from __future__ import annotations
 from PySide6.QtCore import QEvent, Signal
 from PySide6.QtWidgets import QFrame, QGridLayout, QVBoxLayout, QWidget
 
+from viewer.core.series import REVERSED_SUFFIX
 from viewer.qt.controller import ViewerController
 from viewer.qt.view.slice_view import SliceView
+from viewer.qt.view.view_sync import ViewSync
+
+#: The drag-and-drop type of a series key (the series browser's drags).
+SERIES_MIME = "application/x-radview-series"
 
 #: (plane or None for the acquisition plane, slab mm) of each viewport, row by row, and the grid's columns.
 LAYOUTS: dict[str, tuple[int, tuple[tuple[str | None, float], ...]]] = {
@@ -48,6 +57,10 @@ class ViewGrid(QWidget):
         self._views: list[SliceView] = []
         self._layout = ""
         self._active = 0
+        #: synchronised scrolling and window/level of the viewports of different series
+        self.sync = ViewSync(self)
+        self.sync.watch(controller)
+        controller.sig_scan_finished.connect(self._on_new_scan)
         self._add_view()
         self.set_layout("1x1")
 
@@ -73,22 +86,99 @@ class ViewGrid(QWidget):
         frame.setObjectName("viewport")
         box = QVBoxLayout(frame)
         box.setContentsMargins(2, 2, 2, 2)
-        view = SliceView(self.controller, frame)
-        view.grid = self
-        box.addWidget(view)
-        view.sig_activated.connect(lambda v=view: self.set_active(v))
-        view.sig_cursor_moved.connect(self.sig_cursor_moved)
-        view.viewport().installEventFilter(self)
+        view = self._make_view(self.controller, frame)
         self._frames.append(frame)
         self._views.append(view)
         return view
 
+    def _make_view(self, controller: ViewerController, frame: QFrame) -> SliceView:
+        view = SliceView(controller, frame)
+        view.grid = self
+        frame.layout().addWidget(view)
+        view.sig_activated.connect(lambda v=view: self.set_active(v))
+        view.sig_cursor_moved.connect(self.sig_cursor_moved)
+        view.viewport().installEventFilter(self)
+        view.viewport().setAcceptDrops(True)
+        return view
+
     def eventFilter(self, obj, ev) -> bool:  # noqa: N802 - Qt override
-        if ev.type() in (QEvent.Type.MouseButtonPress, QEvent.Type.FocusIn):
-            for view in self._views:
-                if view.viewport() is obj:
-                    self.set_active(view)
+        kind = ev.type()
+        view = next((v for v in self._views if v.viewport() is obj), None)
+        if view is None:
+            return False
+        if kind in (QEvent.Type.MouseButtonPress, QEvent.Type.FocusIn):
+            self.set_active(view)
+        elif kind in (QEvent.Type.DragEnter, QEvent.Type.DragMove) and ev.mimeData().hasFormat(SERIES_MIME):
+            ev.acceptProposedAction()
+            return True
+        elif kind == QEvent.Type.Drop and ev.mimeData().hasFormat(SERIES_MIME):
+            key = bytes(ev.mimeData().data(SERIES_MIME)).decode("utf-8")
+            ev.acceptProposedAction()
+            self.set_active(view)
+            self.show_series(view, key)
+            return True
         return False
+
+    # -- which series each viewport shows --------------------------------------------------------------------
+
+    def show_series(self, view: SliceView, key: str) -> SliceView:
+        """Show series ``key`` of the last scan in ``view``'s viewport; the viewport's view afterwards.
+
+        In the first viewport the controller's own series changes (the AI reads it). In another, the
+        controller's series is shown by the controller itself (linked crosshair) in the layout's plane, any
+        other series by a companion controller of that viewport, in its acquisition plane. Raises
+        ``KeyError`` for a key the scan does not hold.
+        """
+        k = self._views.index(view)
+        primary = self.controller
+        if primary.scan_result is None:
+            raise KeyError(key)
+        scan_key = primary.scan_result.find(key.removesuffix(REVERSED_SUFFIX)).key
+        if k == 0:
+            primary.select_series(key)
+            for other in {id(v.controller): v.controller for v in self.views[1:]}.values():
+                self.sync.join(other)
+            return view
+        own = primary.series is not None and primary.series.scan_key == scan_key
+        controller = primary if own else (view.controller if view.controller is not primary else None)
+        if controller is None:
+            controller = primary.companion()
+            self.sync.watch(controller)
+        if not own:
+            controller.select_series(key)
+        if view.controller is not controller:
+            view = self._replace(k, controller)
+        self.sync.join(controller)
+        return view
+
+    def _replace(self, k: int, controller: ViewerController) -> SliceView:
+        """Put a new view of ``controller`` in viewport ``k``, set up as the old one was."""
+        old, frame = self._views[k], self._frames[k]
+        slab_mm, projection = old.slab
+        # another series shows in its acquisition plane, as in every viewer; the own series in the layout's
+        plane = LAYOUTS[self._layout][1][k][0] if controller is self.controller and k < len(self.views) else None
+        view = self._make_view(controller, frame)
+        self._views[k] = view
+        view.set_live(old.live)
+        view.set_plane(plane)
+        view.set_slab(slab_mm, projection)
+        view.set_crosshair(len(self.views) > 1)
+        view.set_patient_lines(False)
+        old.viewport().removeEventFilter(self)
+        frame.layout().removeWidget(old)
+        old.close()
+        old.deleteLater()
+        if old.controller is not self.controller and all(v.controller is not old.controller for v in self._views):
+            self.controller.drop_companion(old.controller)
+        if self._active == k:
+            self.sig_active_changed.emit(view)
+        return view
+
+    def _on_new_scan(self, _result) -> None:
+        """A new scan: every viewport shows the controller's series again (the others' keys are stale)."""
+        for k, view in enumerate(self._views):
+            if view.controller is not self.controller:
+                self._replace(k, self.controller)
 
     def set_layout(self, name: str) -> None:
         """Show layout ``name`` (one of :data:`LAYOUTS`)."""
@@ -105,8 +195,9 @@ class ViewGrid(QWidget):
         for k, (plane, slab) in enumerate(cells):
             view, frame = self._views[k], self._frames[k]
             view.set_live(True)
-            view.set_plane(plane)
-            view.set_slab(slab)
+            if view.controller is self.controller:  # another series keeps its plane and slab
+                view.set_plane(plane)
+                view.set_slab(slab, "mip" if slab else None)
             view.set_crosshair(several)
             view.set_patient_lines(k == 0)
             self._grid.addWidget(frame, k // columns, k % columns)

@@ -72,6 +72,8 @@ def build_menu(view, grid) -> QMenu:
     slab.addAction("Off", lambda: view.set_slab(0.0))
     for projection in PROJECTIONS:
         slab.addAction(f"{PROJECTION_NAMES[projection]} 10 mm", lambda p=projection: view.set_slab(10.0, p))
+    if grid is not None:
+        _add_series_menu(menu, view, grid)
     tools = menu.addMenu("Measure")
     for tool in TOOLS:
         action = tools.addAction(TOOL_NAMES[tool], lambda t=tool: c.measurements.set_tool(t))
@@ -86,6 +88,26 @@ def build_menu(view, grid) -> QMenu:
         menu.addAction("Export Layout as PNG…", lambda: choose_png(view, grid, "Export layout", c.report_error))
         menu.addAction("Copy Layout", lambda: copy_to_clipboard(grid))
     return menu
+
+
+def _add_series_menu(menu: QMenu, view, grid) -> None:
+    """"Series" (what this viewport shows, like a drag from the browser) and the two sync toggles."""
+    from viewer.qt.controller import series_label
+
+    result = grid.controller.scan_result
+    shown = view.controller.series.scan_key if view.controller.series is not None else None
+    choose = menu.addMenu("Series")
+    for s in result.series if result is not None else ():
+        action = choose.addAction(series_label(s), lambda k=s.key: grid.show_series(view, k))
+        action.setCheckable(True)
+        action.setChecked(s.key == shown)
+    sync = grid.sync
+    scroll = menu.addAction("Sync Scrolling (same frame of reference)", lambda: sync.set_scroll(not sync.scroll))
+    scroll.setCheckable(True)
+    scroll.setChecked(sync.scroll)
+    window = menu.addAction("Sync Window/Level", lambda: sync.set_window(not sync.window))
+    window.setCheckable(True)
+    window.setChecked(sync.window)
 
 
 def show_menu(view, grid, global_pos: QPoint) -> QMenu:
