@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from marked_ct import MARKERS, write_marked_ct
-from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
+from PySide6.QtCore import QMimeData, QPoint, QPointF, QSignalBlocker, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtWidgets import QApplication
 
@@ -85,6 +85,12 @@ def test_the_browser_drags_the_series_key(window, study, data_dir) -> None:
     data = tree.mimeData([item])
     assert bytes(data.data(SERIES_MIME)).decode() == key_of(window, 1)
     assert tree.dragEnabled()
+    # the press of a drag moves the highlight; when the drag ends it shows the first viewport's series again
+    window.controller.select_series(key_of(window, 2))
+    with QSignalBlocker(tree):
+        tree.setCurrentItem(item)
+    tree.startDrag(Qt.DropAction.CopyAction)  # offscreen: the drag ends at once
+    assert tree.currentItem() is window.series_browser.item(key_of(window, 2))
 
 
 def test_a_series_dropped_on_the_second_viewport_shows_there_and_scrolls_with_the_first(qtbot, two_up) -> None:
@@ -196,6 +202,13 @@ def test_the_own_series_or_a_new_scan_puts_the_first_viewports_series_back(qtbot
     assert grid.views[1].plane == "coronal"  # the 1x2 layout's second plane, as before the drop
     drop_series(qtbot, grid.views[1], key_of(w, 3))
     assert len(w.controller.companions) == 1
+    grid.set_layout("2x2")  # another layout of views keeps the other series
+    assert grid.views[1].controller.series.series_number == 3
+    grid.set_layout("mpr")  # the MPR layout is the planes of the first viewport's series
+    assert all(v.controller is w.controller for v in grid.views) and w.controller.companions == ()
+    assert [v.plane for v in grid.views] == ["axial", "coronal", "sagittal", "axial"]
+    grid.set_layout("1x2")
+    drop_series(qtbot, grid.views[1], key_of(w, 3))
     w.open_paths([str(study)])
     assert w.wait_idle(60)
     assert all(v.controller is w.controller for v in grid.views) and w.controller.companions == ()

@@ -13,7 +13,7 @@ then a grey placeholder shows. Choosing a row (a click, or the arrow keys) calls
 from __future__ import annotations
 
 import numpy as np
-from PySide6.QtCore import QMimeData, QSignalBlocker, QSize, Qt
+from PySide6.QtCore import QMimeData, QSignalBlocker, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import QAbstractItemView, QApplication, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
@@ -82,6 +82,13 @@ def series_text(s: SeriesInfo) -> str:
 class SeriesTree(QTreeWidget):
     """The tree, whose series rows drag their key (:data:`~viewer.qt.view.view_grid.SERIES_MIME`)."""
 
+    #: a drag ended (dropped anywhere, or given up): the press that began it moved the highlight
+    sig_drag_done = Signal()
+
+    def startDrag(self, actions) -> None:  # noqa: N802 - Qt override
+        super().startDrag(actions)
+        self.sig_drag_done.emit()
+
     def mimeTypes(self) -> list[str]:  # noqa: N802 - Qt override
         return [SERIES_MIME]
 
@@ -121,6 +128,8 @@ class SeriesBrowser(QWidget):
 
         self.tree.currentItemChanged.connect(self._on_current_changed)
         self.tree.itemClicked.connect(lambda item, _column: self._choose(item))
+        # the highlight shows the first viewport's series again (the dragged one went elsewhere)
+        self.tree.sig_drag_done.connect(lambda: self._on_series_selected(controller.series_key or ""))
         controller.sig_scan_finished.connect(self._on_scan_finished)
         controller.sig_thumbnail_ready.connect(self._on_thumbnail)
         controller.sig_thumbnail_failed.connect(self._on_thumbnail_failed)

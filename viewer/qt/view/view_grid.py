@@ -181,12 +181,17 @@ class ViewGrid(QWidget):
                 self._replace(k, self.controller)
 
     def set_layout(self, name: str) -> None:
-        """Show layout ``name`` (one of :data:`LAYOUTS`)."""
+        """Show layout ``name`` (one of :data:`LAYOUTS`). Viewports showing another series keep it, except in
+        the MPR layout, which is the planes of the first viewport's series."""
         if name not in LAYOUTS:
             raise ValueError(f"unknown layout {name!r}: expected one of {', '.join(LAYOUTS)}")
         columns, cells = LAYOUTS[name]
         while len(self._views) < len(cells):
             self._add_view()
+        if name == "mpr":  # the planes of one series: other series leave their viewports
+            for k, view in enumerate(self._views):
+                if view.controller is not self.controller:
+                    self._replace(k, self.controller)
         for frame, view in zip(self._frames, self._views, strict=True):
             self._grid.removeWidget(frame)
             frame.hide()
