@@ -193,8 +193,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
 FAITHFULNESS_TOP = 5
 
 
-def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path | None, batch: int = 8) -> dict:
-    """Run the model over every slice of ``volume``; the series' JSON record."""
+def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path | None, batch: int = 8,
+                    masks_dir: Path | None = None) -> dict:
+    """Run the model over every slice of ``volume``, then find its nodules; the series' JSON record."""
     from models.runtime.analysis import ranking
     from viewer.ai.analysis import context_stack, slice_record
 
@@ -214,7 +215,7 @@ def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path
         faithfulness = {i: f.score for i, f in zip(top, scores)}
     if heatmap_dir is not None:
         _write_heatmaps(volume, results, heatmap_dir)
-    return {
+    record = {
         "series_uid": volume.series.key,
         "modality": volume.series.modality,
         "slices": [
@@ -223,6 +224,25 @@ def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path
         ],
         "ranking": order,
     }
+    record.update(_series_findings(volume, results, analyzer.card.threshold, masks_dir))
+    return record
+
+
+def _series_findings(volume, results, threshold: float, masks_dir: Path | None) -> dict:
+    """``{"findings": [...]}`` (and where the label volume went), or ``findings_refused``: why there are none."""
+    from viewer.ai.findings import FindingsRefused, finding_record, findings_labels, series_findings
+    from viewer.core.convert import export_volume
+
+    try:
+        findings, midline = series_findings(volume, results, threshold)
+    except FindingsRefused as e:
+        return {"findings": [], "findings_refused": str(e)}
+    out: dict = {"findings": [finding_record(volume, f, midline) for f in findings]}
+    if masks_dir is not None:
+        path = masks_dir / f"{volume.series.key.replace('#', '_')}.nrrd"
+        masks_dir.mkdir(parents=True, exist_ok=True)
+        out["masks"] = str(export_volume(volume, path, values=findings_labels(volume.stored.shape, findings)))
+    return out
 
 
 def _write_heatmaps(volume, results, folder: Path) -> None:
@@ -269,7 +289,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         heatmap_dir = None
         if args.heatmaps:
             heatmap_dir = Path(args.heatmaps) / (series.key if len(chosen) > 1 else "")
-        doc["series"].append(_analyze_series(analyzer, volume, not args.no_faithfulness, heatmap_dir))
+        doc["series"].append(_analyze_series(analyzer, volume, not args.no_faithfulness, heatmap_dir,
+                                             masks_dir=Path(args.masks) if args.masks else None))
     if not doc["series"]:
         reasons = "; ".join(d["reason"] for d in doc["not_analysed"]) or "no series"
         raise NothingLoadableError(f"nothing to analyse: {reasons}")
@@ -283,6 +304,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
             print(f"{s['modality']} {s['series_uid']}: most suspicious slices "
                   + ", ".join(f"{i} (p={probs[i]:.2f})" for i in top)
                   + f"; threshold {entry.card.threshold:.2f}")
+            for f in s["findings"]:
+                print(f"  finding {f['id']}: {f['type'].replace('_', '-')} {f['diameter_mm']:.1f} mm "
+                      f"({f['long_axis_mm']:.1f} × {f['short_axis_mm']:.1f}), {f['volume_mm3']:.0f} mm³, "
+                      f"{f['side'] or '?'} lung, images {f['images'][0]}–{f['images'][-1]}, "
+                      f"p={f['probability']:.2f}, Lung-RADS {f['lung_rads']} (suggestion)")
     if entry.card.demonstration:
         print("note: demonstration model, not for diagnosis", file=sys.stderr)
     return EXIT_OK
@@ -452,7 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="show the patient and study lines and the tag panel (default: no identifiers)")
     p.set_defaults(func=cmd_screenshot)
 
-    p = sub.add_parser("analyze", help="nodule probability and heatmap per slice, as JSON")
+    p = sub.add_parser("analyze", help="nodule probability and heatmap per slice, and the nodules found, as JSON")
     p.add_argument("path")
     p.add_argument("--series", help="SeriesInstanceUID (default: every series the model reads)")
     p.add_argument("--model", help="installed model name or bundle folder (default: demo-nodule)")
@@ -460,6 +486,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="heatmap method (default: the model card's)")
     p.add_argument("--json", metavar="OUT", help="write the results here (default: a summary on stdout)")
     p.add_argument("--heatmaps", metavar="DIR", help="one PNG per slice: the image with its heatmap")
+    p.add_argument("--masks", metavar="DIR",
+                   help="one label volume per series (NRRD, the series' geometry; label k = the k-th finding)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
     p.add_argument("--no-faithfulness", action="store_true",
                    help=f"skip the deletion faithfulness score of the {FAITHFULNESS_TOP} most suspicious slices")

@@ -176,8 +176,8 @@ def real_lesion_report(
     value over the lesion's own cells, before and after, says whether the model fires on the lesion at
     all, even where the slice's maximum comes from elsewhere.
     """
-    from models.demo.lung_context import lung_mask
     from models.demo.simulate import erase_lesion
+    from models.runtime.findings.lung_mask import lung_mask
 
     n = case.n_slices
     x = preprocess_slices(case.volume, range(n), cfg)

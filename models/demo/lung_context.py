@@ -1,7 +1,8 @@
 """What the simulator needs to know of one real CT before it inserts nodules: the lung parenchyma, how deep
 each voxel lies in it, and the scanner's noise (:func:`prepare`, ~1–2 s for 512 × 512 × 61, done once).
 
-Lung parenchyma (:func:`lung_mask`): voxels below −400 HU, 3-D connected components, minus those
+Lung parenchyma (:func:`~models.runtime.findings.lung_mask.lung_mask`, shared with the findings):
+voxels below −400 HU, 3-D connected components, minus those
 touching the image border (outside air), keeping the one or two largest (the lungs; bowel gas is far
 smaller), closed in plane and with small holes (vessels) filled. Noise: the noise power spectrum measured
 in homogeneous soft tissue of each slice.
@@ -16,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from models.demo.nodules import SimulationError
+from models.runtime.findings.lung_mask import AIR_HU, lung_mask, simpleitk
 
-#: HU threshold separating aerated lung from tissue.
-AIR_HU = -400.0
+__all__ = ["AIR_HU", "LungContext", "box_mean", "lung_mask", "prepare", "simpleitk"]
 
 
 @dataclass
@@ -57,67 +58,6 @@ class LungContext:
     @property
     def shape(self) -> tuple[int, int, int]:
         return tuple(self.volume.shape)
-
-
-def simpleitk():
-    import SimpleITK as sitk
-
-    return sitk
-
-
-def lung_mask(volume: np.ndarray, spacing: Sequence[float] = (5.0, 0.7, 0.7)) -> np.ndarray:
-    """Lung parenchyma of a ``(Z, H, W)`` HU volume, vessels included (bool, same shape).
-
-    Air below −400 HU, 3-D connected components; components touching the in-plane border of any
-    slice are outside air; of the rest, the largest and a second one at least 15 % its size (the
-    lungs when the trachea does not join them; stomach and bowel gas are smaller). Then, in each
-    slice, a closing of ~2 mm, holes smaller than 3 cm² filled (vessels, bronchial walls) and pieces
-    smaller than 4 cm² dropped (trachea, main bronchi).
-    """
-    sitk = simpleitk()
-    vol = np.asarray(volume)
-    air = (vol < AIR_HU).astype(np.uint8)
-    img = sitk.GetImageFromArray(air)
-    lab = sitk.GetArrayFromImage(sitk.ConnectedComponent(img, False))
-    border = np.unique(
-        np.concatenate([lab[:, 0, :].ravel(), lab[:, -1, :].ravel(), lab[:, :, 0].ravel(), lab[:, :, -1].ravel()])
-    )
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    sizes[border] = 0
-    order = np.argsort(sizes)[::-1]
-    keep = [order[0]] if sizes[order[0]] > 0 else []
-    if len(order) > 1 and sizes[order[1]] >= 0.15 * sizes[order[0]] and sizes[order[1]] > 0:
-        keep.append(order[1])
-    lung = np.isin(lab, keep)
-    if not lung.any():
-        return lung
-    sy, sx = float(spacing[1]), float(spacing[2])
-    rad = max(1, int(round(2.0 / min(sy, sx))))
-    closed = sitk.BinaryMorphologicalClosing(sitk.GetImageFromArray(lung.astype(np.uint8)), [rad, rad, 0])
-    lung = sitk.GetArrayFromImage(closed).astype(bool)
-    # fill small in-plane holes slice by slice (vessels); large ones (mediastinum) stay out
-    max_hole_px = 300.0 / (sy * sx)
-    min_part_px = 400.0 / (sy * sx)
-    for k in range(lung.shape[0]):
-        if not lung[k].any():
-            continue
-        holes = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray((~lung[k]).astype(np.uint8))))
-        edge = np.unique(np.concatenate([holes[0], holes[-1], holes[:, 0], holes[:, -1]]))
-        hs = np.bincount(holes.ravel())
-        fill = (hs < max_hole_px) & (hs > 0)
-        fill[0] = False
-        fill[edge] = False
-        if fill.any():
-            lung[k] |= fill[holes]
-        # drop small in-plane pieces (the trachea and main bronchi, ~2-3 cm², are no place for a nodule)
-        parts = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(lung[k].astype(np.uint8))))
-        ps = np.bincount(parts.ravel())
-        small = ps < min_part_px
-        small[0] = False
-        if small.any():
-            lung[k] &= ~small[parts]
-    return lung
 
 
 def _distance_inside(mask: np.ndarray, spacing: Sequence[float]) -> np.ndarray:

@@ -26,7 +26,8 @@ def radview(*args: str, env: dict | None = None, timeout: float = 300) -> subpro
 @pytest.fixture(scope="module")
 def lung1_analysis(demo_study, tmp_path_factory) -> tuple[dict, Path]:
     out = tmp_path_factory.mktemp("analyze")
-    result = radview("analyze", str(demo_study.lung1), "--json", str(out / "a.json"), "--heatmaps", str(out / "png"))
+    result = radview("analyze", str(demo_study.lung1), "--json", str(out / "a.json"), "--heatmaps", str(out / "png"),
+                     "--masks", str(out / "masks"))
     assert result.returncode == 0, result.stderr
     assert "demonstration model, not for diagnosis" in result.stderr
     return json.loads((out / "a.json").read_text()), out / "png"
@@ -90,6 +91,51 @@ def test_heatmap_pngs(lung1_analysis) -> None:
     assert len(files) == 48
     image = QImage(str(files[13]))  # the nodule's slice (label slice 34 of 48, shown from the head down)
     assert not image.isNull() and (image.width(), image.height()) == (512, 512)
+
+
+def test_findings_json_contract(lung1_analysis) -> None:
+    from models.runtime.findings.nodule_type import TYPES, lung_rads
+
+    doc, _ = lung1_analysis
+    (series,) = doc["series"]
+    findings = series["findings"]
+    assert findings and [f["id"] for f in findings] == list(range(1, len(findings) + 1))
+    assert [f["probability"] for f in findings] == sorted((f["probability"] for f in findings), reverse=True)
+    for f in findings:
+        assert {"id", "center_mm", "bbox_mm", "slices", "probability", "diameter_mm", "long_axis_mm", "short_axis_mm",
+                "volume_mm3", "mean_hu", "type", "lung_rads"} <= set(f)
+        assert f["type"] in TYPES and f["lung_rads"] == lung_rads(f["type"], f["diameter_mm"], f["solid_diameter_mm"])
+        assert f["short_axis_mm"] <= f["long_axis_mm"]
+        assert f["diameter_mm"] == pytest.approx((f["long_axis_mm"] + f["short_axis_mm"]) / 2, abs=0.11)
+        lo, hi = np.array(f["bbox_mm"])
+        assert np.all(lo <= np.array(f["center_mm"])) and np.all(np.array(f["center_mm"]) <= hi)
+        assert f["slices"] == list(range(f["slices"][0], f["slices"][-1] + 1)) and 0 <= f["slices"][0] < 48
+        assert f["side"] in ("right", "left") and f["volume_mm3"] > 0
+        assert len(f["images"]) == len(f["slices"])
+    assert Path(series["masks"]).is_file()
+
+
+def test_the_real_lung1_nodule_is_the_first_finding_and_its_mask_matches_the_label(lung1_analysis, demo_study) -> None:
+    """The label volume `--masks` writes, read back in its own geometry, against the pyradiomics label of
+    the real nodule (never trained on): the same grid, Dice >= 0.7, the diameter within 20 %."""
+    import SimpleITK as sitk
+
+    from models.runtime.findings.measure import measure
+
+    doc, _ = lung1_analysis
+    (series,) = doc["series"]
+    written = sitk.ReadImage(series["masks"])
+    label = sitk.ReadImage(str(demo_study.lung1_label))
+    np.testing.assert_allclose(written.GetOrigin(), label.GetOrigin(), atol=1e-3)
+    np.testing.assert_allclose(written.GetSpacing(), label.GetSpacing(), atol=1e-6)
+    np.testing.assert_allclose(written.GetDirection(), label.GetDirection(), atol=1e-6)
+    ours, truth = sitk.GetArrayFromImage(written) == 1, sitk.GetArrayFromImage(label) > 0
+    assert 2 * (ours & truth).sum() / (ours.sum() + truth.sum()) >= 0.7
+    first = series["findings"][0]
+    spacing = tuple(reversed(label.GetSpacing()))
+    truth_diameter = measure(truth, np.zeros(truth.shape, np.float32), spacing).diameter_mm  # 13.2 mm
+    assert first["diameter_mm"] == pytest.approx(truth_diameter, rel=0.2)
+    assert first["side"] == "right" and first["type"] == "solid"
 
 
 def test_models_lists_the_shipped_card() -> None:

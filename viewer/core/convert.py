@@ -74,12 +74,15 @@ def export_problems(volume: Volume) -> list[str]:
     return problems + grid_problems(volume.geometry)
 
 
-def to_sitk(volume: Volume) -> sitk.Image:
-    """SimpleITK image of ``volume`` with origin, spacing and direction from the DICOM geometry."""
+def to_sitk(volume: Volume, values: np.ndarray | None = None) -> sitk.Image:
+    """SimpleITK image of ``volume`` with origin, spacing and direction from the DICOM geometry; ``values``
+    (the volume's shape, in display order) instead of its modality values: a label volume of it."""
     import SimpleITK as sitk
 
     geometry = volume.geometry
-    values = modality_array(volume)
+    values = modality_array(volume) if values is None else np.asarray(values)
+    if values.shape[:3] != volume.stored.shape[:3]:
+        raise ValueError(f"values of shape {values.shape} for a volume of {volume.stored.shape}")
     positions = geometry.positions
     if len(positions) > 1 and float((positions[-1] - positions[0]) @ geometry.normal) < 0:
         # shown from the head down (against the normal): written along it, as ITK and DICOM readers order
@@ -103,11 +106,13 @@ def identifier_metadata(patient: Mapping[str, str]) -> dict[str, str]:
     return meta
 
 
-def export_volume(volume: Volume, out: str | Path, include_identifiers: bool = False) -> Path:
+def export_volume(volume: Volume, out: str | Path, include_identifiers: bool = False,
+                  values: np.ndarray | None = None) -> Path:
     """Write ``volume`` to ``out`` (format from the suffix), atomically.
 
     ``include_identifiers`` adds the patient's name, ID and birth date to the file (the user's explicit
-    choice); by default the file holds no identifier.
+    choice); by default the file holds no identifier. ``values`` writes that array (a label volume of
+    the series, in display order) with the series' geometry instead of its pixels.
 
     Raises
     ------
@@ -122,7 +127,7 @@ def export_volume(volume: Volume, out: str | Path, include_identifiers: bool = F
     problems = export_problems(volume)
     if problems:
         raise ExportRefused(f"not written, the geometry would be wrong: {'; '.join(problems)}")
-    image = to_sitk(volume)
+    image = to_sitk(volume, values)
     if include_identifiers:
         for key, value in identifier_metadata(volume.series.first.patient).items():
             image.SetMetaData(key, value)

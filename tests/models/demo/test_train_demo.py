@@ -117,8 +117,8 @@ def test_shipped_bundle_is_small_verified_and_labelled(shipped):
 
 @needs_demo
 def test_shipped_model_measures_on_lung1_what_its_card_says(shipped, cases):
-    from models.demo.lung_context import lung_mask
     from models.demo.simulate import erase_lesion
+    from models.runtime.findings.lung_mask import lung_mask
     from models.runtime.predict import predict_probabilities
 
     card = shipped.card

@@ -1,0 +1,147 @@
+"""Findings of one CT series: candidates from the model's maps, each segmented, measured and typed.
+
+:func:`find_nodules` takes the stored volume (its integers and rescale, never a float copy of it), its
+voxel spacing and the per-slice maps the model already computed, and returns :class:`Finding` s, most
+probable first. It knows nothing of DICOM: positions are voxel indices (slice, row, col) in the volume's
+display order, and the caller turns them into patient millimetres with the series' geometry.
+
+Steps: the lungs' air (:func:`~models.runtime.findings.lung_mask.aerated_lungs`); the candidates
+(:mod:`~models.runtime.findings.candidates`), of which those with no lung within :data:`LUNG_REACH_MM`
+are dropped (the neck, the abdomen); each candidate grown from its centre
+(:mod:`~models.runtime.findings.segment`), dropped when nothing denser than the lung is there; the mask
+measured (:mod:`~models.runtime.findings.measure`) and typed, with its Lung-RADS suggestion
+(:mod:`~models.runtime.findings.nodule_type`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from models.runtime.findings.candidates import Candidate, candidates_from_maps
+from models.runtime.findings.lung_mask import AIR_HU, aerated_lungs
+from models.runtime.findings.measure import NoduleMeasures, measure
+from models.runtime.findings.nodule_type import lung_rads, nodule_type
+from models.runtime.findings.segment import MAX_RADIUS_MM, region_grow
+
+#: A candidate with no lung voxel this close to its centre is not a lung nodule.
+LUNG_REACH_MM = 15.0
+#: The segmentation every finding's mask comes from (the card says which, and why).
+SEGMENTATION = "region-growing"
+
+
+class RescaledVolume:
+    """Modality values (HU) of a stored integer volume, computed only for the boxes asked for.
+
+    Supports ``shape``, slicing (a float32 copy of the box in HU) and :meth:`below` (a boolean mask of the
+    voxels under a HU value, computed on the stored integers).
+    """
+
+    def __init__(self, stored: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -> None:
+        if slope == 0:
+            raise ValueError("rescale slope 0")
+        self.stored, self.slope, self.intercept = stored, float(slope), float(intercept)
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return tuple(self.stored.shape)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        return np.asarray(self.stored[key], dtype=np.float32) * np.float32(self.slope) + np.float32(self.intercept)
+
+    def below(self, hu: float) -> np.ndarray:
+        limit = (hu - self.intercept) / self.slope
+        return self.stored < limit if self.slope > 0 else self.stored > limit
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One nodule found (see the module docstring). ``mask`` is a boolean box of the volume at
+    ``offset`` (slice, row, col)."""
+
+    id: int
+    probability: float
+    centre: tuple[float, float, float]  # voxel (slice, row, col) of the mask's centroid
+    box: tuple[tuple[int, int, int], tuple[int, int, int]]  # the mask's voxel (lo, hi), hi exclusive
+    slices: tuple[int, ...]
+    measures: NoduleMeasures
+    kind: str  # solid, part_solid, ground_glass, calcified
+    lung_rads: str
+    offset: tuple[int, int, int]
+    mask: np.ndarray
+    segmentation: str = SEGMENTATION
+
+    def full_mask(self, shape: Sequence[int]) -> np.ndarray:
+        """The mask in a volume of ``shape``."""
+        out = np.zeros(tuple(shape), dtype=bool)
+        z, y, x = self.offset
+        d, h, w = self.mask.shape
+        out[z:z + d, y:y + h, x:x + w] = self.mask
+        return out
+
+
+def _box(centre: Sequence[float], radius_mm: float, spacing: np.ndarray,
+         shape: Sequence[int]) -> tuple[slice, slice, slice]:
+    c = np.round(np.asarray(centre, dtype=float)).astype(int)
+    half = np.maximum(np.ceil(radius_mm / spacing).astype(int), 1)
+    lo, hi = np.maximum(c - half, 0), np.minimum(c + half + 1, np.asarray(shape))
+    return slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2])
+
+
+def _overlap(a_at: Sequence[int], a: np.ndarray, b_at: Sequence[int], b: np.ndarray) -> int:
+    """Voxels two boxed masks share (each mask at its box's corner)."""
+    lo = np.maximum(a_at, b_at)
+    hi = np.minimum(np.asarray(a_at) + a.shape, np.asarray(b_at) + b.shape)
+    if np.any(hi <= lo):
+        return 0
+    sa = tuple(slice(int(lo_ - o), int(hi_ - o)) for lo_, hi_, o in zip(lo, hi, a_at, strict=True))
+    sb = tuple(slice(int(lo_ - o), int(hi_ - o)) for lo_, hi_, o in zip(lo, hi, b_at, strict=True))
+    return int((a[sa] & b[sb]).sum())
+
+
+def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndarray, threshold: float, *,
+                 lung: np.ndarray | None = None, cancelled: Callable[[], bool] = lambda: False) -> list[Finding]:
+    """Findings of ``volume`` (see the module docstring), most probable first.
+
+    ``maps`` is the ``(Z, S, S)`` stack of the model's per-slice maps over the whole image; ``lung`` the
+    lungs' air already found (default: :func:`~models.runtime.findings.lung_mask.aerated_lungs` here);
+    ``cancelled`` is polled between candidates.
+    """
+    sp = np.asarray(spacing, dtype=float)
+    shape = volume.shape
+    if lung is None:
+        lung = aerated_lungs(volume.below(AIR_HU))
+    candidates = candidates_from_maps(maps, (shape[1], shape[2]), spacing, threshold)
+    found: list[tuple[Candidate, tuple[slice, slice, slice], np.ndarray]] = []
+    for cand in candidates:
+        if cancelled():
+            break
+        if not lung[_box(cand.centre, LUNG_REACH_MM, sp, shape)].any():
+            continue
+        box = _box(cand.centre, MAX_RADIUS_MM + 5.0, sp, shape)
+        origin = np.array([s.start for s in box], dtype=float)
+        grown = region_grow(volume[box], np.asarray(cand.centre) - origin, sp, lung[box])
+        if grown.any():
+            found.append((cand, box, grown))
+    out: list[Finding] = []
+    for cand, box, grown in found:
+        idx = np.argwhere(grown)
+        lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
+        crop = grown[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+        origin = np.array([s.start for s in box]) + lo
+        if any(_overlap(tuple(origin), crop, f.offset, f.mask) > 0.5 * crop.sum() for f in out):
+            continue  # the same nodule, grown again from a weaker candidate
+        hu = volume[tuple(slice(int(a), int(a) + n) for a, n in zip(origin, crop.shape, strict=True))]
+        m = measure(crop, hu, spacing)
+        kind = nodule_type(m)
+        centre = tuple(float(v) for v in idx.mean(axis=0) + np.array([s.start for s in box]))
+        out.append(Finding(
+            id=len(out) + 1, probability=cand.probability, centre=centre,  # type: ignore[arg-type]
+            box=(tuple(int(v) for v in origin), tuple(int(v) for v in origin + crop.shape)),  # type: ignore[arg-type]
+            slices=tuple(range(int(origin[0]), int(origin[0]) + crop.shape[0])),
+            measures=m, kind=kind, lung_rads=lung_rads(kind, m.diameter_mm, m.solid_diameter_mm),
+            offset=tuple(int(v) for v in origin), mask=crop))  # type: ignore[arg-type]
+    return out
