@@ -234,10 +234,11 @@ def _series_findings(volume, results, threshold: float, masks_dir: Path | None) 
     from viewer.core.convert import export_volume
 
     try:
-        findings, midline = series_findings(volume, results, threshold)
+        found = series_findings(volume, results, threshold)
     except FindingsRefused as e:
         return {"findings": [], "findings_refused": str(e)}
-    out: dict = {"findings": [finding_record(volume, f, midline) for f in findings]}
+    findings = found.findings
+    out: dict = {"findings": [finding_record(volume, f, found.midline_col) for f in findings]}
     if masks_dir is not None:
         path = masks_dir / f"{volume.series.key.replace('#', '_')}.nrrd"
         masks_dir.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,9 @@ loading torch; :mod:`models.runtime.service` answers with them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -59,6 +61,13 @@ class StoredSlices:
         out += self.intercept
         return out
 
+    def subset(self, items: Sequence[int]) -> StoredSlices:
+        """The slices and stacks of ``items`` (rows of :attr:`stacks`) alone: a batch of a larger set."""
+        stacks = np.asarray(self.stacks, dtype=np.intp)[list(items)]
+        distinct, inverse = np.unique(stacks, return_inverse=True)
+        return StoredSlices(self.stored[distinct], self.slope, self.intercept,
+                            inverse.reshape(stacks.shape).astype(np.int32))
+
     def modality_values(self) -> np.ndarray:
         """(N, 2*context+1, H, W) float32 modality values (HU for CT).
 
@@ -93,6 +102,14 @@ class BatchAnalysis:
     probabilities: tuple[float, ...]
     heatmaps: tuple[np.ndarray, ...]
     peaks_rc: tuple[tuple[float, float], ...]
+    notice: str = ""
+
+
+@dataclass(frozen=True, eq=False)
+class FindingsAnswer:
+    """The nodules found in a series (:class:`models.runtime.findings.find.SeriesFindings`), and any notice."""
+
+    findings: Any  # SeriesFindings (imported lazily: it needs scipy)
     notice: str = ""
 
 

@@ -33,6 +33,7 @@ import numpy as np
 from models.runtime.messages import (
     BatchAnalysis,
     FaithfulnessAnswer,
+    FindingsAnswer,
     ModelInfo,
     ModelLoadFailed,
     ModelRef,
@@ -43,6 +44,8 @@ from models.runtime.messages import (
 MAX_LOADED_MODELS = 2
 #: Float heatmaps kept for a faithfulness test of a slice analysed recently (per scope, e.g. request).
 RECENT_HEATMAPS = 16
+#: Series whose per-slice maps are kept for their findings (float16, 128 KB a slice at 256²).
+MAPS_KEPT_SERIES = 2
 
 
 def heat_to_u8(heatmap: np.ndarray) -> np.ndarray:
@@ -65,8 +68,8 @@ class ModelService:
     Parameters
     ----------
     cancel_event : threading.Event-like, optional
-        The :class:`~viewer.base.child_process.ChildProcess` cancel event. Every call here is one short
-        batch (~0.1 s), so the lane cancels between calls and nothing polls it yet.
+        The :class:`~viewer.base.child_process.ChildProcess` cancel event. Every analysis call is one short
+        batch (~0.1 s), so the lane cancels between calls; :meth:`findings` (seconds) polls it.
     batch_size : int
         Slices per forward inside one call.
     """
@@ -76,6 +79,7 @@ class ModelService:
         self.batch_size = batch_size
         self._models: OrderedDict[tuple[str, str], Any] = OrderedDict()  # key -> SliceAnalyzer
         self._recent: OrderedDict[tuple[str, tuple[str, str], int], np.ndarray] = OrderedDict()
+        self._maps: OrderedDict[tuple[str, tuple[str, str]], dict[int, np.ndarray]] = OrderedDict()
         self._threads_set = False
 
     # -- models --------------------------------------------------------------------------------------------
@@ -159,11 +163,12 @@ class ModelService:
     # -- analysis ------------------------------------------------------------------------------------------
 
     def analyze(self, ref: ModelRef, indices: tuple[int, ...] | list[int], slices: StoredSlices,
-                scope: str = "") -> BatchAnalysis:
+                scope: str = "", series: str = "") -> BatchAnalysis:
         """Probability, uint8 heatmap and heatmap peak of each slice in ``indices``.
 
         ``slices`` holds their context stacks. The float heatmaps are kept for a faithfulness test under
-        ``scope`` (the caller's request), the :data:`RECENT_HEATMAPS` most recent ones.
+        ``scope`` (the caller's request), the :data:`RECENT_HEATMAPS` most recent ones; the maps the
+        findings start from under ``series`` (see :meth:`findings`).
         """
         analyzer, notice = self._analyzer(ref)
         stacks = np.asarray(slices.stacks)
@@ -179,6 +184,8 @@ class ModelService:
             self._recent.move_to_end(key)
         while len(self._recent) > RECENT_HEATMAPS:
             self._recent.popitem(last=False)
+        if series:
+            self._keep_maps(series, ref, results)
         return BatchAnalysis(
             indices=tuple(int(r.index) for r in results),
             probabilities=tuple(float(r.probability) for r in results),
@@ -206,10 +213,56 @@ class ModelService:
         return FaithfulnessAnswer(int(index), float(result.score), bool(result.faithful),
                                   float(result.initial_probability), next((t for t in notices if t), ""))
 
+    def _keep_maps(self, series: str, ref: ModelRef, results: list[Any]) -> dict[int, np.ndarray]:
+        key = (series, ref.key)
+        maps = self._maps.setdefault(key, {})
+        self._maps.move_to_end(key)
+        while len(self._maps) > MAPS_KEPT_SERIES:
+            self._maps.popitem(last=False)
+        for r in results:
+            m = r.location_map if r.location_map is not None else r.heatmap
+            maps[int(r.index)] = np.asarray(m, dtype=np.float16)
+        return maps
+
+    def findings(self, ref: ModelRef, series: str, slices: StoredSlices, spacing: tuple[float, float, float],
+                 analysable: np.ndarray | None = None) -> FindingsAnswer:
+        """The nodules of a whole series (:func:`models.runtime.findings.find.series_findings`).
+
+        ``slices`` is the whole series (its stored slices in display order, each slice's context stack); the
+        maps :meth:`analyze` kept under ``series`` are used, the missing ones computed here first, for the
+        slices ``analysable`` marks (default all; the others have no map, so no finding).
+        """
+        from models.runtime.findings.find import RescaledVolume, series_findings
+
+        analyzer, notice = self._analyzer(ref)
+        n = len(slices.stacks)
+        if len(slices.stored) != n:
+            raise ValueError(f"findings need the whole series: {len(slices.stored)} slices for {n} stacks")
+        ok = np.ones(n, bool) if analysable is None else np.asarray(analysable, bool)
+        maps = self._maps.get((series, ref.key), {})
+        missing = [i for i in range(n) if ok[i] and i not in maps]
+        notices = [notice]
+        for start in range(0, len(missing), self.batch_size):
+            if self.cancel_event.is_set():
+                break
+            batch = missing[start:start + self.batch_size]
+            part = slices.subset(batch)
+            results, n_ = self._with_oom_fallback(
+                analyzer, lambda b=batch, p=part: analyzer.analyze_stacks(b, p.distinct_values(), p.stacks))
+            maps = self._keep_maps(series, ref, results)
+            notices.append(n_)
+        shape = next(iter(maps.values())).shape if maps else (1, 1)
+        stack = np.stack([np.asarray(maps[i], np.float32) if i in maps else np.zeros(shape, np.float32)
+                          for i in range(n)])
+        found = series_findings(RescaledVolume(slices.stored, slices.slope, slices.intercept), spacing, stack,
+                                analyzer.card.threshold, self.cancel_event.is_set)
+        return FindingsAnswer(found, next((t for t in notices if t), ""))
+
     def close(self) -> None:
         """Drop every model (the child calls this on its way out)."""
         self._models.clear()
         self._recent.clear()
+        self._maps.clear()
 
 
 def create(cancel_event: Any) -> ModelService:

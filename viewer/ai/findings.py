@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.runtime.findings.find import Finding, RescaledVolume, find_nodules
-from models.runtime.findings.lung_mask import AIR_HU, aerated_lungs
+from models.runtime.findings.find import Finding, RescaledVolume, SeriesFindings
+from models.runtime.findings.find import series_findings as find_series
 from viewer.core.volume import Volume
 
 if TYPE_CHECKING:
@@ -45,15 +45,10 @@ def result_maps(results: Sequence[SliceResult], n_slices: int) -> np.ndarray:
 
 
 def series_findings(volume: Volume, results: Sequence[SliceResult], threshold: float,
-                    cancelled: Callable[[], bool] = lambda: False) -> tuple[list[Finding], float | None]:
-    """The findings of ``volume``, most probable first, and the column of the lungs' midline (None when no
-    lung was found): what tells a finding's side."""
-    spacing = voxel_spacing(volume)
-    maps = result_maps(results, volume.n_slices)
+                    cancelled: Callable[[], bool] = lambda: False) -> SeriesFindings:
+    """The findings of ``volume`` from the model's answers for all its slices, most probable first."""
     hu = RescaledVolume(volume.stored, volume.slope, volume.intercept)
-    lung = aerated_lungs(hu.below(AIR_HU))
-    midline = float(np.nonzero(lung.any(axis=(0, 1)))[0].mean()) if lung.any() else None
-    return find_nodules(hu, spacing, maps, threshold, lung=lung, cancelled=cancelled), midline
+    return find_series(hu, voxel_spacing(volume), result_maps(results, volume.n_slices), threshold, cancelled)
 
 
 def side(volume: Volume, finding: Finding, midline_col: float | None) -> str | None:

@@ -221,6 +221,22 @@ def plane_image(stored: np.ndarray, layout: PlaneLayout, index: int, cache: Colu
     return oriented(image, layout)
 
 
+def mask_plane(mask: np.ndarray, offset: Sequence[int], shape: Sequence[int], layout: PlaneLayout,
+               index: int) -> np.ndarray | None:
+    """Image ``index`` of the plane of a boxed mask (``mask`` with its corner at voxel ``offset`` of a
+    volume of ``shape``), bool, as the plane shows it; None where the box does not reach the image."""
+    axis = layout.axis
+    k = int(index) - int(offset[axis])
+    if not 0 <= k < mask.shape[axis]:
+        return None
+    cut = np.take(mask, k, axis=axis)
+    rest = [a for a in range(3) if a != axis]
+    full = np.zeros((int(shape[rest[0]]), int(shape[rest[1]])), dtype=bool)
+    o0, o1 = int(offset[rest[0]]), int(offset[rest[1]])
+    full[o0:o0 + cut.shape[0], o1:o1 + cut.shape[1]] = cut
+    return oriented(full, layout)
+
+
 def slab_range(layout: PlaneLayout, index: int, thickness_mm: float, length: int) -> tuple[int, int]:
     """[start, stop) of the images a slab of ``thickness_mm`` centred on image ``index`` projects.
 

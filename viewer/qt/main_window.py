@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from viewer.core.scan import ScanResult
 from viewer.core.windowing import PRESETS
+from viewer.qt.ai.findings_panel import FindingsPanel
 from viewer.qt.ai.panel import AIPanel
 from viewer.qt.ai.plot import ProbabilityPlot
 from viewer.qt.anonymise_export import AnonymiseExport
@@ -125,6 +126,12 @@ class MainWindow(QMainWindow):
         self.measurements_dock = self._dock("Measurements", "measurements", self.measurements_panel,
                                             Qt.DockWidgetArea.RightDockWidgetArea)
         self.tabifyDockWidget(self.labels_dock, self.measurements_dock)
+        self.findings_panel = self.findings_dock = None
+        if self.controller.ai.enabled:
+            self.findings_panel = FindingsPanel(self.controller.ai, self.controller, self.controller.crosshair)
+            self.findings_dock = self._dock("Findings", "findings", self.findings_panel,
+                                            Qt.DockWidgetArea.RightDockWidgetArea)
+            self.tabifyDockWidget(self.measurements_dock, self.findings_dock)
         self.measurements_panel.setAcceptDrops(False)
         self.labels_panel.setAcceptDrops(False)
         # every unexpected exception (any worker, the last-resort hooks): shown when the first one arrives
@@ -269,7 +276,7 @@ class MainWindow(QMainWindow):
         self._action(slab, "No Slab", lambda: self.view_grid.active.set_slab(0.0))
         view.addSeparator()
         for dock in (self.series_dock, self.tags_dock, self.problems_dock, self.labels_dock, self.measurements_dock,
-                     self.ai_dock,
+                     self.findings_dock, self.ai_dock,
                      self.plot_dock, self.errors_dock):
             if dock is not None:
                 view.addAction(dock.toggleViewAction())

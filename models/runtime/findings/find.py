@@ -83,6 +83,15 @@ class Finding:
         return out
 
 
+@dataclass(frozen=True)
+class SeriesFindings:
+    """The findings of a series and the column of the lungs' midline (None without lungs): what tells
+    each finding's side."""
+
+    findings: tuple[Finding, ...]
+    midline_col: float | None
+
+
 def _box(centre: Sequence[float], radius_mm: float, spacing: np.ndarray,
          shape: Sequence[int]) -> tuple[slice, slice, slice]:
     c = np.round(np.asarray(centre, dtype=float)).astype(int)
@@ -145,3 +154,14 @@ def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndar
             measures=m, kind=kind, lung_rads=lung_rads(kind, m.diameter_mm, m.solid_diameter_mm),
             offset=tuple(int(v) for v in origin), mask=crop))  # type: ignore[arg-type]
     return out
+
+
+def series_findings(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndarray, threshold: float,
+                    cancelled: Callable[[], bool] = lambda: False) -> SeriesFindings:
+    """:func:`find_nodules` of a whole series, with the lungs' midline (``radview analyze`` and the model
+    service)."""
+    lung = aerated_lungs(volume.below(AIR_HU))
+    columns = np.nonzero(lung.any(axis=(0, 1)))[0]
+    midline = float(columns.mean()) if len(columns) else None
+    return SeriesFindings(tuple(find_nodules(volume, spacing, maps, threshold, lung=lung, cancelled=cancelled)),
+                          midline)

@@ -118,7 +118,8 @@ class AnalysisRequest:
 
     ``volume`` None only loads the model. ``done`` marks the slices whose results the receiver already
     holds for this model (not redone); ``sweep`` asks for the whole series after the slice on screen,
-    ``faithfulness`` for the deletion test of the slice on screen once it is analysed.
+    ``faithfulness`` for the deletion test of the slice on screen once it is analysed, ``findings`` for
+    the series' nodules once the sweep is done (a :class:`FindingsReport`).
     """
 
     series_key: str
@@ -128,10 +129,20 @@ class AnalysisRequest:
     done: np.ndarray
     sweep: bool = True
     faithfulness: bool = False
+    findings: bool = False
 
     @property
     def version_key(self) -> str:
         return self.entry.version_key
+
+
+@dataclass(frozen=True, eq=False)
+class FindingsReport:
+    """The nodules of a series (:class:`models.runtime.findings.find.SeriesFindings`) for one model."""
+
+    series_key: str
+    version_key: str
+    findings: object
 
 
 @dataclass(frozen=True, eq=False)
@@ -215,6 +226,8 @@ class InferenceLane(QObject):
     sig_results = Signal(int, object)
     #: request id, :class:`FaithfulnessReport`
     sig_faithfulness = Signal(int, object)
+    #: request id, :class:`FindingsReport`
+    sig_findings = Signal(int, object)
     #: request id, one line for the reader (e.g. the GPU ran out of memory and the CPU took over)
     sig_notice = Signal(int, str)
     #: request id, one line: the service's process died during that request (it then fails, and the
@@ -438,6 +451,9 @@ class _Sweep:
             self._take_answer()
             if not request.sweep and faith_pending is None and not self.in_flight:
                 break
+        if request.sweep and request.findings:
+            self.ctx.check()
+            self._findings()
         return JobSummary(request.series_key, request.version_key, self.analysed)
 
     def _sent(self) -> np.ndarray:
@@ -456,7 +472,12 @@ class _Sweep:
             raise self.lane._died(self.rid, e, task) from e
 
     def _send(self, batch: list[int]) -> None:
-        self._post(f"analyse slice(s) {_slices_text(batch)}", "analyze", batch, batch)
+        task = f"analyse slice(s) {_slices_text(batch)}"
+        try:
+            self.pipe.send("analyze", self.ref, batch, stored_slices(self.request.volume, batch, self.info.context),
+                           scope=str(self.rid), series=self.request.series_key)
+        except ChildDied as e:
+            raise self.lane._died(self.rid, e, task) from e
         self.in_flight.append(batch)
 
     def _receive(self, task: str):
@@ -488,6 +509,28 @@ class _Sweep:
         while self.in_flight:
             self._take_answer()
 
+    def _findings(self) -> None:
+        """The series' nodules, from the maps the child kept during the sweep (the whole stored volume
+        crosses once, out of band); skipped for a series without slice spacing."""
+        from viewer.ai.findings import FindingsRefused, voxel_spacing
+
+        volume, request = self.request.volume, self.request
+        try:
+            spacing = voxel_spacing(volume)
+        except FindingsRefused as e:
+            log.info("%s", e)
+            return
+        task = "find the nodules of the series"
+        n = volume.n_slices
+        try:
+            self.pipe.send("findings", self.ref, request.series_key, stored_slices(volume, range(n), self.info.context),
+                           spacing, self.ok)
+        except ChildDied as e:
+            raise self.lane._died(self.rid, e, task) from e
+        answer = self._receive(task)
+        self.lane.sig_findings.emit(self.rid, FindingsReport(request.series_key, request.version_key,
+                                                             answer.findings))
+
     def _faithfulness(self, index: int) -> None:
         request = self.request
         task = f"test the heatmap of slice {index + 1}"
@@ -499,7 +542,7 @@ class _Sweep:
 
 
 __all__ = [
-    "BATCH_SIZE", "NICE", "AnalysisBatch", "AnalysisError", "AnalysisRequest", "FaithfulnessReport",
+    "BATCH_SIZE", "NICE", "AnalysisBatch", "AnalysisError", "AnalysisRequest", "FaithfulnessReport", "FindingsReport",
     "InferenceLane", "JobSummary", "ModelLoadError", "ModelReady", "ServiceDiedError", "SliceAI", "analysable",
     "model_service",
 ]

@@ -19,6 +19,8 @@ class SeriesResults:
         self.heat: dict[int, np.ndarray] = {}
         self.peak: dict[int, tuple[float, float]] = {}
         self.faithfulness: dict[int, FaithfulnessReport] = {}
+        #: the series' nodules (models.runtime.findings.find.SeriesFindings), once the sweep has ended
+        self.findings: object | None = None
 
     @property
     def done(self) -> np.ndarray:

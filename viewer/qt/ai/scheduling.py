@@ -125,4 +125,4 @@ def plan(
     if not (need or faith or pending is not None):
         return Plan()
     return Plan(SUBMIT, request=AnalysisRequest(series_key, volume, index, entry, done.copy(), sweep=sweep,
-                                                faithfulness=faith))
+                                                faithfulness=faith, findings=sweep))

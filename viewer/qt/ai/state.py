@@ -95,6 +95,7 @@ class AIState(QObject):
     sig_overlay_changed = Signal(object)  # OverlaySettings
     sig_message = Signal(str)  # notices for the status bar (GPU fell back to CPU...)
     sig_navigate = Signal(int)  # show this slice (N / Shift+N); the controller moves the view
+    sig_findings_changed = Signal(object)  # SeriesFindings of the series on screen, or None
 
     def __init__(self, view: ViewState, report_error: ErrorSink, *, parent: QObject | None = None,
                  enabled: bool = True, sync: bool = False, sweep: bool = True, device: str = "auto",
@@ -108,6 +109,8 @@ class AIState(QObject):
         self.cache = ResultCache()
         #: Answers dropped because a newer request superseded theirs.
         self.dropped = 0
+        #: The id of the finding the reader picked in the Findings panel, or None.
+        self.selected_finding: int | None = None
         self._overlay = OverlaySettings()
         self._entry: ModelEntry | None = None  # active: its results are shown
         self._pending: ModelEntry | None = None  # chosen, being loaded
@@ -138,6 +141,7 @@ class AIState(QObject):
         lane.sig_model_ready.connect(self._on_model_ready)
         lane.sig_results.connect(self._on_results)
         lane.sig_faithfulness.connect(self._on_faithfulness)
+        lane.sig_findings.connect(self._on_findings)
         lane.sig_notice.connect(self._on_notice)
         lane.sig_service_died.connect(lambda rid, text: self._service_died.add(rid))
         lane.worker.sig_finished.connect(self._on_finished)
@@ -507,6 +511,26 @@ class AIState(QObject):
         if report.index == self._c.slice_index:
             self.sig_current_changed.emit(self.current())
 
+    def findings(self):
+        """The nodules of the series on screen (SeriesFindings), None until the sweep has found them."""
+        results = self.results()
+        return results.findings if results is not None else None
+
+    def select_finding(self, finding_id: int | None) -> None:
+        """The finding the reader picked (drawn thicker in every view)."""
+        if finding_id != self.selected_finding:
+            self.selected_finding = finding_id
+            self.sig_findings_changed.emit(self.findings())
+
+    def _on_findings(self, rid: int, report) -> None:
+        if not self.lane.is_current(rid) or report.series_key != self._c.series_key:
+            self.dropped += 1
+            return
+        results = self.cache.get(report.series_key, report.version_key)
+        if results is not None:
+            results.findings = report.findings
+            self.sig_findings_changed.emit(self.findings())
+
     def _on_notice(self, rid: int, text: str) -> None:
         log.warning("%s", text)
         self._notice = text
@@ -572,6 +596,7 @@ class AIState(QObject):
         self.sig_status_changed.emit(self.status_text())
 
     def _emit_all(self) -> None:
+        self.sig_findings_changed.emit(self.findings())
         self.sig_current_changed.emit(self.current())
         self._emit_summary()
 

@@ -48,6 +48,7 @@ from viewer.qt.view.corner_text import (
     patient_lines,
     window_lines,
 )
+from viewer.qt.view.finding_layer import FindingLayer
 from viewer.qt.view.heat_layer import HeatLayer
 from viewer.qt.view.keys import handle_view_key
 from viewer.qt.view.label_marks import LABEL_COLOR, LabelMarks, label_line
@@ -57,6 +58,7 @@ from viewer.qt.view.plane_marks import EdgeLetters, ReferenceLines
 from viewer.qt.view.plane_navigation import PlaneNavigation
 from viewer.qt.view.scale_bar import ScaleBar
 from viewer.qt.view.view_menu import show_menu
+from viewer.qt.view.view_readouts import ViewReadouts
 
 pg.setConfigOptions(imageAxisOrder="row-major")
 
@@ -70,7 +72,7 @@ AI_TEXT_COLOR = QColor(225, 235, 255)
 DEMONSTRATION_COLOR = QColor(255, 120, 90)
 
 
-class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
+class SliceView(PlaneNavigation, MeasureTools, ViewReadouts, pg.GraphicsView):
     """One plane of the controller's current series, with corner text and mouse/key handling.
 
     Parameters
@@ -120,6 +122,7 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
         self._image.setAutoDownsample(False)
         self._vb.addItem(self._image)
         self._heat = HeatLayer(self._vb, controller.ai.overlay)
+        self._findings = FindingLayer(self._vb)
         self._ai: SliceStatus | None = None
         self._mapper = SliceMapper()
         self._shown: np.ndarray | None = None
@@ -180,6 +183,7 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
             (controller.ai.sig_current_changed, self._on_ai_current),
             (controller.ai.sig_overlay_changed, self._on_ai_overlay),
             (controller.ai.sig_curve_changed, self._on_ai_curve),
+            (controller.ai.sig_findings_changed, self._update_findings),
             (controller.labels.sig_current_changed, self._on_label),
             (controller.labels.sig_mode_changed, self._on_mark_mode),
             (controller.crosshair.sig_changed, self._on_crosshair_moved),
@@ -232,44 +236,6 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
     @property
     def heat_item(self) -> pg.ImageItem:
         return self._heat.item
-
-    @staticmethod
-    def _text_of(block: TextBlock | None) -> str:
-        return block.value if block is not None and block.is_visible() else ""
-
-    def label_text(self) -> str:
-        """The reader's label line at the bottom ("label: nodule · box"), or ""."""
-        return self._text_of(self._label_block)
-
-    def label_marks(self) -> tuple[QRectF | None, QPointF | None]:
-        """The drawn box (image pixels, (col, row) corners) and point (x = col, y = row), or None."""
-        return self._marks.shown()
-
-    def image_pixel(self, scene_pos: QPointF) -> tuple[float, float]:
-        """(row, col) in image pixels (0-based, pixel centres at integers) of a scene position."""
-        p = self._image.mapFromScene(scene_pos)
-        return (float(p.y()) - 0.5, float(p.x()) - 0.5)
-
-    def heat_visible(self) -> bool:
-        """True when a heatmap is drawn over the slice on screen."""
-        return self._heat.item.isVisible()
-
-    def displayed_heat(self) -> np.ndarray | None:
-        """The RGBA heatmap image drawn over the slice, or None when none is."""
-        item = self._heat.item
-        return item.image if item.isVisible() else None
-
-    def ai_text(self) -> str:
-        """The AI line at the top ("p = … · threshold … · …", or why there is no number)."""
-        return self._text_of(self._ai_block)
-
-    def demonstration_text(self) -> str:
-        """The demonstration warning under the AI line ("" when the model is not a demonstration model)."""
-        return self._text_of(self._demo_block)
-
-    def center_text(self) -> str:
-        """The message in the middle ("loading…", "could not read…"), or "" when an image shows."""
-        return self._text_of(self._center)
 
     def zoom_percent(self) -> float:
         """Screen pixels per image pixel (columns), in percent."""
@@ -432,6 +398,7 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
             self._image.setImage(u8, autoLevels=False, levels=None)
             self._image.setVisible(True)
         self._update_heat()
+        self._update_findings()
         self._update_reference()
         self._update_measures()
         if changed:
@@ -513,6 +480,13 @@ class SliceView(PlaneNavigation, MeasureTools, pg.GraphicsView):
         volume = self.controller.volume
         self._heat.update_plane(ai, self._layout, self.index(), volume.stored.shape if volume is not None else None,
                                 shown, self._shape, self._spacing)
+
+    def _update_findings(self, *_: object) -> None:
+        """Draw the contours of the AI's findings on the image on screen."""
+        found, volume = self.controller.ai.findings(), self.controller.volume
+        self._findings.update(found.findings if found is not None else None, self.controller.ai.selected_finding,
+                              self._layout, self.index(), volume.stored.shape if volume is not None else None,
+                              self._spacing, self._image.isVisible())
 
     def _update_window_text(self, window: Window | None) -> bool:
         color = self.controller.volume is not None and self.controller.volume.is_color

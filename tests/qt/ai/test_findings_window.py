@@ -1,0 +1,59 @@
+"""The AI's findings in the real window: the sweep of the demo CT ends with its nodules in the Findings
+panel; a click on one centres every view of the MPR layout on it, and its contour is drawn in all three
+planes where its mask is."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PySide6.QtCore import Qt
+
+from viewer.core.planes import mask_plane
+
+
+@pytest.fixture
+def found(qtbot, ai_window, demo_study):
+    w = ai_window(sweep=True)
+    with qtbot.waitSignal(w.controller.sig_series_loaded, timeout=60_000):
+        w.open_paths([str(demo_study.lung1)])
+    qtbot.waitUntil(lambda: w.controller.ai.findings() is not None, timeout=180_000)
+    return w
+
+
+def test_the_sweep_ends_with_the_real_nodule_first_in_the_findings_panel(qtbot, found) -> None:
+    w = found
+    panel = w.findings_panel
+    rows = panel.rows()
+    assert rows and panel.status.text().endswith("finding" + ("s" if len(rows) > 1 else ""))
+    number, where, size, volume, kind, category, p = rows[0]
+    assert number == "1" and where == "right · Im 36–Im 33" and kind == "solid"
+    assert "17.1 × 13.0" in size and category in ("4A", "4B") and float(p) > 0.5
+    assert "not for diagnosis" in panel.note.text()
+    probabilities = [float(r[-1]) for r in rows]
+    assert probabilities == sorted(probabilities, reverse=True)
+
+
+def test_a_click_on_a_finding_centres_every_view_and_its_contour_is_in_three_planes(qtbot, found) -> None:
+    w = found
+    c = w.controller
+    w.view_grid.set_layout("mpr")
+    panel = w.findings_panel
+    first = c.ai.findings().findings[0]
+    rect = panel.table.visualItemRect(panel.table.item(0, 0))
+    qtbot.mouseClick(panel.table.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert c.ai.selected_finding == 1
+    centre = tuple(int(round(v)) for v in first.centre)
+    assert c.crosshair.voxel == centre and c.slice_index == centre[0]
+    shape = c.volume.stored.shape
+    for view in w.view_grid.views:
+        assert view.finding_contours() >= 1, view.plane
+        cut = mask_plane(first.mask, first.offset, shape, view.layout, view.index())
+        # the thick (selected) contour encloses the mask's pixels on this image, in mm
+        bounds = view._findings.selected_item.path().boundingRect()
+        rows, cols = np.nonzero(cut)
+        sy, sx = view._spacing
+        assert bounds.left() == pytest.approx(cols.min() * sx) and bounds.right() == pytest.approx((cols.max() + 1) * sx)
+        assert bounds.top() == pytest.approx(rows.min() * sy) and bounds.bottom() == pytest.approx((rows.max() + 1) * sy)
+    # away from the nodule the axial view draws none of its contour
+    c.set_slice(0 if centre[0] > 20 else c.n_slices - 1)
+    assert w.view_grid.views[0]._findings.selected_item.path().isEmpty()

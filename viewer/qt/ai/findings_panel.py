@@ -1,0 +1,112 @@
+"""The Findings panel: the nodules the AI found in the series on screen, most probable first.
+
+Each row: the finding's number, where it is (the patient's side and the images it spans, with its centre
+in LPS mm in the tooltip), long × short axis and mean diameter, volume, type, the Lung-RADS v2022
+category it suggests, and the probability. A click selects it (its contour is drawn thicker in every
+view) and moves every view to its centre, as a click on it in the MPR layout would. What the AI says is
+a demonstration, said above the table.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QSignalBlocker, Qt
+from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+
+from viewer.ai.findings import finding_record
+from viewer.qt.ai.state import AIState
+from viewer.qt.crosshair import CrosshairState
+from viewer.qt.view_state import ViewState
+
+COLUMNS = ("#", "Where", "Long × short", "Volume", "Type", "Lung-RADS", "p")
+TYPE_NAMES = {"solid": "solid", "part_solid": "part-solid", "ground_glass": "ground-glass", "calcified": "calcified"}
+NOTE = ("Demonstration model, not for diagnosis: sizes come from its own segmentation and Lung-RADS is a "
+        "suggestion from size and type alone.")
+
+
+def row_texts(record: dict) -> tuple[str, ...]:
+    """The table's cells of one finding (its ``analyze`` JSON record)."""
+    images = record["images"]
+    span = images[0] if len(images) == 1 else f"{images[0]}–{images[-1]}"
+    where = f"{record['side']} · {span}" if record["side"] else span
+    size = f"{record['long_axis_mm']:.1f} × {record['short_axis_mm']:.1f} (⌀ {record['diameter_mm']:.1f}) mm"
+    return (str(record["id"]), where, size, f"{record['volume_mm3']:.0f} mm³", TYPE_NAMES[record["type"]],
+            record["lung_rads"], f"{record['probability']:.2f}")
+
+
+class FindingsPanel(QWidget):
+    """The findings of the series on screen (see the module docstring)."""
+
+    def __init__(self, ai: AIState, view: ViewState, crosshair: CrosshairState, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.ai, self.view, self.crosshair = ai, view, crosshair
+        self.note = QLabel(NOTE, self)
+        self.note.setWordWrap(True)
+        self.status = QLabel("", self)
+        self.status.setWordWrap(True)
+        self.table = QTableWidget(0, len(COLUMNS), self)
+        self.table.setHorizontalHeaderLabels(COLUMNS)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.verticalHeader().setVisible(False)
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.note)
+        layout.addWidget(self.status)
+        layout.addWidget(self.table, 1)
+        self._findings: list = []
+        self.table.itemSelectionChanged.connect(self._on_row_selected)
+        ai.sig_findings_changed.connect(self._fill)
+        ai.sig_status_changed.connect(lambda _text: self._update_status())
+        self._fill(ai.findings())
+
+    def rows(self) -> list[tuple[str, ...]]:
+        """The table's text, row by row (tests)."""
+        return [tuple(self.table.item(r, c).text() for c in range(len(COLUMNS))) for r in range(self.table.rowCount())]
+
+    def _update_status(self) -> None:
+        ai = self.ai
+        if ai.findings() is not None:
+            n = len(self._findings)
+            text = f"{n} finding{'s' if n != 1 else ''}" if n else "no nodules found"
+        elif ai.applies():
+            text = f"no findings: {ai.applies()}"
+        elif self.view.series is None:
+            text = "no series open"
+        else:
+            text = "the findings come when the whole series is analysed…"
+        self.status.setText(text)
+
+    def _fill(self, found) -> None:
+        volume = self.view.volume
+        self._findings = list(found.findings) if found is not None and volume is not None else []
+        records = [finding_record(volume, f, found.midline_col) for f in self._findings]
+        with QSignalBlocker(self.table):
+            self.table.setRowCount(len(records))
+            for r, record in enumerate(records):
+                for c, text in enumerate(row_texts(record)):
+                    item = QTableWidgetItem(text)
+                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                    if c == 1:
+                        x, y, z = record["center_mm"]
+                        item.setToolTip(f"centre (LPS) {x:.1f}, {y:.1f}, {z:.1f} mm; {record['segmentation']}")
+                    self.table.setItem(r, c, item)
+            self.table.resizeColumnsToContents()
+            selected = self.ai.selected_finding
+            for r, f in enumerate(self._findings):
+                if f.id == selected:
+                    self.table.selectRow(r)
+        self._update_status()
+
+    def _on_row_selected(self) -> None:
+        rows = {i.row() for i in self.table.selectedIndexes()}
+        if not rows:
+            self.ai.select_finding(None)
+            return
+        self.show_finding(self._findings[min(rows)].id)
+
+    def show_finding(self, finding_id: int) -> None:
+        """Select finding ``finding_id`` and centre every view on it."""
+        finding = next((f for f in self._findings if f.id == finding_id), None)
+        if finding is None:
+            return
+        self.ai.select_finding(finding_id)
+        self.crosshair.set_voxel(tuple(int(round(v)) for v in finding.centre))
