@@ -52,8 +52,8 @@ def test_a_click_on_a_finding_centres_every_view_and_its_contour_is_in_three_pla
         bounds = view._findings.selected_item.path().boundingRect()
         rows, cols = np.nonzero(cut)
         sy, sx = view._spacing
-        assert bounds.left() == pytest.approx(cols.min() * sx) and bounds.right() == pytest.approx((cols.max() + 1) * sx)
-        assert bounds.top() == pytest.approx(rows.min() * sy) and bounds.bottom() == pytest.approx((rows.max() + 1) * sy)
+        assert (bounds.left(), bounds.right()) == pytest.approx((cols.min() * sx, (cols.max() + 1) * sx))
+        assert (bounds.top(), bounds.bottom()) == pytest.approx((rows.min() * sy, (rows.max() + 1) * sy))
     # away from the nodule the axial view draws none of its contour
     c.set_slice(0 if centre[0] > 20 else c.n_slices - 1)
     assert w.view_grid.views[0]._findings.selected_item.path().isEmpty()
