@@ -25,9 +25,9 @@ def test_the_sweep_ends_with_the_real_nodule_first_in_the_findings_panel(qtbot, 
     panel = w.findings_panel
     rows = panel.rows()
     assert rows and panel.status.text().endswith("finding" + ("s" if len(rows) > 1 else ""))
-    number, where, size, volume, kind, category, p = rows[0]
-    assert number == "1" and where == "right · Im 36–Im 33" and kind == "solid"
-    assert "17.1 × 13.0" in size and category in ("4A", "4B") and float(p) > 0.5
+    number, where, diameter, axes, volume, kind, category, p = rows[0]
+    assert number == "1" and where == "right · Im 33–36" and kind == "solid"
+    assert axes == "17.1 × 13.0" and diameter == "15.1" and category in ("4A", "4B") and float(p) > 0.5
     assert "not for diagnosis" in panel.note.text()
     probabilities = [float(r[-1]) for r in rows]
     assert probabilities == sorted(probabilities, reverse=True)

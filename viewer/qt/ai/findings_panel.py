@@ -17,20 +17,29 @@ from viewer.qt.ai.state import AIState
 from viewer.qt.crosshair import CrosshairState
 from viewer.qt.view_state import ViewState
 
-COLUMNS = ("#", "Where", "Long × short", "Volume", "Type", "Lung-RADS", "p")
+COLUMNS = ("#", "Where", "⌀ mm", "Axes mm", "mm³", "Type", "Lung-RADS", "p")
 TYPE_NAMES = {"solid": "solid", "part_solid": "part-solid", "ground_glass": "ground-glass", "calcified": "calcified"}
 NOTE = ("Demonstration model, not for diagnosis: sizes come from its own segmentation and Lung-RADS is a "
         "suggestion from size and type alone.")
 
 
+def image_span(images: list[str]) -> str:
+    """"Im 33–36" for the images a finding spans (the scanner's numbers, lowest first), else "Im 33"."""
+    numbers = [int(t[3:]) for t in images if t.startswith("Im ") and t[3:].isdigit()]
+    if len(numbers) != len(images):
+        return images[0] if len(images) == 1 else f"{images[0]}–{images[-1]}"
+    low, high = min(numbers), max(numbers)
+    return f"Im {low}" if low == high else f"Im {low}–{high}"
+
+
 def row_texts(record: dict) -> tuple[str, ...]:
-    """The table's cells of one finding (its ``analyze`` JSON record)."""
-    images = record["images"]
-    span = images[0] if len(images) == 1 else f"{images[0]}–{images[-1]}"
+    """The table's cells of one finding (its ``analyze`` JSON record): number, side and images, mean
+    diameter, long × short axis, volume, type, Lung-RADS, probability."""
+    span = image_span(record["images"])
     where = f"{record['side']} · {span}" if record["side"] else span
-    size = f"{record['long_axis_mm']:.1f} × {record['short_axis_mm']:.1f} (⌀ {record['diameter_mm']:.1f}) mm"
-    return (str(record["id"]), where, size, f"{record['volume_mm3']:.0f} mm³", TYPE_NAMES[record["type"]],
-            record["lung_rads"], f"{record['probability']:.2f}")
+    return (str(record["id"]), where, f"{record['diameter_mm']:.1f}",
+            f"{record['long_axis_mm']:.1f} × {record['short_axis_mm']:.1f}", f"{record['volume_mm3']:.0f}",
+            TYPE_NAMES[record["type"]], record["lung_rads"], f"{record['probability']:.2f}")
 
 
 class FindingsPanel(QWidget):

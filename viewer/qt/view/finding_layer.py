@@ -54,7 +54,7 @@ class FindingLayer:
     def __init__(self, view_box: pg.ViewBox) -> None:
         self.item = QGraphicsPathItem()
         self.selected_item = QGraphicsPathItem()
-        for item, width in ((self.item, 1.5), (self.selected_item, 3.0)):
+        for item, width in ((self.item, 1.0), (self.selected_item, 2.0)):
             pen = QPen(FINDING_COLOR, width)
             pen.setCosmetic(True)
             pen.setJoinStyle(Qt.PenJoinStyle.MiterJoin)
