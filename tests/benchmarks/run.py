@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-MODULES = ["bench_load", "bench_gui", "bench_mpr", "bench_models", "bench_inference", "bench_training"]
+MODULES = ["bench_load", "bench_gui", "bench_mpr", "bench_models", "bench_inference", "bench_findings",
+           "bench_training"]
 
 
 def _verdict(name: str, value: float, target: float, at_least: set[str]) -> str:

@@ -1,0 +1,247 @@
+"""How well the findings work: FROC, sizes, Dice and types on simulated nodules in the patient the model
+never saw, and the two real lesions, written into the model card (``metrics.findings``).
+
+    python -m models.demo.evaluate_findings [--scans 16] [--bundle DIR] [--write-card]
+
+Each scan is lung1 (never trained on) with :data:`NODULES_PER_SCAN` simulated nodules centred on its test
+blocks (the odd 4-slice blocks, never used to calibrate), drawn to cover the kinds the findings must
+handle: the LIDC size and texture mix, forced to include juxtapleural, juxtavascular and calcified
+nodules, part-solid ones with small solid cores, 4-30 mm. The model's location maps of every slice go to
+:func:`models.runtime.findings.find.find_nodules` with a low candidate threshold (:data:`FROC_THRESHOLD`),
+so the FROC curve runs below the operating point too.
+
+A finding **hits** a simulated nodule when its centre lies within the nodule's radius (at least 5 mm: one
+slice) of the nodule's centre, as LUNA16 counts; a second finding on a nodule already hit is neither a hit
+nor a false positive; a finding on the real lung1 nodule is left out of both. Sensitivity at 1/8 ... 8
+false positives per scan, and their mean (LUNA16's CPM); for the hits: mean-diameter and volume error
+against the simulator's exact mask measured the same way, Dice, and the type confusion.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from models.demo.nodules import NoduleSampler, NoduleSpec
+from models.demo.training_data import Case, context_stack, load_demo_cases, split_blocks
+from models.runtime.findings.find import Finding, RescaledVolume, series_findings
+from models.runtime.findings.measure import measure
+from models.runtime.findings.nodule_type import nodule_type
+
+#: Simulated nodules per scan.
+NODULES_PER_SCAN = 6
+#: Candidate threshold of the evaluation (the card's operating threshold is higher).
+FROC_THRESHOLD = 0.2
+#: False positives per scan at which sensitivity is read (LUNA16).
+FP_RATES = (0.125, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+#: The kinds every scan draws one of first (then the LIDC mix).
+FORCED = (
+    NoduleSpec(12.0, attachment="pleural"),
+    NoduleSpec(8.0, attachment="vascular"),
+    NoduleSpec(10.0, calcification="central"),
+    NoduleSpec(16.0, texture="part-solid"),
+    NoduleSpec(14.0, texture="ggo"),
+)
+SPEC_TYPE = {"solid": "solid", "part-solid": "part_solid", "ggo": "ground_glass"}
+
+
+def spec_type(spec: NoduleSpec) -> str:
+    """The type the findings should give a simulated nodule."""
+    return "calcified" if spec.calcification != "none" else SPEC_TYPE[spec.texture]
+
+
+def location_maps(analyzer, volume: np.ndarray, batch: int = 8) -> np.ndarray:
+    """``(Z, S, S)`` location maps of every slice of a ``(Z, H, W)`` HU volume (stored feet to head)."""
+    out = []
+    for start in range(0, len(volume), batch):
+        idx = list(range(start, min(len(volume), start + batch)))
+        out.extend(r.location_map if r.location_map is not None else r.heatmap  # method "location": the same map
+                   for r in analyzer.analyze(idx, context_stack(volume, idx, analyzer.context)))
+    return np.stack(out).astype(np.float32)
+
+
+def match(findings: Sequence[Finding], truth: Sequence[tuple[NoduleSpec, np.ndarray]], spacing: Sequence[float],
+          real: np.ndarray | None) -> tuple[list[tuple[Finding, int | None]], set[int]]:
+    """Each finding with the index of the nodule it hits, or None (a false positive); findings on the real
+    lesion and second hits are dropped. Also the set of nodules hit."""
+    sp = np.asarray(spacing, float)
+    out: list[tuple[Finding, int | None]] = []
+    hit: set[int] = set()
+    for f in findings:
+        centre = np.asarray(f.centre) * sp
+        if real is not None and f.full_mask(real.shape)[real].any():
+            continue
+        target = None
+        for k, (spec, _mask) in enumerate(truth):
+            reach = max(spec.diameter_mm / 2.0, 5.0)
+            if np.linalg.norm(centre - np.asarray(spec.centre_vox) * sp) <= reach:
+                target = k
+                break
+        if target is not None and target in hit:
+            continue
+        if target is not None:
+            hit.add(target)
+        out.append((f, target))
+    return out, hit
+
+
+def froc(scored: list[tuple[float, bool]], n_nodules: int, n_scans: int) -> dict:
+    """Sensitivity at each of :data:`FP_RATES` false positives per scan, and their mean (CPM)."""
+    order = sorted(scored, key=lambda t: -t[0])
+    tps = np.cumsum([1 if is_hit else 0 for _, is_hit in order])
+    fps = np.cumsum([0 if is_hit else 1 for _, is_hit in order])
+    sens = {}
+    for rate in FP_RATES:
+        allowed = rate * n_scans
+        ok = np.flatnonzero(fps <= allowed)
+        sens[str(rate)] = round(float(tps[ok[-1]]) / n_nodules, 4) if len(ok) else 0.0
+    return {"sensitivity_at_fp_per_scan": sens, "cpm": round(float(np.mean(list(sens.values()))), 4)}
+
+
+def simulated_scans(case: Case, n_scans: int, seed: int):
+    """(simulation, [(spec, exact mask)]) for ``n_scans`` variants of ``case`` (see the module docstring)."""
+    from scipy import ndimage
+
+    from models.demo import lung_context, simulate
+
+    _, test_slices = split_blocks(case.n_slices)
+    ctx = lung_context.prepare(case.volume, case.spacing, case.lesion, allowed_slices=test_slices)
+    sampler = NoduleSampler(texture_power=1.0, min_mm=4.0, max_mm=30.0, mass_fraction=0.0)
+    rng = np.random.default_rng(seed)
+    for s in range(n_scans):
+        specs = [FORCED[s % len(FORCED)], *sampler.sample_many(rng, NODULES_PER_SCAN - 1)]
+        sim = simulate.insert_nodules(ctx, specs, rng)
+        labels, _ = ndimage.label(sim.mask)
+        truth = []
+        for nodule in sim.nodules:
+            centre = tuple(int(round(v)) for v in nodule.spec.centre_vox)
+            if labels[centre]:
+                truth.append((nodule.spec, labels == labels[centre]))
+        yield sim, truth
+
+
+def evaluate(analyzer, n_scans: int = 16, seed: int = 7, cases: dict[str, Case] | None = None) -> dict:
+    """The card's ``metrics.findings`` (see the module docstring)."""
+    cases = cases or load_demo_cases()
+    lung1 = cases["lung1"]
+    threshold = float(analyzer.card.threshold)
+    scored: list[tuple[float, bool]] = []
+    n_nodules, sizes, dices = 0, [], []
+    confusion: dict[str, dict[str, int]] = {}
+    seconds = {"maps": 0.0, "findings": 0.0}
+    n_findings = 0
+    for sim, truth in simulated_scans(lung1, n_scans, seed):
+        t0 = time.perf_counter()
+        maps = location_maps(analyzer, sim.volume)
+        t1 = time.perf_counter()
+        found = series_findings(RescaledVolume(sim.volume), lung1.spacing, maps, FROC_THRESHOLD).findings
+        seconds["maps"] += t1 - t0
+        seconds["findings"] += time.perf_counter() - t1
+        n_findings += len(found)
+        matched, _ = match(found, truth, lung1.spacing, lung1.lesion)
+        n_nodules += len(truth)
+        scored.extend((f.probability, k is not None) for f, k in matched)
+        for f, k in matched:
+            if k is None:
+                continue
+            spec, mask = truth[k]
+            m_true = measure(mask, sim.volume, lung1.spacing)
+            full = f.full_mask(mask.shape)
+            dices.append(2.0 * float((full & mask).sum()) / float(full.sum() + mask.sum()))
+            sizes.append((f.measures.diameter_mm, m_true.diameter_mm, f.measures.volume_mm3, m_true.volume_mm3))
+            row = confusion.setdefault(spec_type(spec), {})
+            row[f.kind] = row.get(f.kind, 0) + 1
+    curve = froc(scored, n_nodules, n_scans)
+    at_op = [(p, h) for p, h in scored if p >= threshold]
+    d = np.array(sizes) if sizes else np.zeros((0, 4))
+    report = {
+        "protocol": ("lung1 (never trained on) with simulated nodules centred on its test blocks; LIDC mix plus "
+                     "one forced juxtapleural, juxtavascular, calcified, part-solid or ground-glass nodule per scan; "
+                     "hit = finding centre within max(radius, 5 mm) of the nodule's centre (LUNA16)"),
+        "scans": n_scans, "nodules": n_nodules, "findings": n_findings, "candidate_threshold": FROC_THRESHOLD,
+        "froc": curve,
+        "at_operating_threshold": {
+            "threshold": round(threshold, 4),
+            "sensitivity": round(sum(h for _, h in at_op) / n_nodules, 4) if n_nodules else 0.0,
+            "false_positives_per_scan": round(sum(not h for _, h in at_op) / n_scans, 3),
+        },
+        "hits_measured": len(sizes),
+        "diameter_error_mm": {"median_abs": round(float(np.median(np.abs(d[:, 0] - d[:, 1]))), 2) if len(d) else None,
+                              "median_signed": round(float(np.median(d[:, 0] - d[:, 1])), 2) if len(d) else None},
+        "volume_error": {"median_abs_relative": round(float(np.median(np.abs(d[:, 2] / d[:, 3] - 1))), 3)
+                         if len(d) else None},
+        "dice": {"median": round(float(np.median(dices)), 3) if dices else None,
+                 "mean": round(float(np.mean(dices)), 3) if dices else None},
+        "type_confusion": confusion,
+        "type_accuracy": round(sum(r.get(t, 0) for t, r in confusion.items()) / max(1, len(sizes)), 3),
+        "segmentation": "region-growing",
+        "seconds_per_scan": {k: round(v / n_scans, 2) for k, v in seconds.items()},
+    }
+    report["real_lesions"] = real_lesions(analyzer, cases)
+    return report
+
+
+def real_lesions(analyzer, cases: dict[str, Case]) -> dict:
+    """The real lung1 nodule and lung2 mass: the finding on each (Dice, diameter against the label's), and
+    lung2's erasure control (the finding's probability with the mass replaced by lung)."""
+    from models.demo.simulate import erase_lesion
+    from models.runtime.findings.lung_mask import lung_mask
+
+    out = {}
+    for name, case in cases.items():
+        threshold = float(analyzer.card.threshold)
+        found = series_findings(RescaledVolume(case.volume), case.spacing, location_maps(analyzer, case.volume),
+                                threshold).findings
+        truth = measure(case.lesion, case.volume, case.spacing)
+        on = [f for f in found if f.full_mask(case.lesion.shape)[case.lesion].any()]
+        record: dict = {"label_diameter_mm": round(truth.diameter_mm, 1), "found": bool(on),
+                        "findings_in_scan": len(found)}
+        if on:
+            f = on[0]
+            full = f.full_mask(case.lesion.shape)
+            record.update({
+                "rank": found.index(f) + 1, "probability": round(f.probability, 4),
+                "dice": round(2.0 * float((full & case.lesion).sum()) / float(full.sum() + case.lesion.sum()), 3),
+                "diameter_mm": round(f.measures.diameter_mm, 1), "type": f.kind, "lung_rads": f.lung_rads,
+            })
+        erased = erase_lesion(case.volume, case.lesion, lung_mask(case.volume, case.spacing), seed=0)
+        after = series_findings(RescaledVolume(erased), case.spacing, location_maps(analyzer, erased),
+                                threshold).findings
+        still = [f for f in after if f.full_mask(case.lesion.shape)[case.lesion].any()]
+        record["erasure"] = {"finding_on_the_lesion_after": bool(still),
+                             "probability_after": round(still[0].probability, 4) if still else None}
+        out[name] = record
+    return out
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from models.runtime.analysis import SliceAnalyzer
+    from models.runtime.bundle import load_bundle
+
+    parser = argparse.ArgumentParser(prog="python -m models.demo.evaluate_findings", description=__doc__.split("\n")[0])
+    parser.add_argument("--bundle", default=str(Path(__file__).resolve().parents[2] / "resources/models/demo-nodule"))
+    parser.add_argument("--scans", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--write-card", action="store_true", help="store the figures in the bundle's card.json")
+    args = parser.parse_args(argv)
+    analyzer = SliceAnalyzer(load_bundle(args.bundle), method="location")
+    report = evaluate(analyzer, args.scans, args.seed)
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.write_card:
+        from viewer.base.atomic import atomic_write_text
+
+        card_path = Path(args.bundle) / "card.json"
+        card = json.loads(card_path.read_text())
+        card["metrics"]["findings"] = report
+        atomic_write_text(card_path, json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
