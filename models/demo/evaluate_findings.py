@@ -31,7 +31,6 @@ from models.demo.nodules import NoduleSampler, NoduleSpec
 from models.demo.training_data import Case, context_stack, load_demo_cases, split_blocks
 from models.runtime.findings.find import Finding, RescaledVolume, series_findings
 from models.runtime.findings.measure import measure
-from models.runtime.findings.nodule_type import nodule_type
 
 #: Simulated nodules per scan.
 NODULES_PER_SCAN = 6
