@@ -22,8 +22,9 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -54,9 +55,9 @@ def spec_type(spec: NoduleSpec) -> str:
     return "calcified" if spec.calcification != "none" else SPEC_TYPE[spec.texture]
 
 
-def location_maps(analyzer, volume: np.ndarray, batch: int = 8) -> np.ndarray:
+def location_maps(analyzer: Any, volume: np.ndarray, batch: int = 8) -> np.ndarray:
     """``(Z, S, S)`` location maps of every slice of a ``(Z, H, W)`` HU volume (stored feet to head)."""
-    out = []
+    out: list[np.ndarray] = []
     for start in range(0, len(volume), batch):
         idx = list(range(start, min(len(volume), start + batch)))
         out.extend(r.location_map if r.location_map is not None else r.heatmap  # method "location": the same map
@@ -102,7 +103,7 @@ def froc(scored: list[tuple[float, bool]], n_nodules: int, n_scans: int) -> dict
     return {"sensitivity_at_fp_per_scan": sens, "cpm": round(float(np.mean(list(sens.values()))), 4)}
 
 
-def simulated_scans(case: Case, n_scans: int, seed: int):
+def simulated_scans(case: Case, n_scans: int, seed: int) -> Iterator[tuple[Any, list[tuple[NoduleSpec, np.ndarray]]]]:
     """(simulation, [(spec, exact mask)]) for ``n_scans`` variants of ``case`` (see the module docstring)."""
     from scipy import ndimage
 
@@ -118,13 +119,13 @@ def simulated_scans(case: Case, n_scans: int, seed: int):
         labels, _ = ndimage.label(sim.mask)
         truth = []
         for nodule in sim.nodules:
-            centre = tuple(int(round(v)) for v in nodule.spec.centre_vox)
+            centre = tuple(int(round(v)) for v in nodule.spec.centre_vox or ())
             if labels[centre]:
                 truth.append((nodule.spec, labels == labels[centre]))
         yield sim, truth
 
 
-def evaluate(analyzer, n_scans: int = 16, seed: int = 7, cases: dict[str, Case] | None = None) -> dict:
+def evaluate(analyzer: Any, n_scans: int = 16, seed: int = 7, cases: dict[str, Case] | None = None) -> dict:
     """The card's ``metrics.findings`` (see the module docstring)."""
     cases = cases or load_demo_cases()
     lung1 = cases["lung1"]
@@ -185,7 +186,7 @@ def evaluate(analyzer, n_scans: int = 16, seed: int = 7, cases: dict[str, Case] 
     return report
 
 
-def real_lesions(analyzer, cases: dict[str, Case]) -> dict:
+def real_lesions(analyzer: Any, cases: dict[str, Case]) -> dict:
     """The real lung1 nodule and lung2 mass: the finding on each (Dice, diameter against the label's), and
     lung2's erasure control (the finding's probability with the mass replaced by lung)."""
     from models.demo.simulate import erase_lesion
