@@ -99,11 +99,7 @@ class LabelState(QObject):
 
     def current_key(self) -> tuple[str, str, int] | None:
         """(series_uid, sop_uid, frame) of the slice on screen."""
-        source = self._c.current_source()
-        if source is None:
-            return None
-        header, frame = source
-        return (header.series_uid, header.sop_uid, frame)
+        return self.key_of(self._c.slice_index)
 
     def current(self) -> Label | None:
         """The label of the slice on screen, if it has one."""
@@ -121,10 +117,23 @@ class LabelState(QObject):
 
     # -- changing labels ---------------------------------------------------------------------------------
 
+    def key_of(self, index: int) -> tuple[str, str, int] | None:
+        """(series_uid, sop_uid, frame) of slice ``index`` of the series on screen."""
+        series = self._c.series
+        if series is None or not 0 <= index < series.n_slices:
+            return None
+        header, frame = series.frame_source(index)
+        return (header.series_uid, header.sop_uid, frame)
+
+    def label_of(self, index: int) -> Label | None:
+        key = self.key_of(index)
+        return self._store.get(*key) if key is not None and self._store is not None else None
+
     def mark(self, label: str, *, point: tuple[float, float] | None = None,
-             box: tuple[float, float, float, float] | None = None) -> Label | None:
-        """Label the slice on screen with class ``label`` (and optionally a point or box, image pixels)."""
-        key = self.current_key()
+             box: tuple[float, float, float, float] | None = None, index: int | None = None) -> Label | None:
+        """Label the slice on screen (or slice ``index``) with class ``label`` (and optionally a point or
+        box, image pixels)."""
+        key = self.current_key() if index is None else self.key_of(index)
         if key is None or self._store is None:
             self._report_error(f"cannot label: {self._reason}")
             return None

@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
 
 from viewer.core.scan import ScanResult
 from viewer.core.windowing import PRESETS
+from viewer.qt.ai.finding_review import FindingReview
 from viewer.qt.ai.findings_panel import FindingsPanel
 from viewer.qt.ai.panel import AIPanel
 from viewer.qt.ai.plot import ProbabilityPlot
@@ -128,7 +129,9 @@ class MainWindow(QMainWindow):
         self.tabifyDockWidget(self.labels_dock, self.measurements_dock)
         self.findings_panel = self.findings_dock = None
         if self.controller.ai.enabled:
-            self.findings_panel = FindingsPanel(self.controller.ai, self.controller, self.controller.crosshair)
+            c = self.controller
+            self.finding_review = FindingReview(c.ai, c, c.measurements, c.labels, c.report_error, parent=self)
+            self.findings_panel = FindingsPanel(c.ai, c, c.crosshair, self.finding_review)
             self.findings_dock = self._dock("Findings", "findings", self.findings_panel,
                                             Qt.DockWidgetArea.RightDockWidgetArea)
             self.tabifyDockWidget(self.measurements_dock, self.findings_dock)

@@ -11,6 +11,13 @@ from PySide6.QtCore import Qt
 from viewer.core.planes import mask_plane
 
 
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    """Labels, measurements and decisions go to a folder of the test's own."""
+    monkeypatch.setenv("RADVIEW_DATA_DIR", str(tmp_path / "data"))
+    return tmp_path / "data"
+
+
 @pytest.fixture
 def found(qtbot, ai_window, demo_study):
     w = ai_window(sweep=True)
@@ -25,11 +32,12 @@ def test_the_sweep_ends_with_the_real_nodule_first_in_the_findings_panel(qtbot, 
     panel = w.findings_panel
     rows = panel.rows()
     assert rows and panel.status.text().endswith("finding" + ("s" if len(rows) > 1 else ""))
-    number, where, diameter, axes, volume, kind, category, p = rows[0]
+    number, where, diameter, axes, volume, kind, category, p, status = rows[0]
     assert number == "1" and where == "right · Im 33–36" and kind == "solid"
     assert axes == "17.1 × 13.0" and diameter == "15.1" and category in ("4A", "4B") and float(p) > 0.5
+    assert status == "new"
     assert "not for diagnosis" in panel.note.text()
-    probabilities = [float(r[-1]) for r in rows]
+    probabilities = [float(r[7]) for r in rows]
     assert probabilities == sorted(probabilities, reverse=True)
 
 
@@ -57,3 +65,47 @@ def test_a_click_on_a_finding_centres_every_view_and_its_contour_is_in_three_pla
     # away from the nodule the axial view draws none of its contour
     c.set_slice(0 if centre[0] > 20 else c.n_slices - 1)
     assert w.view_grid.views[0]._findings.selected_item.path().isEmpty()
+
+
+def test_accept_and_reject_become_measurements_labels_and_decisions_that_come_back(qtbot, found, ai_window,
+                                                                                 demo_study, settings) -> None:
+    from viewer.core.finding_decisions import DecisionStore
+    from viewer.core.labels import LabelStore
+
+    w = found
+    c = w.controller
+    panel = w.findings_panel
+    first, second = c.ai.findings().findings[:2]
+    assert not panel.accept_button.isEnabled()  # nothing selected yet
+    panel.show_finding(first.id)
+    qtbot.mouseClick(panel.accept_button, Qt.MouseButton.LeftButton)
+    assert panel.rows()[0][-1] == "accepted"
+    (m,) = [x for x in c.measurements.items() if x.source == "ai"]
+    assert m.kind == "line" and m.text.startswith("AI finding 1: solid")
+    assert c.measurements.reading(m).length_mm == pytest.approx(first.measures.long_axis_mm, abs=1.0)
+    assert any(row[0] == "line" and row[-1] == "ai" for row in w.measurements_panel.rows())
+    study = c.series.study_uid
+    labels = LabelStore.open(study)
+    index = first.offset[0] + first.measures.axes.slice_index
+    positive = c.labels.label_of(index)
+    assert positive.label == labels.classes[-1] and positive.box is not None and positive.point is not None
+    r0, c0, r1, c1 = positive.box
+    assert r0 < first.centre[1] < r1 and c0 < first.centre[2] < c1
+
+    panel.show_finding(second.id)
+    qtbot.mouseClick(panel.reject_button, Qt.MouseButton.LeftButton)
+    assert panel.rows()[1][-1] == "rejected"
+    negative = c.labels.label_of(second.offset[0] + second.measures.axes.slice_index)
+    assert negative.label == labels.classes[0] and negative.point is not None  # a hard negative for fine-tuning
+    # the decisions are on disk, read by a new store, and a new window on the study shows them
+    assert sorted(d.status for d in DecisionStore(study).all()) == ["accepted", "rejected"]
+    again = ai_window(sweep=True)
+    with qtbot.waitSignal(again.controller.sig_series_loaded, timeout=60_000):
+        again.open_paths([str(demo_study.lung1)])
+    qtbot.waitUntil(lambda: again.controller.ai.findings() is not None, timeout=180_000)
+    statuses = [row[-1] for row in again.findings_panel.rows()]
+    assert statuses[:2] == ["accepted", "rejected"] and set(statuses[2:]) <= {"new"}
+    # rejecting the accepted one takes its measurement away
+    again.findings_panel.show_finding(1)
+    again.findings_panel.reject_button.click()
+    assert not [x for x in again.controller.measurements.items() if x.source == "ai"]

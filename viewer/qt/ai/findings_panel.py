@@ -10,14 +10,24 @@ a demonstration, said above the table.
 from __future__ import annotations
 
 from PySide6.QtCore import QSignalBlocker, Qt
-from PySide6.QtWidgets import QAbstractItemView, QLabel, QTableWidget, QTableWidgetItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
 
 from viewer.ai.findings import finding_record
+from viewer.qt.ai.finding_review import FindingReview
 from viewer.qt.ai.state import AIState
 from viewer.qt.crosshair import CrosshairState
 from viewer.qt.view_state import ViewState
 
-COLUMNS = ("#", "Where", "⌀ mm", "Axes mm", "mm³", "Type", "Lung-RADS", "p")
+COLUMNS = ("#", "Where", "⌀ mm", "Axes mm", "mm³", "Type", "Lung-RADS", "p", "Status")
 TYPE_NAMES = {"solid": "solid", "part_solid": "part-solid", "ground_glass": "ground-glass", "calcified": "calcified"}
 NOTE = ("Demonstration model, not for diagnosis: sizes come from its own segmentation and Lung-RADS is a "
         "suggestion from size and type alone.")
@@ -45,9 +55,10 @@ def row_texts(record: dict) -> tuple[str, ...]:
 class FindingsPanel(QWidget):
     """The findings of the series on screen (see the module docstring)."""
 
-    def __init__(self, ai: AIState, view: ViewState, crosshair: CrosshairState, parent: QWidget | None = None) -> None:
+    def __init__(self, ai: AIState, view: ViewState, crosshair: CrosshairState, review: FindingReview,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self.ai, self.view, self.crosshair = ai, view, crosshair
+        self.ai, self.view, self.crosshair, self.review = ai, view, crosshair, review
         self.note = QLabel(NOTE, self)
         self.note.setWordWrap(True)
         self.status = QLabel("", self)
@@ -57,10 +68,22 @@ class FindingsPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.verticalHeader().setVisible(False)
+        self.accept_button = QPushButton("Accept", self)
+        self.reject_button = QPushButton("Reject", self)
+        self.accept_button.setToolTip("keep it: its long axis joins the Measurements, its image is labelled positive")
+        self.reject_button.setToolTip("not a nodule: its image is labelled negative there (a hard negative)")
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.accept_button)
+        buttons.addWidget(self.reject_button)
+        buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.note)
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
+        layout.addLayout(buttons)
+        self.accept_button.clicked.connect(lambda: self._decide(self.review.accept))
+        self.reject_button.clicked.connect(lambda: self._decide(self.review.reject))
+        review.sig_changed.connect(lambda: self._fill(self.ai.findings()))
         self._findings: list = []
         self.table.itemSelectionChanged.connect(self._on_row_selected)
         ai.sig_findings_changed.connect(self._fill)
@@ -91,7 +114,8 @@ class FindingsPanel(QWidget):
         with QSignalBlocker(self.table):
             self.table.setRowCount(len(records))
             for r, record in enumerate(records):
-                for c, text in enumerate(row_texts(record)):
+                texts = (*row_texts(record), self.review.status(self._findings[r]))
+                for c, text in enumerate(texts):
                     item = QTableWidgetItem(text)
                     item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
                     if c == 1:
@@ -104,13 +128,30 @@ class FindingsPanel(QWidget):
                 if f.id == selected:
                     self.table.selectRow(r)
         self._update_status()
+        self._enable()
+
+    def selected(self):
+        """The selected finding, or None."""
+        chosen = self.ai.selected_finding
+        return next((f for f in self._findings if f.id == chosen), None)
+
+    def _enable(self) -> None:
+        on = self.selected() is not None
+        self.accept_button.setEnabled(on)
+        self.reject_button.setEnabled(on)
+
+    def _decide(self, action) -> None:
+        finding = self.selected()
+        if finding is not None:
+            action(finding)
 
     def _on_row_selected(self) -> None:
         rows = {i.row() for i in self.table.selectedIndexes()}
         if not rows:
             self.ai.select_finding(None)
-            return
-        self.show_finding(self._findings[min(rows)].id)
+        else:
+            self.show_finding(self._findings[min(rows)].id)
+        self._enable()
 
     def show_finding(self, finding_id: int) -> None:
         """Select finding ``finding_id`` and centre every view on it."""
