@@ -29,6 +29,9 @@ from models.runtime.findings.segment import MAX_RADIUS_MM, region_grow
 
 #: A candidate with no lung voxel this close to its centre is not a lung nodule.
 LUNG_REACH_MM = 15.0
+#: The lungs' air of a whole series is found on every second row and column (~1.2 mm; 4x fewer voxels):
+#: it bounds the growth around each nodule by a closing of at least 2 mm anyway.
+LUNG_STRIDE = 2
 #: The segmentation every finding's mask comes from (the card says which, and why).
 SEGMENTATION = "region-growing"
 
@@ -52,9 +55,11 @@ class RescaledVolume:
     def __getitem__(self, key: Any) -> np.ndarray:
         return np.asarray(self.stored[key], dtype=np.float32) * np.float32(self.slope) + np.float32(self.intercept)
 
-    def below(self, hu: float) -> np.ndarray:
+    def below(self, hu: float, stride: int = 1) -> np.ndarray:
+        """Voxels under ``hu`` (every ``stride``-th row and column)."""
         limit = (hu - self.intercept) / self.slope
-        return self.stored < limit if self.slope > 0 else self.stored > limit
+        stored = self.stored[:, ::stride, ::stride] if stride > 1 else self.stored
+        return stored < limit if self.slope > 0 else stored > limit
 
 
 @dataclass(frozen=True)
@@ -100,6 +105,12 @@ def _box(centre: Sequence[float], radius_mm: float, spacing: np.ndarray,
     return slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2])
 
 
+def _inside(voxel: Sequence[float], box: tuple[slice, slice, slice], mask: np.ndarray) -> bool:
+    """True when ``voxel`` lies in ``mask`` (a boolean box of the volume at ``box``)."""
+    local = [int(round(float(v))) - int(s.start) for v, s in zip(voxel, box, strict=True)]
+    return all(0 <= k < n for k, n in zip(local, mask.shape, strict=True)) and bool(mask[tuple(local)])
+
+
 def _overlap(a_at: Sequence[int], a: np.ndarray, b_at: Sequence[int], b: np.ndarray) -> int:
     """Voxels two boxed masks share (each mask at its box's corner)."""
     lo = np.maximum(a_at, b_at)
@@ -111,18 +122,29 @@ def _overlap(a_at: Sequence[int], a: np.ndarray, b_at: Sequence[int], b: np.ndar
     return int((a[sa] & b[sb]).sum())
 
 
+def lungs_of(volume: RescaledVolume) -> tuple[np.ndarray, float | None]:
+    """The lungs' air at full size (found every :data:`LUNG_STRIDE` rows and columns) and the column of
+    their midline (None without lungs)."""
+    coarse = aerated_lungs(volume.below(AIR_HU, LUNG_STRIDE))
+    rows, cols = volume.shape[1], volume.shape[2]
+    lung = np.repeat(np.repeat(coarse, LUNG_STRIDE, axis=1), LUNG_STRIDE, axis=2)[:, :rows, :cols]
+    columns = np.nonzero(coarse.any(axis=(0, 1)))[0]
+    midline = float(columns.mean() * LUNG_STRIDE + (LUNG_STRIDE - 1) / 2) if len(columns) else None
+    return lung, midline
+
+
 def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndarray, threshold: float, *,
                  lung: np.ndarray | None = None, cancelled: Callable[[], bool] = lambda: False) -> list[Finding]:
     """Findings of ``volume`` (see the module docstring), most probable first.
 
     ``maps`` is the ``(Z, S, S)`` stack of the model's per-slice maps over the whole image; ``lung`` the
-    lungs' air already found (default: :func:`~models.runtime.findings.lung_mask.aerated_lungs` here);
+    lungs' air already found (default: :func:`lungs_of` here);
     ``cancelled`` is polled between candidates.
     """
     sp = np.asarray(spacing, dtype=float)
     shape = volume.shape
     if lung is None:
-        lung = aerated_lungs(volume.below(AIR_HU))
+        lung, _ = lungs_of(volume)
     candidates = candidates_from_maps(maps, (shape[1], shape[2]), spacing, threshold)
     found: list[tuple[Candidate, tuple[slice, slice, slice], np.ndarray]] = []
     for cand in candidates:
@@ -130,6 +152,8 @@ def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndar
             break
         if not lung[_box(cand.centre, LUNG_REACH_MM, sp, shape)].any():
             continue
+        if any(_inside(cand.centre, b, g) for _, b, g in found):
+            continue  # on a nodule already grown from a more probable candidate
         box = _box(cand.centre, MAX_RADIUS_MM + 5.0, sp, shape)
         origin = np.array([s.start for s in box], dtype=float)
         grown = region_grow(volume[box], np.asarray(cand.centre) - origin, sp, lung[box])
@@ -160,8 +184,6 @@ def series_findings(volume: RescaledVolume, spacing: Sequence[float], maps: np.n
                     cancelled: Callable[[], bool] = lambda: False) -> SeriesFindings:
     """:func:`find_nodules` of a whole series, with the lungs' midline (``radview analyze`` and the model
     service)."""
-    lung = aerated_lungs(volume.below(AIR_HU))
-    columns = np.nonzero(lung.any(axis=(0, 1)))[0]
-    midline = float(columns.mean()) if len(columns) else None
+    lung, midline = lungs_of(volume)
     return SeriesFindings(tuple(find_nodules(volume, spacing, maps, threshold, lung=lung, cancelled=cancelled)),
                           midline)

@@ -78,6 +78,28 @@ def _lung_region(lung: np.ndarray, sp: np.ndarray, radius_mm: float) -> np.ndarr
     return _erode(_dilate(lung, radius_mm, in_plane), radius_mm, in_plane) | lung
 
 
+#: The inscribed radius is first looked for within this distance of the seed (a 30 mm nodule's is 15 mm).
+RADIUS_PROBE_MM = 20.0
+
+
+def _around(c: np.ndarray, half_mm: float, sp: np.ndarray, shape: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(lo, hi) voxel corners of the box of ``half_mm`` around voxel ``c``, inside ``shape``."""
+    half = np.maximum(np.ceil(half_mm / sp).astype(int), 1)
+    return np.maximum(c - half, 0), np.minimum(c + half + 1, np.asarray(shape))
+
+
+def _inscribed_radius(above: np.ndarray, c: np.ndarray, sp: np.ndarray) -> float:
+    """mm from voxel ``c`` of ``above`` to the nearest voxel outside it (at least one pixel)."""
+    from scipy import ndimage
+
+    lo, hi = _around(c, RADIUS_PROBE_MM, sp, above.shape)
+    probe = above[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    radius = float(ndimage.distance_transform_edt(probe, sampling=sp)[tuple(c - lo)])
+    if radius >= RADIUS_PROBE_MM - float(sp.max()):  # nothing outside within the probe: look in all of it
+        radius = float(ndimage.distance_transform_edt(above, sampling=sp)[tuple(c)])
+    return max(radius, float(sp[1:].min()))
+
+
 def region_grow(hu: np.ndarray, seed: Sequence[float] | np.ndarray, spacing: Sequence[float] | np.ndarray,
                 lung: np.ndarray | None = None, max_radius_mm: float = MAX_RADIUS_MM) -> np.ndarray:
     """The nodule mask (bool, the shape of ``hu`` (Z, Y, X)) grown from ``seed`` (z, y, x) voxels.
@@ -118,13 +140,20 @@ def region_grow(hu: np.ndarray, seed: Sequence[float] | np.ndarray, spacing: Seq
     if not above[tuple(c)]:
         return out
     # the inscribed radius: the seed's distance to the lung side (a wall the nodule lies on is above
-    # the threshold too, so it does not shorten it)
-    radius_mm = max(float(ndimage.distance_transform_edt(above, sampling=sp)[tuple(c)]), float(sp[1:].min()))
+    # the threshold too, so it does not shorten it), looked for near the seed first
+    radius_mm = _inscribed_radius(above, c, sp)
+    closing = float(np.clip(CLOSING_RADII * radius_mm, 2.0, REGION_CLOSING_MM)) if lung is not None else 0.0
+    # everything else within reach of the seed only: the mask ends REACH radii from it
+    w_lo, w_hi = _around(c, REACH * radius_mm + closing + 2.0 * float(sp.max()), sp, box.shape)
+    above = above[w_lo[0]:w_hi[0], w_lo[1]:w_hi[1], w_lo[2]:w_hi[2]]
+    c = c - w_lo
+    lo = lo + w_lo
     if lung is not None:
-        closing = float(np.clip(CLOSING_RADII * radius_mm, 2.0, REGION_CLOSING_MM))
-        region = _lung_region(np.asarray(lung, dtype=bool)[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]], sp, closing)
+        part = np.asarray(lung, dtype=bool)[lo[0]:lo[0] + above.shape[0], lo[1]:lo[1] + above.shape[1],
+                                              lo[2]:lo[2] + above.shape[2]]
+        region = _lung_region(part, sp, closing)
         if not region[tuple(c)]:  # the centre lies in the wall (a broad-based nodule): keep what is near it
-            near_centre = np.zeros(box.shape, dtype=bool)
+            near_centre = np.zeros(above.shape, dtype=bool)
             near_centre[tuple(c)] = True
             region |= _dilate(near_centre, radius_mm, sp)
         above &= region
@@ -139,10 +168,11 @@ def region_grow(hu: np.ndarray, seed: Sequence[float] | np.ndarray, spacing: Seq
         if labels[tuple(c)] != 0:
             kept = labels == labels[tuple(c)]
             grown = _dilate(kept, neck_mm, sp) & grown
-    zz, yy, xx = np.ogrid[:box.shape[0], :box.shape[1], :box.shape[2]]
+    zz, yy, xx = np.ogrid[:above.shape[0], :above.shape[1], :above.shape[2]]
     dist = np.sqrt(((zz - c[0]) * sp[0]) ** 2 + ((yy - c[1]) * sp[1]) ** 2 + ((xx - c[2]) * sp[2]) ** 2)
     grown &= dist <= REACH * radius_mm + float(sp.max())
     labels, _ = ndimage.label(grown)
     grown = labels == labels[tuple(c)] if labels[tuple(c)] else grown
+    hi = lo + np.array(grown.shape)
     out[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]] = grown
     return out
