@@ -78,7 +78,9 @@ def stored_slices(volume: Volume, indices: Sequence[int], context: int) -> Store
     """
     wanted = context_indices(volume.n_slices, indices, context, along_normal(volume))
     distinct, stacks = np.unique(wanted, return_inverse=True)
-    return StoredSlices(np.ascontiguousarray(volume.stored[distinct]), float(volume.slope), float(volume.intercept),
+    whole = len(distinct) == volume.n_slices  # the whole series (the findings): no copy before it is sent
+    stored = volume.stored if whole else np.ascontiguousarray(volume.stored[distinct])
+    return StoredSlices(stored, float(volume.slope), float(volume.intercept),
                         stacks.reshape(wanted.shape).astype(np.int32))
 
 
