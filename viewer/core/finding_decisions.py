@@ -22,8 +22,16 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from viewer.base.atomic import atomic_write_text
-from viewer.base.errors import RadviewError
-from viewer.core.study_files import OpenStores, load_or_recover, now_iso, parse_document, study_file_name, user_name
+from viewer.core.study_files import (
+    OpenStores,
+    StudyFileError,
+    document_entries,
+    load_or_recover,
+    now_iso,
+    parse_document,
+    study_file_name,
+    user_name,
+)
 from viewer.core.user_dirs import data_dir
 
 FORMAT = "radview-finding-decisions"
@@ -41,13 +49,8 @@ def finding_key(series_uid: str, model: str, center_mm: Sequence[float]) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
 
 
-class DecisionFileError(RadviewError):
+class DecisionFileError(StudyFileError):
     """A decisions file that cannot be used; ``corrupt_copy`` is where it was saved."""
-
-    def __init__(self, path: Path, reason: str, corrupt_copy: Path | None = None) -> None:
-        self.path, self.reason, self.corrupt_copy = path, reason, corrupt_copy
-        kept = f"; a copy is kept at {corrupt_copy}" if corrupt_copy else ""
-        super().__init__(f"{path}: {reason}{kept}")
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,15 @@ class Decision:
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {self.status!r}")
+
+    @classmethod
+    def from_dict(cls, d: dict) -> Decision:
+        try:
+            return cls(str(d["key"]), str(d["series_uid"]), str(d["model"]),
+                       tuple(float(v) for v in d["center_mm"]), str(d["status"]),  # type: ignore[arg-type]
+                       str(d.get("author", "")), str(d.get("time", "")))
+        except KeyError as e:
+            raise ValueError(f"missing {e}") from None
 
 
 _OPEN: OpenStores[DecisionStore] = OpenStores()
@@ -90,18 +102,7 @@ class DecisionStore:
 
     def _parse(self, raw: bytes) -> list[Decision]:
         doc = parse_document(raw, FORMAT, VERSION, self.study_uid)
-        entries = doc.get("decisions")
-        if not isinstance(entries, list):
-            raise ValueError("'decisions' must be a list")
-        out = []
-        for i, e in enumerate(entries):
-            try:
-                out.append(Decision(str(e["key"]), str(e["series_uid"]), str(e["model"]),
-                                    tuple(float(v) for v in e["center_mm"]), str(e["status"]),  # type: ignore[arg-type]
-                                    str(e.get("author", "")), str(e.get("time", ""))))
-            except (KeyError, TypeError, ValueError) as err:
-                raise ValueError(f"decision {i}: {err}") from None
-        return out
+        return document_entries(doc, "decisions", "decision", Decision.from_dict)
 
     def get(self, key: str) -> Decision | None:
         with self._lock:

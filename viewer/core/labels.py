@@ -40,9 +40,10 @@ from pathlib import Path
 from typing import Any, overload
 
 from viewer.base.atomic import atomic_write_text
-from viewer.base.errors import RadviewError
 from viewer.core.study_files import (
     OpenStores,
+    StudyFileError,
+    document_entries,
     load_or_recover,
     now_iso,
     parse_document,
@@ -76,15 +77,8 @@ def labels_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return (Path(root) if root is not None else data_dir()) / "labels"
 
 
-class LabelFileError(RadviewError):
+class LabelFileError(StudyFileError):
     """A labels file that cannot be used; ``reason`` is one line, ``corrupt_copy`` where it was saved."""
-
-    def __init__(self, path: str | os.PathLike[str], reason: str, corrupt_copy: Path | None = None) -> None:
-        self.path = Path(path)
-        self.reason = reason
-        self.corrupt_copy = corrupt_copy
-        kept = f"; a copy is kept at {corrupt_copy}" if corrupt_copy else ""
-        super().__init__(f"{self.path}: {reason}{kept}")
 
 
 def _floats(value: Any, n: int, what: str) -> tuple[float, ...] | None:
@@ -284,19 +278,14 @@ class LabelStore:
     def _parse(self, raw: bytes) -> tuple[tuple[str, ...], list[Label]]:
         doc = parse_document(raw, FORMAT, VERSION, self.study_uid)
         classes = _check_classes(doc.get("classes") or [])
-        entries = doc.get("labels")
-        if not isinstance(entries, list):
-            raise ValueError("'labels' must be a list")
-        labels = []
-        for i, entry in enumerate(entries):
-            try:
-                lab = Label.from_dict(entry)
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"label {i}: {e}") from None
+
+        def make(entry: Any) -> Label:
+            lab = Label.from_dict(entry)
             if lab.label not in classes:
-                raise ValueError(f"label {i}: class {lab.label!r} is not in the class list")
-            labels.append(lab)
-        return classes, labels
+                raise ValueError(f"class {lab.label!r} is not in the class list")
+            return lab
+
+        return classes, document_entries(doc, "labels", "label", make)
 
 
     @property

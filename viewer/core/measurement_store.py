@@ -25,10 +25,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from viewer.base.atomic import atomic_write_text
-from viewer.base.errors import RadviewError
 from viewer.core.measurements import Measurement
 from viewer.core.study_files import (
     OpenStores,
+    StudyFileError,
+    document_entries,
     load_or_recover,
     now_iso,
     parse_document,
@@ -49,13 +50,8 @@ def measurements_dir(root: str | os.PathLike[str] | None = None) -> Path:
     return (Path(root) if root is not None else data_dir()) / "measurements"
 
 
-class MeasurementFileError(RadviewError):
+class MeasurementFileError(StudyFileError):
     """A measurements file that cannot be used; ``corrupt_copy`` is where it was saved."""
-
-    def __init__(self, path: Path, reason: str, corrupt_copy: Path | None = None) -> None:
-        self.path, self.reason, self.corrupt_copy = path, reason, corrupt_copy
-        kept = f"; a copy is kept at {corrupt_copy}" if corrupt_copy else ""
-        super().__init__(f"{path}: {reason}{kept}")
 
 
 _OPEN: OpenStores[MeasurementStore] = OpenStores()
@@ -90,16 +86,7 @@ class MeasurementStore:
 
     def _parse(self, raw: bytes) -> list[Measurement]:
         doc = parse_document(raw, FORMAT, VERSION, self.study_uid)
-        entries = doc.get("measurements")
-        if not isinstance(entries, list):
-            raise ValueError("'measurements' must be a list")
-        items = []
-        for i, entry in enumerate(entries):
-            try:
-                items.append(Measurement.from_dict(entry))
-            except (TypeError, ValueError) as e:
-                raise ValueError(f"measurement {i}: {e}") from None
-        return items
+        return document_entries(doc, "measurements", "measurement", Measurement.from_dict)
 
     def all(self) -> tuple[Measurement, ...]:
         with self._lock:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Generic, TypeVar
 
 from viewer.base.atomic import atomic_write_bytes
+from viewer.base.errors import RadviewError
 
 T = TypeVar("T")
 S = TypeVar("S")
@@ -60,6 +61,30 @@ def parse_document(raw: bytes, fmt: str, version: int, study_uid: str) -> dict[s
     if doc.get("study_uid") != study_uid:
         raise ValueError(f"the file is for study {doc.get('study_uid')!r}, not {study_uid!r}")
     return doc
+
+
+class StudyFileError(RadviewError):
+    """A per-study file that cannot be used; ``reason`` is one line, ``corrupt_copy`` where it was saved."""
+
+    def __init__(self, path: str | Path, reason: str, corrupt_copy: Path | None = None) -> None:
+        self.path, self.reason, self.corrupt_copy = Path(path), reason, corrupt_copy
+        kept = f"; a copy is kept at {corrupt_copy}" if corrupt_copy else ""
+        super().__init__(f"{self.path}: {reason}{kept}")
+
+
+def document_entries(doc: dict[str, Any], key: str, what: str, make: Callable[[Any], T]) -> list[T]:
+    """The entries of list ``doc[key]``, each made by ``make``; a ValueError names the bad one
+    (``"<what> 3: …"``), as :func:`load_or_recover` expects of a file it should copy aside."""
+    entries = doc.get(key)
+    if not isinstance(entries, list):
+        raise ValueError(f"'{key}' must be a list")
+    out = []
+    for i, entry in enumerate(entries):
+        try:
+            out.append(make(entry))
+        except (TypeError, ValueError) as e:
+            raise ValueError(f"{what} {i}: {e}") from None
+    return out
 
 
 def keep_corrupt(path: Path, raw: bytes) -> Path:
