@@ -25,6 +25,9 @@ What it does (the design notes' "what a throwaway prototype taught", followed):
    surrounding parenchyma, slices rescored): a real detection must drop when the lesion is erased.
 5. Writes the bundle with :func:`models.runtime.bundle.save_bundle` (safetensors + card.json, name
    ``demo-nodule``, ``demonstration: true``), its card carrying all of the above.
+6. Trains the findings' segmentation head (:mod:`models.demo.train_segmentation`, ``--seg-minutes``; 0
+   skips it). ``python -m models.demo.evaluate_findings --write-card`` then measures it against region
+   growing and records which one the findings use.
 
 Seeded: the same seed and data give the same crop bank and evaluation sets; the trained weights also
 depend on how many steps fit in the wall-time budget (reported in the card).
@@ -56,6 +59,10 @@ from models.demo.evaluate import (
     summary_line,
     table,
 )
+from models.demo.thread_tuner import ThreadTuner
+from models.demo.train_segmentation import DEFAULT_OUT as SEG_OUT
+from models.demo.train_segmentation import SegConfig
+from models.demo.train_segmentation import train as train_segmentation
 from models.demo.training_data import (
     Case,
     CropBank,
@@ -66,6 +73,7 @@ from models.demo.training_data import (
     training_slices,
 )
 from models.finetune.metrics import youden_threshold
+from models.runtime.findings.learned import save_head
 from viewer.base.preprocess_config import PreprocessConfig, in_channels
 
 if TYPE_CHECKING:
@@ -108,57 +116,6 @@ def _log(msg: str) -> None:
 
 
 # --- training ---------------------------------------------------------------------------------------
-
-
-class _ThreadTuner:
-    """Picks the faster torch thread count, again and again, while training runs.
-
-    On this 2-core machine another process often holds one core; torch's 2 threads then wait on each
-    other (measured: 2.1 s a step against 0.8 s with 1 thread, and 0.35 s with 2 threads on an idle
-    machine). Every ``period`` steps, each candidate count is timed for ``probe`` steps and the faster
-    is kept.
-    """
-
-    def __init__(self, max_threads: int, period: int = 150, probe: int = 6) -> None:
-        import torch
-
-        self.torch = torch
-        self.candidates = sorted({1, max(1, max_threads)})
-        self.period, self.probe = period, probe
-        self.current = self.candidates[-1]
-        self.step = 0
-        self.times: dict[int, list[float]] = {c: [] for c in self.candidates}
-        self.schedule: list[int] = []
-        self.t = 0.0
-        self.history: list[int] = []
-
-    def before_step(self) -> None:
-        if len(self.candidates) > 1 and self.step % self.period == 0:
-            self.schedule = [c for c in self.candidates for _ in range(self.probe)]
-            self.times = {c: [] for c in self.candidates}
-        if self.schedule:
-            self._set(self.schedule[0])
-        self.t = time.perf_counter()
-
-    def after_step(self) -> None:
-        dt = time.perf_counter() - self.t
-        if self.schedule:
-            c = self.schedule.pop(0)
-            self.times[c].append(dt)
-            if not self.schedule:  # probing done: keep the faster (median, first step of each dropped)
-                best = min(self.candidates, key=lambda k: float(np.median(self.times[k][1:] or self.times[k])))
-                self._set(best)
-                self.history.append(best)
-        self.step += 1
-
-    def _set(self, n: int) -> None:
-        if n != self.current:
-            self.torch.set_num_threads(n)
-            self.current = n
-
-    def describe(self) -> str:
-        return f"{self.current} thread(s)"
-
 
 
 def _batch(bank: CropBank, rng: np.random.Generator, n: int) -> tuple[np.ndarray, np.ndarray]:
@@ -265,7 +222,7 @@ def _train(
     pos_weight = torch.tensor(cfg.pos_weight)
     t0 = time.monotonic()
     step, seen, losses = 0, 0, []
-    tuner = _ThreadTuner(threads)
+    tuner = ThreadTuner(threads)
     while True:
         frac = (time.monotonic() - t0) / budget if budget > 0 else 1.0
         if frac >= 1.0 and step > 0:
@@ -443,6 +400,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--batch", type=int, default=d.batch)
     ap.add_argument("--threads", type=int, default=d.threads)
     ap.add_argument("--metrics-json", type=Path, default=None, help="also write the metrics here")
+    ap.add_argument("--seg-minutes", type=float, default=SegConfig().minutes,
+                    help="then train the findings' segmentation head this long (0: leave it as it is)")
+    ap.add_argument("--seg-out", type=Path, default=SEG_OUT)
     args = ap.parse_args(argv)
     cfg = DemoConfig(
         seed=args.seed, minutes=args.minutes, size=args.size, crop=args.crop, batch=args.batch,
@@ -467,6 +427,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(metrics["summary"])
     for case in ("lung1", "lung2"):
         print(f"{case}: {metrics['real_lesions'][case]['verdict']}")
+    if args.seg_minutes > 0:
+        head, info = train_segmentation(SegConfig(seed=args.seed, minutes=args.seg_minutes, threads=args.threads),
+                                        cases)
+        _log(f"wrote {save_head(head, info, args.seg_out)}; compare it with region growing: "  # type: ignore[arg-type]
+             f"python -m models.demo.evaluate_findings --write-card")
     return 0
 
 

@@ -30,7 +30,7 @@ from torch import nn
 
 from viewer.base.model_card import ARCHITECTURES
 
-__all__ = ["ARCHITECTURES", "SmallCNN", "NoduleMap", "create_model", "gradcam_layer", "is_conv_net"]
+__all__ = ["ARCHITECTURES", "SmallCNN", "NoduleMap", "NoduleUNet", "create_model", "gradcam_layer", "is_conv_net"]
 
 
 #: timm arguments our own entry points accept and ignore (timm's factory always passes them).
@@ -237,6 +237,37 @@ class NoduleMap(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Slice logits (N, num_classes)."""
         return self.forward_head(self.forward_features(x))
+
+
+class NoduleUNet(nn.Module):
+    """The findings' segmentation head (:mod:`models.runtime.findings.learned`): a four-level U-Net.
+
+    Blocks of two :func:`_conv_bn_relu` at widths 16-32-64-128 (0.48 M parameters), 2×2 max-pools down,
+    transposed convolutions up with skip connections, one logit per pixel: ``(N, C, H, W) -> (N, H, W)``
+    for sides divisible by 8. Not a slice classifier, so not in :data:`ARCHITECTURES`.
+    """
+
+    def __init__(self, in_chans: int = 4, widths: tuple[int, ...] = (16, 32, 64, 128)) -> None:
+        super().__init__()
+        w = list(widths)
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(*_conv_bn_relu(cin, cout), *_conv_bn_relu(cout, cout))
+
+        self.down = nn.ModuleList([block(in_chans, w[0])] + [block(w[i], w[i + 1]) for i in range(len(w) - 1)])
+        self.up = nn.ModuleList([nn.ConvTranspose2d(w[i + 1], w[i], 2, stride=2) for i in range(len(w) - 1)])
+        self.merge = nn.ModuleList([block(2 * w[i], w[i]) for i in range(len(w) - 1)])
+        self.out = nn.Conv2d(w[0], 1, 1)
+        self.pool = nn.MaxPool2d(2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        skips = []
+        for i, down in enumerate(self.down):
+            x = down(x if i == 0 else self.pool(x))
+            skips.append(x)
+        for i in reversed(range(len(self.up))):
+            x = self.merge[i](torch.cat([skips[i], self.up[i](x)], dim=1))
+        return self.out(x)[:, 0]
 
 
 def _project_kwargs(pretrained: bool, arch: str, kwargs: dict[str, Any]) -> dict[str, Any]:

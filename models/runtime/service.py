@@ -81,6 +81,7 @@ class ModelService:
         self._recent: OrderedDict[tuple[str, tuple[str, str], int], np.ndarray] = OrderedDict()
         self._maps: OrderedDict[tuple[str, tuple[str, str]], dict[int, np.ndarray]] = OrderedDict()
         self._threads_set = False
+        self._segmenters: dict[str, Any] = {}  # head folder -> Segmenter
 
     # -- models --------------------------------------------------------------------------------------------
 
@@ -224,13 +225,23 @@ class ModelService:
             maps[int(r.index)] = np.asarray(m, dtype=np.float16)
         return maps
 
+    def _segmenter(self, head: str) -> Any:
+        """The segmentation of the head in folder ``head`` (region growing unless it won; loaded once)."""
+        from models.runtime.findings.find import REGION_GROWING
+        from models.runtime.findings.learned import segmenter_for
+
+        if head not in self._segmenters:
+            self._segmenters[head] = segmenter_for(head or None, REGION_GROWING)
+        return self._segmenters[head]
+
     def findings(self, ref: ModelRef, series: str, slices: StoredSlices, spacing: tuple[float, float, float],
-                 analysable: np.ndarray | None = None) -> FindingsAnswer:
+                 analysable: np.ndarray | None = None, head: str = "") -> FindingsAnswer:
         """The nodules of a whole series (:func:`models.runtime.findings.find.series_findings`).
 
         ``slices`` is the whole series (its stored slices in display order, each slice's context stack); the
         maps :meth:`analyze` kept under ``series`` are used, the missing ones computed here first, for the
-        slices ``analysable`` marks (default all; the others have no map, so no finding).
+        slices ``analysable`` marks (default all; the others have no map, so no finding). ``head`` is the
+        folder of the learned segmentation head (:func:`models.runtime.findings.learned.segmenter_for`).
         """
         from models.runtime.findings.find import RescaledVolume, series_findings
 
@@ -255,7 +266,7 @@ class ModelService:
         stack = np.stack([np.asarray(maps[i], np.float32) if i in maps else np.zeros(shape, np.float32)
                           for i in range(n)])
         found = series_findings(RescaledVolume(slices.stored, slices.slope, slices.intercept), spacing, stack,
-                                analyzer.card.threshold, self.cancel_event.is_set)
+                                analyzer.card.threshold, self.cancel_event.is_set, self._segmenter(head))
         return FindingsAnswer(found, next((t for t in notices if t), ""))
 
     def close(self) -> None:
@@ -263,6 +274,7 @@ class ModelService:
         self._models.clear()
         self._recent.clear()
         self._maps.clear()
+        self._segmenters.clear()
 
 
 def create(cancel_event: Any) -> ModelService:

@@ -8,14 +8,20 @@ else its heatmap); :func:`finding_record` is the ``analyze`` JSON record of one 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from models.runtime.findings.find import Finding, RescaledVolume, SeriesFindings
+from models.runtime.findings.find import REGION_GROWING, Finding, RescaledVolume, SeriesFindings
 from models.runtime.findings.find import series_findings as find_series
+from models.runtime.findings.learned import Segmenter, segmenter_for
+from viewer.core.user_dirs import resources_dir
 from viewer.core.volume import Volume
+
+#: The shipped learned segmentation head (used when its ``head.json`` says it won on held-out masks).
+HEAD_NAME = "demo-nodule-seg"
 
 if TYPE_CHECKING:
     from models.runtime.analysis import SliceResult
@@ -44,11 +50,23 @@ def result_maps(results: Sequence[SliceResult], n_slices: int) -> np.ndarray:
                                 else by_index[i].heatmap, dtype=np.float32) for i in range(n_slices)])
 
 
+def segmentation_head() -> str:
+    """The folder of the shipped segmentation head (the model service loads it from there)."""
+    return str(resources_dir() / "segmentation" / HEAD_NAME)
+
+
+@functools.lru_cache(maxsize=1)
+def segmenter() -> Segmenter:
+    """What outlines the findings: the shipped head when it won on held-out masks, else region growing."""
+    return segmenter_for(segmentation_head(), REGION_GROWING)
+
+
 def series_findings(volume: Volume, results: Sequence[SliceResult], threshold: float,
                     cancelled: Callable[[], bool] = lambda: False) -> SeriesFindings:
     """The findings of ``volume`` from the model's answers for all its slices, most probable first."""
     hu = RescaledVolume(volume.stored, volume.slope, volume.intercept)
-    return find_series(hu, voxel_spacing(volume), result_maps(results, volume.n_slices), threshold, cancelled)
+    return find_series(hu, voxel_spacing(volume), result_maps(results, volume.n_slices), threshold, cancelled,
+                       segmenter())
 
 
 def side(volume: Volume, finding: Finding, midline_col: float | None) -> str | None:

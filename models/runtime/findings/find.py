@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from models.runtime.findings.candidates import Candidate, candidates_from_maps
+from models.runtime.findings.learned import Segmenter
 from models.runtime.findings.lung_mask import AIR_HU, aerated_lungs
 from models.runtime.findings.measure import NoduleMeasures, measure
 from models.runtime.findings.nodule_type import lung_rads, nodule_type
@@ -32,8 +33,9 @@ LUNG_REACH_MM = 15.0
 #: The lungs' air of a whole series is found on every second row and column (~1.2 mm; 4x fewer voxels):
 #: it bounds the growth around each nodule by a closing of at least 2 mm anyway.
 LUNG_STRIDE = 2
-#: The segmentation every finding's mask comes from (the card says which, and why).
-SEGMENTATION = "region-growing"
+#: The classical segmentation (:mod:`~models.runtime.findings.segment`): the default, and the baseline the
+#: learned head (:mod:`~models.runtime.findings.learned`) is measured against.
+REGION_GROWING = Segmenter("region-growing", region_grow)
 
 
 class RescaledVolume:
@@ -77,7 +79,7 @@ class Finding:
     lung_rads: str
     offset: tuple[int, int, int]
     mask: np.ndarray
-    segmentation: str = SEGMENTATION
+    segmentation: str = REGION_GROWING.name
 
     def full_mask(self, shape: Sequence[int]) -> np.ndarray:
         """The mask in a volume of ``shape``."""
@@ -134,11 +136,12 @@ def lungs_of(volume: RescaledVolume) -> tuple[np.ndarray, float | None]:
 
 
 def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndarray, threshold: float, *,
-                 lung: np.ndarray | None = None, cancelled: Callable[[], bool] = lambda: False) -> list[Finding]:
+                 lung: np.ndarray | None = None, cancelled: Callable[[], bool] = lambda: False,
+                 segmenter: Segmenter = REGION_GROWING) -> list[Finding]:
     """Findings of ``volume`` (see the module docstring), most probable first.
 
     ``maps`` is the ``(Z, S, S)`` stack of the model's per-slice maps over the whole image; ``lung`` the
-    lungs' air already found (default: :func:`lungs_of` here);
+    lungs' air already found (default: :func:`lungs_of` here); ``segmenter`` what outlines each candidate;
     ``cancelled`` is polled between candidates.
     """
     sp = np.asarray(spacing, dtype=float)
@@ -156,7 +159,7 @@ def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndar
             continue  # on a nodule already grown from a more probable candidate
         box = _box(cand.centre, MAX_RADIUS_MM + 5.0, sp, shape)
         origin = np.array([s.start for s in box], dtype=float)
-        grown = region_grow(volume[box], np.asarray(cand.centre) - origin, sp, lung[box])
+        grown = segmenter.segment(volume[box], np.asarray(cand.centre) - origin, sp, lung[box])
         if grown.any():
             found.append((cand, box, grown))
     out: list[Finding] = []
@@ -176,14 +179,15 @@ def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndar
             box=(tuple(int(v) for v in origin), tuple(int(v) for v in origin + crop.shape)),  # type: ignore[arg-type]
             slices=tuple(range(int(origin[0]), int(origin[0]) + crop.shape[0])),
             measures=m, kind=kind, lung_rads=lung_rads(kind, m.diameter_mm, m.solid_diameter_mm),
-            offset=tuple(int(v) for v in origin), mask=crop))  # type: ignore[arg-type]
+            offset=tuple(int(v) for v in origin), mask=crop, segmentation=segmenter.name))  # type: ignore[arg-type]
     return out
 
 
 def series_findings(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndarray, threshold: float,
-                    cancelled: Callable[[], bool] = lambda: False) -> SeriesFindings:
+                    cancelled: Callable[[], bool] = lambda: False,
+                    segmenter: Segmenter = REGION_GROWING) -> SeriesFindings:
     """:func:`find_nodules` of a whole series, with the lungs' midline (``radview analyze`` and the model
     service)."""
     lung, midline = lungs_of(volume)
-    return SeriesFindings(tuple(find_nodules(volume, spacing, maps, threshold, lung=lung, cancelled=cancelled)),
-                          midline)
+    return SeriesFindings(tuple(find_nodules(volume, spacing, maps, threshold, lung=lung, cancelled=cancelled,
+                                             segmenter=segmenter)), midline)

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.demo.evaluate_findings import FP_RATES, evaluate, froc, match
-from models.runtime.findings.find import Finding
+from models.demo.evaluate_findings import FP_RATES, compare, evaluate, froc, match
+from models.runtime.findings.find import REGION_GROWING, Finding
+from models.runtime.findings.learned import Segmenter, load_head, read_head
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,11 +28,14 @@ def short_run():
     except DemoDataError as e:
         pytest.skip(str(e))
     analyzer = SliceAnalyzer(load_bundle(ROOT / "resources/models/demo-nodule"), method="location")
-    return evaluate(analyzer, n_scans=1, seed=3, cases=cases)
+    learned = Segmenter("learned", load_head(ROOT / "resources/segmentation/demo-nodule-seg"))
+    return evaluate(analyzer, n_scans=1, seed=3, cases=cases, segmenters=(REGION_GROWING, learned))
 
 
-def test_a_short_run_reports_every_figure(short_run) -> None:
-    r = short_run
+@pytest.mark.parametrize("segmentation", ["region-growing", "learned"])
+def test_a_short_run_reports_every_figure(short_run, segmentation) -> None:
+    r = short_run[segmentation]
+    assert r["segmentation"] == segmentation
     assert r["scans"] == 1 and r["nodules"] >= 5
     sens = [r["froc"]["sensitivity_at_fp_per_scan"][str(rate)] for rate in FP_RATES]
     assert sens == sorted(sens) and 0.0 <= sens[0] and sens[-1] <= 1.0
@@ -41,6 +45,13 @@ def test_a_short_run_reports_every_figure(short_run) -> None:
     assert lung1["found"] and lung1["rank"] == 1 and lung1["dice"] >= 0.7
     assert lung1["diameter_mm"] == pytest.approx(lung1["label_diameter_mm"], rel=0.2)
     assert not lung1["erasure"]["finding_on_the_lesion_after"]  # erased, the finding goes: a real detection
+
+
+def test_the_comparison_picks_the_higher_median_dice(short_run) -> None:
+    winner, table = compare(short_run)
+    dice = {name: r["dice"]["median"] for name, r in short_run.items()}
+    assert winner == max(dice, key=lambda n: (dice[n], n == "region-growing")) and table["used"] == winner
+    assert set(table["by_segmentation"]) == {"region-growing", "learned"}
 
 
 def test_froc_counts_false_positives_per_scan() -> None:
@@ -76,6 +87,11 @@ def test_match_counts_one_hit_per_nodule_and_skips_the_real_lesion() -> None:
 def test_the_shipped_card_carries_the_findings_figures() -> None:
     card = json.loads((ROOT / "resources/models/demo-nodule/card.json").read_text())
     findings = card["metrics"]["findings"]
-    assert findings["scans"] >= 16 and findings["segmentation"] == "region-growing"
+    comparison = findings["segmentation_comparison"]
+    assert findings["scans"] >= 16 and findings["segmentation"] == comparison["used"]
+    # the shipped head's verdict is the card's, so the window uses the segmentation that won
+    head = read_head(ROOT / "resources/segmentation/demo-nodule-seg")
+    assert head["selection"]["used"] == (comparison["used"] == "learned")
+    assert head["selection"]["by_segmentation"] == comparison["by_segmentation"]
     assert set(findings["froc"]["sensitivity_at_fp_per_scan"]) == {str(r) for r in FP_RATES}
     assert findings["real_lesions"]["lung1"]["found"] and "erasure" in findings["real_lesions"]["lung2"]

@@ -52,6 +52,19 @@ def test_auc_and_threshold_helpers():
 
 
 @needs_demo
+def test_tiny_segmentation_run_writes_a_verified_head(tmp_path, cases):
+    from models.demo.train_segmentation import SegConfig, train
+    from models.runtime.findings.learned import load_head, read_head, save_head
+
+    model, info = train(SegConfig(minutes=0.05, variants=2, seed=1), cases)
+    folder = save_head(model, info, tmp_path / "head")
+    head = read_head(folder)
+    assert head["demonstration"] is True and head["selection"]["used"] is False  # not compared yet
+    assert head["training"]["steps"] >= 1 and 0.0 <= head["training"]["validation_patch_dice"] <= 1.0
+    load_head(folder)
+
+
+@needs_demo
 def test_tiny_training_run_writes_a_loadable_honest_bundle(tmp_path):
     from models.runtime.bundle import load_bundle
     from viewer.base.model_card import file_sha256
@@ -59,7 +72,7 @@ def test_tiny_training_run_writes_a_loadable_honest_bundle(tmp_path):
     out = tmp_path / "demo-nodule"
     rc = main([
         "--minutes", "0.1", "--variants", "2", "--test-variants", "2", "--lung2-test-variants", "1",
-        "--size", "128", "--crop", "64", "--out", str(out), "--seed", "3",
+        "--size", "128", "--crop", "64", "--out", str(out), "--seed", "3", "--seg-minutes", "0",
     ])
     assert rc == 0
     loaded = load_bundle(out)

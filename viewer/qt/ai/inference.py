@@ -512,7 +512,7 @@ class _Sweep:
     def _findings(self) -> None:
         """The series' nodules, from the maps the child kept during the sweep (the whole stored volume
         crosses once, out of band); skipped for a series without slice spacing."""
-        from viewer.ai.findings import FindingsRefused, voxel_spacing
+        from viewer.ai.findings import FindingsRefused, segmentation_head, voxel_spacing
 
         volume, request = self.request.volume, self.request
         try:
@@ -524,7 +524,7 @@ class _Sweep:
         n = volume.n_slices
         try:
             self.pipe.send("findings", self.ref, request.series_key, stored_slices(volume, range(n), self.info.context),
-                           spacing, self.ok)
+                           spacing, self.ok, segmentation_head())
         except ChildDied as e:
             raise self.lane._died(self.rid, e, task) from e
         answer = self._receive(task)

@@ -1,0 +1,268 @@
+"""The learned segmentation of a nodule: a small 2.5-D U-Net on a patch around each candidate.
+
+The detector's map says *where*; this head says *which voxels*. For each slice within
+:data:`Z_REACH_MM` of the candidate's centre, a :data:`PATCH` px patch of :data:`FIELD_MM` (the same
+millimetres whatever the scanner's pixel size) is cut around the centre with four channels: the slice
+below, the slice and the slice above (HU scaled over :data:`HU_RANGE`), and a Gaussian of the 3-D
+distance to the candidate's centre (:data:`SEED_SIGMA_MM`), which tells the network *which* object to
+outline, as a click does in an interactive tool. The network answers a probability per patch pixel; it
+is sampled back onto the slice's own voxels, thresholded at 0.5, and the 3-D component at the centre (or
+the largest one within :data:`SEED_REACH_MM` of it) is the mask: empty when the head sees no nodule there.
+
+It is the U-Net the seed papers segment with, cut down to what this machine trains in minutes
+(:class:`~models.runtime.architectures.NoduleUNet`, 0.48 M parameters), trained on the simulator's exact masks
+(``python -m models.demo.train_segmentation``). Whether the window uses it or the region growing of
+:mod:`~models.runtime.findings.segment` is decided on held-out masks by
+``python -m models.demo.evaluate_findings --write-card``, which writes the verdict into the head's
+``head.json`` (``selection``): :func:`segmenter_for` follows it.
+
+A head is a folder with ``weights.safetensors`` (no code is unpickled) and ``head.json``, whose sha256
+must match the weights (:func:`load_head`), as for a model bundle.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from viewer.base.model_card import BundleError, file_sha256
+
+if TYPE_CHECKING:
+    from torch import nn
+
+log = logging.getLogger(__name__)
+
+#: Millimetres one patch side covers (a 30 mm nodule with 15 mm of context on each side).
+FIELD_MM = 60.0
+#: Patch side in pixels (0.75 mm a pixel; divisible by 8 for the U-Net's three poolings).
+PATCH = 80
+#: Slices this far (mm) above and below the centre are segmented.
+Z_REACH_MM = 22.5
+#: The width of the Gaussian that marks the centre (mm).
+SEED_SIGMA_MM = 5.0
+#: HU mapped to [-1, 1] (air to bone; calcium above it is clipped).
+HU_RANGE = (-1000.0, 600.0)
+#: Without a mask voxel at the centre, a component this close to it is taken.
+SEED_REACH_MM = 3.0
+HEAD_FILE = "head.json"
+WEIGHTS_FILE = "weights.safetensors"
+#: The geometry a head was trained with; :func:`load_head` refuses a head trained with another.
+GEOMETRY = {"field_mm": FIELD_MM, "patch": PATCH, "z_reach_mm": Z_REACH_MM, "seed_sigma_mm": SEED_SIGMA_MM,
+            "hu_range": list(HU_RANGE)}
+
+#: ``(hu box, seed voxel in the box, spacing, lung box or None) -> mask of the box``
+SegmentFn = Callable[[np.ndarray, Sequence[float], Sequence[float], "np.ndarray | None"], np.ndarray]
+
+
+@dataclass(frozen=True)
+class Segmenter:
+    """A named segmentation (``"region-growing"`` or ``"learned"``): what every finding's mask comes from."""
+
+    name: str
+    segment: SegmentFn
+
+
+# --- patches ---------------------------------------------------------------------------------------------
+
+
+def _patch_coords(centre_yx: Sequence[float], spacing_yx: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column (in the slice's voxels) of every patch pixel's centre, each ``(PATCH, PATCH)``."""
+    step = FIELD_MM / PATCH
+    offsets = (np.arange(PATCH) - PATCH / 2.0 + 0.5) * step
+    rows = float(centre_yx[0]) + offsets / float(spacing_yx[0])
+    cols = float(centre_yx[1]) + offsets / float(spacing_yx[1])
+    return np.meshgrid(rows, cols, indexing="ij")
+
+
+def to_patch(plane: np.ndarray, centre_yx: Sequence[float], spacing_yx: Sequence[float],
+             fill: float = 0.0) -> np.ndarray:
+    """``plane`` (rows, cols) resampled (bilinear) onto the patch around ``centre_yx``; ``fill`` outside."""
+    from scipy import ndimage
+
+    rr, cc = _patch_coords(centre_yx, spacing_yx)
+    return ndimage.map_coordinates(np.asarray(plane, np.float32), [rr, cc], order=1, mode="constant",
+                                   cval=fill).astype(np.float32)
+
+
+def from_patch(patch: np.ndarray, shape: Sequence[int], centre_yx: Sequence[float],
+               spacing_yx: Sequence[float]) -> np.ndarray:
+    """A patch (``PATCH`` px) sampled back (bilinear) onto a plane of ``shape``; 0 outside the field."""
+    from scipy import ndimage
+
+    step = FIELD_MM / PATCH
+    rows = (np.arange(shape[0]) - float(centre_yx[0])) * float(spacing_yx[0]) / step + PATCH / 2.0 - 0.5
+    cols = (np.arange(shape[1]) - float(centre_yx[1])) * float(spacing_yx[1]) / step + PATCH / 2.0 - 0.5
+    rr, cc = np.meshgrid(rows, cols, indexing="ij")
+    return ndimage.map_coordinates(np.asarray(patch, np.float32), [rr, cc], order=1, mode="constant", cval=0.0)
+
+
+def _scaled(hu: np.ndarray) -> np.ndarray:
+    lo, hi = HU_RANGE
+    return (np.clip(np.asarray(hu, np.float32), lo, hi) - lo) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)
+
+
+def patch_slices(n_slices: int, seed_z: float, slice_mm: float) -> list[int]:
+    """The slices (of ``n_slices``) within :data:`Z_REACH_MM` of the centre's slice ``seed_z``."""
+    reach = int(np.floor(Z_REACH_MM / max(float(slice_mm), 1e-3)))
+    centre = int(round(float(seed_z)))
+    return [k for k in range(centre - reach, centre + reach + 1) if 0 <= k < n_slices]
+
+
+def patch_inputs(hu: np.ndarray, seed: Sequence[float], spacing: Sequence[float],
+                 slices: Sequence[int]) -> np.ndarray:
+    """The head's input ``(len(slices), 4, PATCH, PATCH)`` float32 for ``slices`` of a ``(Z, Y, X)`` HU box.
+
+    Channels: slice k-1, k, k+1 (the edge slice repeated at the box's ends; air outside the box in plane)
+    and the seed's Gaussian; ``seed`` is the centre's (z, y, x) voxel in the box.
+    """
+    hu = np.asarray(hu)
+    sp = [float(v) for v in spacing]
+    centre_yx = (float(seed[1]), float(seed[2]))
+    step = FIELD_MM / PATCH
+    offsets = (np.arange(PATCH) - PATCH / 2.0 + 0.5) * step
+    d2_plane = offsets[:, None] ** 2 + offsets[None, :] ** 2
+    out = np.empty((len(slices), 4, PATCH, PATCH), np.float32)
+    for i, k in enumerate(slices):
+        for c, dk in enumerate((-1, 0, 1)):
+            kk = int(np.clip(k + dk, 0, len(hu) - 1))
+            out[i, c] = to_patch(_scaled(hu[kk]), centre_yx, sp[1:], fill=-1.0)
+        dz = (k - float(seed[0])) * sp[0]
+        out[i, 3] = np.exp(-(d2_plane + dz * dz) / (2.0 * SEED_SIGMA_MM ** 2))
+    return out
+
+
+def mask_at_seed(mask: np.ndarray, seed: Sequence[float], spacing: Sequence[float]) -> np.ndarray:
+    """The 3-D component of ``mask`` at ``seed`` (or the largest one within :data:`SEED_REACH_MM`)."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask)
+    if n == 0:
+        return np.zeros(mask.shape, bool)
+    c = tuple(int(np.clip(round(float(v)), 0, s - 1)) for v, s in zip(seed, mask.shape, strict=True))
+    if labels[c]:
+        return labels == labels[c]
+    sp = np.asarray(spacing, float)
+    half = np.ceil(SEED_REACH_MM / sp).astype(int)
+    lo = np.maximum(np.asarray(c) - half, 0)
+    hi = np.minimum(np.asarray(c) + half + 1, mask.shape)
+    near = labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
+    d = np.sqrt(((zz - c[0]) * sp[0]) ** 2 + ((yy - c[1]) * sp[1]) ** 2 + ((xx - c[2]) * sp[2]) ** 2)
+    hit = near[(d <= SEED_REACH_MM) & (near > 0)]
+    if hit.size == 0:
+        return np.zeros(mask.shape, bool)
+    return labels == int(np.bincount(hit).argmax())
+
+
+# --- the network ------------------------------------------------------------------------------------------
+
+
+def create_unet(**kwargs: Any) -> nn.Module:
+    """A :class:`~models.runtime.architectures.NoduleUNet` with random weights (in eval mode)."""
+    from models.runtime.architectures import NoduleUNet
+
+    return NoduleUNet(**kwargs).eval()
+
+
+# --- the segmenter ------------------------------------------------------------------------------------------
+
+
+class LearnedSegmentation:
+    """The head as a :data:`SegmentFn` (see the module docstring)."""
+
+    def __init__(self, model: nn.Module, threshold: float = 0.5) -> None:
+        self.model, self.threshold = model.eval(), float(threshold)
+
+    def probabilities(self, hu: np.ndarray, seed: Sequence[float], spacing: Sequence[float]) -> np.ndarray:
+        """The head's probability for every voxel of the ``(Z, Y, X)`` box ``hu`` (0 beyond its reach)."""
+        import torch
+
+        slices = patch_slices(len(hu), float(seed[0]), float(spacing[0]))
+        out = np.zeros(np.shape(hu), np.float32)
+        if not slices:
+            return out
+        with torch.inference_mode():
+            logits = self.model(torch.from_numpy(patch_inputs(hu, seed, spacing, slices)))
+        prob = torch.sigmoid(logits).numpy()
+        for i, k in enumerate(slices):
+            out[k] = from_patch(prob[i], out.shape[1:], (seed[1], seed[2]), spacing[1:])
+        return out
+
+    def __call__(self, hu: np.ndarray, seed: Sequence[float], spacing: Sequence[float],
+                 lung: np.ndarray | None = None) -> np.ndarray:
+        return mask_at_seed(self.probabilities(hu, seed, spacing) >= self.threshold, seed, spacing)
+
+
+def save_head(model: nn.Module, info: dict, folder: str | os.PathLike[str]) -> Path:
+    """Write a head atomically (the folder is replaced whole): weights, then ``head.json`` with their sha256."""
+    import torch
+    from safetensors.torch import save_file
+
+    from viewer.base.atomic import atomic_replace_dir
+
+    dest = Path(folder)
+    state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format).contiguous().clone()
+             for k, v in model.state_dict().items()}
+    with atomic_replace_dir(dest) as tmp:
+        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        record = dict(info, sha256=file_sha256(tmp / WEIGHTS_FILE), geometry=GEOMETRY)
+        (tmp / HEAD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return dest
+
+
+def read_head(folder: str | os.PathLike[str]) -> dict:
+    """``head.json`` of a head (torch-free); raises :class:`BundleError` with the reason."""
+    path = Path(folder) / HEAD_FILE
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise BundleError(f"no readable {HEAD_FILE}: {e}", folder) from None
+    if not isinstance(record, dict):
+        raise BundleError(f"{HEAD_FILE} is not an object", folder)
+    return record
+
+
+def load_head(folder: str | os.PathLike[str]) -> LearnedSegmentation:
+    """A verified head: sha256 of the weights as ``head.json`` says, the geometry this code cuts patches
+    with, and weights that fit the U-Net exactly. Raises :class:`BundleError`."""
+    from safetensors.torch import load_file
+
+    record = read_head(folder)
+    weights = Path(folder) / WEIGHTS_FILE
+    if not weights.is_file():
+        raise BundleError(f"{WEIGHTS_FILE} is missing", folder)
+    if file_sha256(weights) != record.get("sha256"):
+        raise BundleError("sha256 mismatch between head.json and the weights; refusing to load", weights)
+    if record.get("geometry") != GEOMETRY:
+        raise BundleError(f"head trained on patches {record.get('geometry')}, this program cuts {GEOMETRY}", folder)
+    try:
+        state = load_file(str(weights))
+    except Exception as e:  # safetensors' SafetensorError: not a safetensors file (a pickle, a truncated file)
+        raise BundleError(f"{WEIGHTS_FILE} is not a safetensors file: {str(e).splitlines()[0]}", weights) from None
+    model = create_unet(**dict(record.get("arch_kwargs", {})))
+    try:
+        model.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError) as e:
+        raise BundleError(f"the weights do not fit the head: {str(e).splitlines()[0]}", weights) from None
+    return LearnedSegmentation(model.eval(), float(record.get("threshold", 0.5)))
+
+
+def segmenter_for(folder: str | os.PathLike[str] | None, fallback: Segmenter) -> Segmenter:
+    """The learned head in ``folder`` when its ``head.json`` says it won on held-out masks, else ``fallback``
+    (also when there is no head, or it cannot be loaded)."""
+    if not folder or not (Path(folder) / HEAD_FILE).is_file():
+        return fallback
+    try:
+        if not read_head(folder).get("selection", {}).get("used"):
+            return fallback
+        return Segmenter("learned", load_head(folder))
+    except BundleError as e:
+        log.warning("segmentation head not used (%s): %s", Path(folder).name, e.reason)
+        return fallback
