@@ -58,7 +58,7 @@ GEOMETRY = {"field_mm": FIELD_MM, "patch": PATCH, "z_reach_mm": Z_REACH_MM, "see
             "hu_range": list(HU_RANGE)}
 
 #: ``(hu box, seed voxel in the box, spacing, lung box or None) -> mask of the box``
-SegmentFn = Callable[[np.ndarray, Sequence[float], Sequence[float], "np.ndarray | None"], np.ndarray]
+SegmentFn = Callable[..., np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class Segmenter:
 # --- patches ---------------------------------------------------------------------------------------------
 
 
-def _patch_coords(centre_yx: Sequence[float], spacing_yx: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _patch_coords(centre_yx: Any, spacing_yx: Any) -> tuple[np.ndarray, np.ndarray]:
     """Row and column (in the slice's voxels) of every patch pixel's centre, each ``(PATCH, PATCH)``."""
     step = FIELD_MM / PATCH
     offsets = (np.arange(PATCH) - PATCH / 2.0 + 0.5) * step
@@ -81,7 +81,7 @@ def _patch_coords(centre_yx: Sequence[float], spacing_yx: Sequence[float]) -> tu
     return np.meshgrid(rows, cols, indexing="ij")
 
 
-def to_patch(plane: np.ndarray, centre_yx: Sequence[float], spacing_yx: Sequence[float],
+def to_patch(plane: np.ndarray, centre_yx: Any, spacing_yx: Any,
              fill: float = 0.0) -> np.ndarray:
     """``plane`` (rows, cols) resampled (bilinear) onto the patch around ``centre_yx``; ``fill`` outside."""
     from scipy import ndimage
@@ -91,8 +91,8 @@ def to_patch(plane: np.ndarray, centre_yx: Sequence[float], spacing_yx: Sequence
                                    cval=fill).astype(np.float32)
 
 
-def from_patch(patch: np.ndarray, shape: Sequence[int], centre_yx: Sequence[float],
-               spacing_yx: Sequence[float]) -> np.ndarray:
+def from_patch(patch: np.ndarray, shape: Sequence[int], centre_yx: Any,
+               spacing_yx: Any) -> np.ndarray:
     """A patch (``PATCH`` px) sampled back (bilinear) onto a plane of ``shape``; 0 outside the field."""
     from scipy import ndimage
 
@@ -115,7 +115,7 @@ def patch_slices(n_slices: int, seed_z: float, slice_mm: float) -> list[int]:
     return [k for k in range(centre - reach, centre + reach + 1) if 0 <= k < n_slices]
 
 
-def patch_inputs(hu: np.ndarray, seed: Sequence[float], spacing: Sequence[float],
+def patch_inputs(hu: np.ndarray, seed: Any, spacing: Any,
                  slices: Sequence[int]) -> np.ndarray:
     """The head's input ``(len(slices), 4, PATCH, PATCH)`` float32 for ``slices`` of a ``(Z, Y, X)`` HU box.
 
@@ -138,7 +138,7 @@ def patch_inputs(hu: np.ndarray, seed: Sequence[float], spacing: Sequence[float]
     return out
 
 
-def mask_at_seed(mask: np.ndarray, seed: Sequence[float], spacing: Sequence[float]) -> np.ndarray:
+def mask_at_seed(mask: np.ndarray, seed: Any, spacing: Any) -> np.ndarray:
     """The 3-D component of ``mask`` at ``seed`` (or the largest one within :data:`SEED_REACH_MM`)."""
     from scipy import ndimage
 
@@ -180,7 +180,7 @@ class LearnedSegmentation:
     def __init__(self, model: nn.Module, threshold: float = 0.5) -> None:
         self.model, self.threshold = model.eval(), float(threshold)
 
-    def probabilities(self, hu: np.ndarray, seed: Sequence[float], spacing: Sequence[float]) -> np.ndarray:
+    def probabilities(self, hu: np.ndarray, seed: Any, spacing: Any) -> np.ndarray:
         """The head's probability for every voxel of the ``(Z, Y, X)`` box ``hu`` (0 beyond its reach)."""
         import torch
 
@@ -195,7 +195,7 @@ class LearnedSegmentation:
             out[k] = from_patch(prob[i], out.shape[1:], (seed[1], seed[2]), spacing[1:])
         return out
 
-    def __call__(self, hu: np.ndarray, seed: Sequence[float], spacing: Sequence[float],
+    def __call__(self, hu: np.ndarray, seed: Any, spacing: Any,
                  lung: np.ndarray | None = None) -> np.ndarray:
         return mask_at_seed(self.probabilities(hu, seed, spacing) >= self.threshold, seed, spacing)
 
@@ -232,6 +232,7 @@ def read_head(folder: str | os.PathLike[str]) -> dict:
 def load_head(folder: str | os.PathLike[str]) -> LearnedSegmentation:
     """A verified head: sha256 of the weights as ``head.json`` says, the geometry this code cuts patches
     with, and weights that fit the U-Net exactly. Raises :class:`BundleError`."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     record = read_head(folder)
@@ -244,7 +245,7 @@ def load_head(folder: str | os.PathLike[str]) -> LearnedSegmentation:
         raise BundleError(f"head trained on patches {record.get('geometry')}, this program cuts {GEOMETRY}", folder)
     try:
         state = load_file(str(weights))
-    except Exception as e:  # safetensors' SafetensorError: not a safetensors file (a pickle, a truncated file)
+    except (SafetensorError, OSError, ValueError) as e:  # not a safetensors file (a pickle, a truncated one)
         raise BundleError(f"{WEIGHTS_FILE} is not a safetensors file: {str(e).splitlines()[0]}", weights) from None
     model = create_unet(**dict(record.get("arch_kwargs", {})))
     try:
