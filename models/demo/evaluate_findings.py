@@ -303,7 +303,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         atomic_write_text(card_path, json.dumps(card, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         if head is not None:
             record = read_head(head)
-            record["selection"] = {"used": winner == "learned", **comparison}
+            record["selection"] = {**comparison, "winner": winner, "used": winner == "learned"}
             atomic_write_text(head / HEAD_FILE, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return 0
 

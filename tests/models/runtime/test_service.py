@@ -210,7 +210,7 @@ def test_an_error_that_is_not_out_of_memory_propagates(lung1, shipped, monkeypat
 def test_findings_use_the_kept_maps_or_compute_them_alike_and_equal_the_in_process_path(lung1, shipped):
     """The service's findings of a whole series (the window's path) equal `analyze`'s (the command line's),
     whether the sweep's maps are kept or computed for the call; the real lung1 nodule comes first."""
-    from viewer.ai.findings import series_findings, voxel_spacing
+    from viewer.ai.findings import segmentation_head, series_findings, voxel_spacing
 
     n = lung1.n_slices
     everything = stored_slices(lung1, range(n), 1)
@@ -220,8 +220,9 @@ def test_findings_use_the_kept_maps_or_compute_them_alike_and_equal_the_in_proce
     for start in range(0, n, 8):
         batch = list(range(start, min(n, start + 8)))
         swept.analyze(ref, batch, stored_slices(lung1, batch, 1), scope="r", series="lung1")
-    kept = swept.findings(ref, "lung1", everything, spacing).findings
-    cold = ModelService().findings(ref, "lung1", everything, spacing).findings
+    head = segmentation_head()  # the shipped head, as the window sends it
+    kept = swept.findings(ref, "lung1", everything, spacing, None, head).findings
+    cold = ModelService().findings(ref, "lung1", everything, spacing, None, head).findings
     direct = series_findings(lung1, SliceAnalyzer(load_bundle(shipped.path)).analyze(
         list(range(n)), context_stack(lung1, list(range(n)), 1)), shipped.card.threshold)
     for other in (cold, direct):

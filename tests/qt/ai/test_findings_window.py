@@ -33,8 +33,8 @@ def test_the_sweep_ends_with_the_real_nodule_first_in_the_findings_panel(qtbot, 
     rows = panel.rows()
     assert rows and panel.status.text().endswith("finding" + ("s" if len(rows) > 1 else ""))
     number, where, diameter, axes, volume, kind, category, p, status = rows[0]
-    assert number == "1" and where == "right · Im 33–36" and kind == "solid"
-    assert axes == "17.1 × 13.0" and diameter == "15.1" and category in ("4A", "4B") and float(p) > 0.5
+    assert number == "1" and where == "right · Im 33–35" and kind == "solid"
+    assert axes == "16.1 × 13.8" and diameter == "15.0" and category in ("4A", "4B") and float(p) > 0.5
     assert status == "new"
     assert "not for diagnosis" in panel.note.text()
     probabilities = [float(r[7]) for r in rows]
