@@ -91,7 +91,8 @@ def test_the_shipped_card_carries_the_findings_figures() -> None:
     assert findings["scans"] >= 16 and findings["segmentation"] == comparison["used"]
     # the shipped head's verdict is the card's, so the window uses the segmentation that won
     head = read_head(ROOT / "resources/segmentation/demo-nodule-seg")
-    assert head["selection"]["used"] is (comparison["used"] == "learned") and head["selection"]["winner"] == comparison["used"]
+    selection = head["selection"]
+    assert selection["used"] is (comparison["used"] == "learned") and selection["winner"] == comparison["used"]
     assert head["selection"]["by_segmentation"] == comparison["by_segmentation"]
     assert set(findings["froc"]["sensitivity_at_fp_per_scan"]) == {str(r) for r in FP_RATES}
     assert findings["real_lesions"]["lung1"]["found"] and "erasure" in findings["real_lesions"]["lung2"]
