@@ -70,6 +70,18 @@ def _same_bundle(folder: Path, sha256: str) -> bool:
         return False
 
 
+def write_weights(model: nn.Module, path: Path) -> None:
+    """The model's state dict as safetensors (on CPU, contiguous), byte for byte the same for the same weights."""
+    import torch
+    from safetensors.torch import save_file
+
+    state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format).contiguous().clone()
+             for k, v in model.state_dict().items()}
+    # One metadata key only: safetensors 0.8 keeps metadata in a hash map and writes several keys in
+    # a random order, which would make the bytes (and the sha256) of identical weights differ.
+    save_file(state, str(path), metadata={"format": "pt"})
+
+
 def save_bundle(
     model: nn.Module, card: ModelCard, folder: str | os.PathLike[str], *, overwrite: bool = False
 ) -> Path:
@@ -104,8 +116,6 @@ def save_bundle(
         When ``folder`` exists and holds something else (and ``overwrite`` is False), or the card is
         invalid for the model.
     """
-    import torch
-    from safetensors.torch import save_file
 
     dest = Path(folder)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -114,14 +124,10 @@ def save_bundle(
         card.validate()
     except ValueError as e:
         raise BundleError(f"invalid card: {e}", dest) from e
-    state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format).contiguous().clone()
-             for k, v in model.state_dict().items()}
     tmp = Path(tempfile.mkdtemp(prefix=f".{dest.name}.", suffix=".partial", dir=dest.parent))
     try:
         weights = tmp / WEIGHTS_FILE
-        # One metadata key only: safetensors 0.8 keeps metadata in a hash map and writes several keys in
-        # a random order, which would make the bytes (and the sha256) of identical weights differ.
-        save_file(state, str(weights), metadata={"format": "pt"})
+        write_weights(model, weights)
         _fsync_file(weights)
         created = card.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
         card = dataclasses.replace(card, sha256=file_sha256(weights), created=created)
@@ -143,7 +149,7 @@ def save_bundle(
     return dest
 
 
-def _load_state_dict(weights: Path) -> dict[str, Any]:
+def read_state_dict(weights: Path) -> dict[str, Any]:
     """Read a state dict without executing anything from the file."""
     import torch
 
@@ -236,7 +242,7 @@ def load_bundle(path: str | os.PathLike[str], device: str | Any = "cpu") -> Load
             f"sha256 mismatch: card says {card.sha256[:12] or '(none)'}…, file is {actual[:12]}…; refusing to load",
             weights,
         )
-    state = _load_state_dict(weights)
+    state = read_state_dict(weights)
 
     from models.runtime.architectures import create_model
 

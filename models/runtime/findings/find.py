@@ -7,8 +7,9 @@ display order, and the caller turns them into patient millimetres with the serie
 
 Steps: the lungs' air (:func:`~models.runtime.findings.lung_mask.aerated_lungs`); the candidates
 (:mod:`~models.runtime.findings.candidates`), of which those with no lung within :data:`LUNG_REACH_MM`
-are dropped (the neck, the abdomen); each candidate grown from its centre
-(:mod:`~models.runtime.findings.segment`), dropped when nothing denser than the lung is there; the mask
+are dropped (the neck, the abdomen); each candidate outlined from its centre by the segmenter given
+(the learned head of :mod:`~models.runtime.findings.learned`, or region growing,
+:mod:`~models.runtime.findings.segment`), dropped when the mask is empty; the mask
 measured (:mod:`~models.runtime.findings.measure`) and typed, with its Lung-RADS suggestion
 (:mod:`~models.runtime.findings.nodule_type`).
 """

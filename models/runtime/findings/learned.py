@@ -72,10 +72,14 @@ class Segmenter:
 # --- patches ---------------------------------------------------------------------------------------------
 
 
+def _offsets_mm() -> np.ndarray:
+    """mm from the patch's centre to each of its pixel centres, along one side."""
+    return (np.arange(PATCH) - PATCH / 2.0 + 0.5) * (FIELD_MM / PATCH)
+
+
 def _patch_coords(centre_yx: Any, spacing_yx: Any) -> tuple[np.ndarray, np.ndarray]:
     """Row and column (in the slice's voxels) of every patch pixel's centre, each ``(PATCH, PATCH)``."""
-    step = FIELD_MM / PATCH
-    offsets = (np.arange(PATCH) - PATCH / 2.0 + 0.5) * step
+    offsets = _offsets_mm()
     rows = float(centre_yx[0]) + offsets / float(spacing_yx[0])
     cols = float(centre_yx[1]) + offsets / float(spacing_yx[1])
     return np.meshgrid(rows, cols, indexing="ij")
@@ -125,8 +129,7 @@ def patch_inputs(hu: np.ndarray, seed: Any, spacing: Any,
     hu = np.asarray(hu)
     sp = [float(v) for v in spacing]
     centre_yx = (float(seed[1]), float(seed[2]))
-    step = FIELD_MM / PATCH
-    offsets = (np.arange(PATCH) - PATCH / 2.0 + 0.5) * step
+    offsets = _offsets_mm()
     d2_plane = offsets[:, None] ** 2 + offsets[None, :] ** 2
     out = np.empty((len(slices), 4, PATCH, PATCH), np.float32)
     for i, k in enumerate(slices):
@@ -202,16 +205,12 @@ class LearnedSegmentation:
 
 def save_head(model: nn.Module, info: dict, folder: str | os.PathLike[str]) -> Path:
     """Write a head atomically (the folder is replaced whole): weights, then ``head.json`` with their sha256."""
-    import torch
-    from safetensors.torch import save_file
-
+    from models.runtime.bundle import write_weights
     from viewer.base.atomic import atomic_replace_dir
 
     dest = Path(folder)
-    state = {k: v.detach().to("cpu", memory_format=torch.contiguous_format).contiguous().clone()
-             for k, v in model.state_dict().items()}
     with atomic_replace_dir(dest) as tmp:
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "pt"})
+        write_weights(model, tmp / WEIGHTS_FILE)
         record = dict(info, sha256=file_sha256(tmp / WEIGHTS_FILE), geometry=GEOMETRY)
         (tmp / HEAD_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
     return dest
@@ -232,8 +231,7 @@ def read_head(folder: str | os.PathLike[str]) -> dict:
 def load_head(folder: str | os.PathLike[str]) -> LearnedSegmentation:
     """A verified head: sha256 of the weights as ``head.json`` says, the geometry this code cuts patches
     with, and weights that fit the U-Net exactly. Raises :class:`BundleError`."""
-    from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from models.runtime.bundle import read_state_dict
 
     record = read_head(folder)
     weights = Path(folder) / WEIGHTS_FILE
@@ -243,10 +241,7 @@ def load_head(folder: str | os.PathLike[str]) -> LearnedSegmentation:
         raise BundleError("sha256 mismatch between head.json and the weights; refusing to load", weights)
     if record.get("geometry") != GEOMETRY:
         raise BundleError(f"head trained on patches {record.get('geometry')}, this program cuts {GEOMETRY}", folder)
-    try:
-        state = load_file(str(weights))
-    except (SafetensorError, OSError, ValueError) as e:  # not a safetensors file (a pickle, a truncated one)
-        raise BundleError(f"{WEIGHTS_FILE} is not a safetensors file: {str(e).splitlines()[0]}", weights) from None
+    state = read_state_dict(weights)  # safetensors only (the name says so): nothing is unpickled
     model = create_unet(**dict(record.get("arch_kwargs", {})))
     try:
         model.load_state_dict(state, strict=True)

@@ -96,7 +96,7 @@ def test_a_head_is_verified_before_it_is_used(tmp_path) -> None:
     weights.write_bytes(pickle.dumps({"a": 1}))
     record["sha256"] = __import__("viewer.base.model_card", fromlist=["x"]).file_sha256(weights)
     (folder / HEAD_FILE).write_text(json.dumps(record))
-    with pytest.raises(BundleError, match="not a safetensors file"):
+    with pytest.raises(BundleError, match="not a readable safetensors file"):
         load_head(folder)
     record["geometry"] = dict(record["geometry"], patch=64)
     (folder / HEAD_FILE).write_text(json.dumps(record))
