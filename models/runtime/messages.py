@@ -107,7 +107,11 @@ class BatchAnalysis:
 
 @dataclass(frozen=True, eq=False)
 class FindingsAnswer:
-    """The nodules found in a series (:class:`models.runtime.findings.find.SeriesFindings`), and any notice."""
+    """The nodules found in a series (:class:`models.runtime.findings.find.SeriesFindings`), and any notice.
+
+    ``findings`` is None when the caller asked for the series' slices kept from its analysis and the
+    service does not hold them all: the caller sends them.
+    """
 
     findings: Any  # SeriesFindings (imported lazily: it needs scipy)
     notice: str = ""

@@ -3,7 +3,8 @@
 Target: the whole-series sweep that ends with the findings (masks, measurements, types), ÷ the same sweep
 without them (today's analysis), ≤ 1.2. Both run through the viewer's inference lane and model service,
 alternately, in one run. The findings step alone (the service's ``findings`` call after a sweep, the
-maps kept) is reported per series and per finding.
+maps and slices kept, as in the window) is reported per series and per finding, and beside it the same
+call with the whole series sent again (what it costs when the AI process does not hold the slices).
 
 ``python -m tests.benchmarks.bench_findings`` prints the JSON.
 """
@@ -29,7 +30,7 @@ REPEATS = 3
 def sweeps(volume) -> dict:
     """Seconds of a whole sweep without and with findings (alternating), and of the findings call alone."""
     from viewer.ai.analysis import stored_slices
-    from viewer.ai.findings import voxel_spacing
+    from viewer.ai.findings import segmentation_head, voxel_spacing
     from viewer.ai.model_registry import find_model
     from viewer.qt.ai.inference import AnalysisRequest, InferenceLane
 
@@ -59,17 +60,22 @@ def sweeps(volume) -> dict:
         from models.runtime.messages import ModelRef
 
         ref = ModelRef(str(entry.path), entry.card.sha256, lane.device)
-        everything = stored_slices(volume, range(n), 1)
-        calls = []
+        calls: dict[str, list[float]] = {"held": [], "sent": []}
         for _ in range(REPEATS):
-            t = time.perf_counter()
-            answer = lane.service.call("findings", ref, key, everything, voxel_spacing(volume))
-            calls.append(time.perf_counter() - t)
+            for how, slices in (("held", None), ("sent", stored_slices(volume, range(n), 1))):
+                t = time.perf_counter()
+                answer = lane.service.call("findings", ref, key, slices, voxel_spacing(volume), None,
+                                           str(segmentation_head()), n_slices=n)
+                calls[how].append(time.perf_counter() - t)
+                if answer.findings is None:
+                    raise RuntimeError("the AI process did not keep the series' slices from its sweep")
     finally:
         lane.stop()
     found = answer.findings.findings
-    return {"seconds": {"analysis": timed["analysis"], "analysis_and_findings": timed["analysis_and_findings"],
-                        "findings_call": float(np.median(calls))},
+    return {"segmentation": sorted({f.segmentation for f in found}),
+            "seconds": {"analysis": timed["analysis"], "analysis_and_findings": timed["analysis_and_findings"],
+                        "findings_call": float(np.median(calls["held"])),
+                        "findings_call_slices_sent": float(np.median(calls["sent"]))},
             "findings": len(found), "reports": len(reports)}
 
 

@@ -51,23 +51,42 @@ def candidates_from_maps(maps: np.ndarray, image_shape: tuple[int, int], spacing
     z, mh, mw = maps.shape
     rows, cols = image_shape
     fy, fx = rows / mh, cols / mw
-    labels, n = ndimage.label(maps >= threshold, structure=np.ones((3, 3, 3), dtype=bool))
-    if n == 0:
+    hot = maps >= threshold
+    bounds = bounding_box(hot)
+    if bounds is None:
         return []
+    # labelled within the hot cells' bounding box only: the maps are mostly cold, and labelling is the cost
+    labels, _ = ndimage.label(hot[bounds], structure=np.ones((3, 3, 3), dtype=bool))
+    maps = maps[bounds]
+    at = [int(b.start) for b in bounds]
     found: list[Candidate] = []
-    for k, box in enumerate(ndimage.find_objects(labels), start=1):
-        if box is None:
+    for k, part_box in enumerate(ndimage.find_objects(labels), start=1):
+        if part_box is None:
             continue
-        part = np.where(labels[box] == k, maps[box], -1.0)
+        part = np.where(labels[part_box] == k, maps[part_box], -1.0)
         peak = np.unravel_index(int(np.argmax(part)), part.shape)
-        pz, pr, pc = (int(s.start) + int(p) for s, p in zip(box, peak, strict=True))
+        pz, pr, pc = (int(s.start) + int(p) for s, p in zip(part_box, peak, strict=True))
+        box = tuple(slice(s.start + a, s.stop + a) for s, a in zip(part_box, at, strict=True))
+        value = float(maps[pz, pr, pc])
+        pz, pr, pc = pz + at[0], pr + at[1], pc + at[2]
         centre = (float(pz), (pr + 0.5) * fy - 0.5, (pc + 0.5) * fx - 0.5)
         lo = (int(box[0].start), int(np.floor(box[1].start * fy)), int(np.floor(box[2].start * fx)))
         hi = (int(box[0].stop), min(rows, int(np.ceil(box[1].stop * fy))), min(cols, int(np.ceil(box[2].stop * fx))))
-        found.append(Candidate(float(maps[pz, pr, pc]), centre, (lo, hi),
+        found.append(Candidate(value, centre, (lo, hi),
                                tuple(range(int(box[0].start), int(box[0].stop)))))
     found.sort(key=lambda c: -c.probability)
     return suppress(found, spacing, merge_mm)[:max_candidates]
+
+
+def bounding_box(hot: np.ndarray) -> tuple[slice, ...] | None:
+    """The bounding box of the true cells of ``hot`` (None when there is none)."""
+    box = []
+    for axis in range(hot.ndim):
+        along = np.flatnonzero(hot.any(axis=tuple(a for a in range(hot.ndim) if a != axis)))
+        if not along.size:
+            return None
+        box.append(slice(int(along[0]), int(along[-1]) + 1))
+    return tuple(box)
 
 
 def suppress(candidates: Sequence[Candidate], spacing: Sequence[float], merge_mm: float = MERGE_MM) -> list[Candidate]:

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from models.runtime.findings.candidates import Candidate, candidates_from_maps
+from models.runtime.findings.candidates import Candidate, bounding_box, candidates_from_maps
 from models.runtime.findings.learned import Segmenter
 from models.runtime.findings.lung_mask import AIR_HU, aerated_lungs
 from models.runtime.findings.measure import NoduleMeasures, measure
@@ -108,7 +108,7 @@ def _box(centre: Sequence[float], radius_mm: float, spacing: np.ndarray,
     return slice(lo[0], hi[0]), slice(lo[1], hi[1]), slice(lo[2], hi[2])
 
 
-def _inside(voxel: Sequence[float], box: tuple[slice, slice, slice], mask: np.ndarray) -> bool:
+def _inside(voxel: Sequence[float], box: tuple[slice, ...], mask: np.ndarray) -> bool:
     """True when ``voxel`` lies in ``mask`` (a boolean box of the volume at ``box``)."""
     local = [int(round(float(v))) - int(s.start) for v, s in zip(voxel, box, strict=True)]
     return all(0 <= k < n for k, n in zip(local, mask.shape, strict=True)) and bool(mask[tuple(local)])
@@ -125,19 +125,31 @@ def _overlap(a_at: Sequence[int], a: np.ndarray, b_at: Sequence[int], b: np.ndar
     return int((a[sa] & b[sb]).sum())
 
 
-def lungs_of(volume: RescaledVolume) -> tuple[np.ndarray, float | None]:
-    """The lungs' air at full size (found every :data:`LUNG_STRIDE` rows and columns) and the column of
-    their midline (None without lungs)."""
+class StridedMask:
+    """A full-size mask known on every ``stride``-th row and column: a box of it is sampled back to full
+    size when asked for (``mask[box]``, boxes of plain slices), so the whole never is."""
+
+    def __init__(self, coarse: np.ndarray, shape: Sequence[int], stride: int) -> None:
+        self.coarse, self.shape, self.stride = np.asarray(coarse, bool), tuple(int(v) for v in shape), int(stride)
+
+    def __getitem__(self, box: tuple[slice, slice, slice]) -> np.ndarray:
+        z, rows, cols = (range(*s.indices(n)) for s, n in zip(box, self.shape, strict=True))
+        r = np.asarray(rows, dtype=np.intp) // self.stride
+        c = np.asarray(cols, dtype=np.intp) // self.stride
+        return self.coarse[z.start:z.stop:z.step][:, r][:, :, c]
+
+
+def lungs_of(volume: RescaledVolume) -> tuple[StridedMask, float | None]:
+    """The lungs' air (found every :data:`LUNG_STRIDE` rows and columns) and the column of their midline
+    (None without lungs)."""
     coarse = aerated_lungs(volume.below(AIR_HU, LUNG_STRIDE))
-    rows, cols = volume.shape[1], volume.shape[2]
-    lung = np.repeat(np.repeat(coarse, LUNG_STRIDE, axis=1), LUNG_STRIDE, axis=2)[:, :rows, :cols]
     columns = np.nonzero(coarse.any(axis=(0, 1)))[0]
     midline = float(columns.mean() * LUNG_STRIDE + (LUNG_STRIDE - 1) / 2) if len(columns) else None
-    return lung, midline
+    return StridedMask(coarse, volume.shape, LUNG_STRIDE), midline
 
 
 def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndarray, threshold: float, *,
-                 lung: np.ndarray | None = None, cancelled: Callable[[], bool] = lambda: False,
+                 lung: np.ndarray | StridedMask | None = None, cancelled: Callable[[], bool] = lambda: False,
                  segmenter: Segmenter = REGION_GROWING) -> list[Finding]:
     """Findings of ``volume`` (see the module docstring), most probable first.
 
@@ -150,7 +162,7 @@ def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndar
     if lung is None:
         lung, _ = lungs_of(volume)
     candidates = candidates_from_maps(maps, (shape[1], shape[2]), spacing, threshold)
-    found: list[tuple[Candidate, tuple[slice, slice, slice], np.ndarray]] = []
+    found: list[tuple[Candidate, tuple[slice, ...], np.ndarray]] = []
     for cand in candidates:
         if cancelled():
             break
@@ -161,20 +173,18 @@ def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndar
         box = _box(cand.centre, MAX_RADIUS_MM + 5.0, sp, shape)
         origin = np.array([s.start for s in box], dtype=float)
         grown = segmenter.segment(volume[box], np.asarray(cand.centre) - origin, sp, lung[box])
-        if grown.any():
-            found.append((cand, box, grown))
+        tight = bounding_box(grown)
+        if tight is not None:  # kept cropped to the mask
+            found.append((cand, tuple(slice(s.start + t.start, s.start + t.stop)
+                                      for s, t in zip(box, tight, strict=True)), grown[tight]))
     out: list[Finding] = []
-    for cand, box, grown in found:
-        idx = np.argwhere(grown)
-        lo, hi = idx.min(axis=0), idx.max(axis=0) + 1
-        crop = grown[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
-        origin = np.array([s.start for s in box]) + lo
+    for cand, at, crop in found:
+        origin = np.array([s.start for s in at])
         if any(_overlap(tuple(origin), crop, f.offset, f.mask) > 0.5 * crop.sum() for f in out):
             continue  # the same nodule, grown again from a weaker candidate
-        hu = volume[tuple(slice(int(a), int(a) + n) for a, n in zip(origin, crop.shape, strict=True))]
-        m = measure(crop, hu, spacing)
+        m = measure(crop, volume[at], spacing)
         kind = nodule_type(m)
-        centre = tuple(float(v) for v in idx.mean(axis=0) + np.array([s.start for s in box]))
+        centre = tuple(float(v) for v in np.argwhere(crop).mean(axis=0) + origin)
         out.append(Finding(
             id=len(out) + 1, probability=cand.probability, centre=centre,  # type: ignore[arg-type]
             box=(tuple(int(v) for v in origin), tuple(int(v) for v in origin + crop.shape)),  # type: ignore[arg-type]

@@ -1,13 +1,14 @@
 """The learned segmentation of a nodule: a small 2.5-D U-Net on a patch around each candidate.
 
-The detector's map says *where*; this head says *which voxels*. For each slice within
-:data:`Z_REACH_MM` of the candidate's centre, a :data:`PATCH` px patch of :data:`FIELD_MM` (the same
-millimetres whatever the scanner's pixel size) is cut around the centre with four channels: the slice
-below, the slice and the slice above (HU scaled over :data:`HU_RANGE`), and a Gaussian of the 3-D
-distance to the candidate's centre (:data:`SEED_SIGMA_MM`), which tells the network *which* object to
-outline, as a click does in an interactive tool. The network answers a probability per patch pixel; it
-is sampled back onto the slice's own voxels, thresholded at 0.5, and the 3-D component at the centre (or
-the largest one within :data:`SEED_REACH_MM` of it) is the mask: empty when the head sees no nodule there.
+The detector's map says *where*; this head says *which voxels*. For slices within :data:`Z_REACH_MM` of the
+candidate's centre (every :data:`SEGMENT_MM` at most; thin slices between are interpolated), a :data:`PATCH`
+px patch of :data:`FIELD_MM` (the same millimetres whatever the scanner's pixel size) is cut around the centre
+with four channels: the slice :data:`NEIGHBOUR_MM` below (the training's slice spacing, so thin-slice CT gives
+the head what it learned on), the slice, the one as far above (HU scaled over :data:`HU_RANGE`), and a
+Gaussian of the 3-D distance to the candidate's centre (:data:`SEED_SIGMA_MM`), which tells the network
+*which* object to outline, as a click does in an interactive tool. The network answers a probability per patch
+pixel; it is sampled back onto the slice's own voxels, thresholded at 0.5, and the 3-D component at the centre
+(or the largest one within :data:`SEED_REACH_MM` of it) is the mask: empty when the head sees no nodule there.
 
 It is the U-Net the seed papers segment with, cut down to what this machine trains in minutes
 (:class:`~models.runtime.architectures.NoduleUNet`, 0.48 M parameters), trained on the simulator's exact masks
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from models.runtime.findings.candidates import bounding_box
 from viewer.base.model_card import BundleError, file_sha256
 
 if TYPE_CHECKING:
@@ -45,6 +47,13 @@ FIELD_MM = 60.0
 PATCH = 80
 #: Slices this far (mm) above and below the centre are segmented.
 Z_REACH_MM = 22.5
+#: A patch's neighbour slices are this far from its slice, at least (mm): the training's slice spacing. On
+#: thinner slices they are the k-th slices above and below (:func:`slice_step`), so the head sees what it
+#: was trained on.
+NEIGHBOUR_MM = 5.0
+#: The head segments slices this far apart at most (mm); on thinner slices the ones between are
+#: interpolated.
+SEGMENT_MM = 2.5
 #: The width of the Gaussian that marks the centre (mm).
 SEED_SIGMA_MM = 5.0
 #: HU mapped to [-1, 1] (air to bone; calcium above it is clipped).
@@ -55,7 +64,7 @@ HEAD_FILE = "head.json"
 WEIGHTS_FILE = "weights.safetensors"
 #: The geometry a head was trained with; :func:`load_head` refuses a head trained with another.
 GEOMETRY = {"field_mm": FIELD_MM, "patch": PATCH, "z_reach_mm": Z_REACH_MM, "seed_sigma_mm": SEED_SIGMA_MM,
-            "hu_range": list(HU_RANGE)}
+            "hu_range": list(HU_RANGE), "neighbour_mm": NEIGHBOUR_MM}
 
 #: ``(hu box, seed voxel in the box, spacing, lung box or None) -> mask of the box``
 SegmentFn = Callable[..., np.ndarray]
@@ -112,30 +121,42 @@ def _scaled(hu: np.ndarray) -> np.ndarray:
     return (np.clip(np.asarray(hu, np.float32), lo, hi) - lo) * np.float32(2.0 / (hi - lo)) - np.float32(1.0)
 
 
+def slice_step(slice_mm: float, apart_mm: float = NEIGHBOUR_MM) -> int:
+    """How many slices of ``slice_mm`` make ``apart_mm`` (at least 1)."""
+    return max(1, int(round(apart_mm / max(float(slice_mm), 1e-3))))
+
+
 def patch_slices(n_slices: int, seed_z: float, slice_mm: float) -> list[int]:
-    """The slices (of ``n_slices``) within :data:`Z_REACH_MM` of the centre's slice ``seed_z``."""
-    reach = int(np.floor(Z_REACH_MM / max(float(slice_mm), 1e-3)))
+    """The slices (of ``n_slices``) the head segments: every :data:`SEGMENT_MM` from the centre's slice
+    ``seed_z``, within :data:`Z_REACH_MM` of it."""
+    step = slice_step(slice_mm, SEGMENT_MM)
+    reach = int(np.floor(Z_REACH_MM / max(float(slice_mm), 1e-3) / step))
     centre = int(round(float(seed_z)))
-    return [k for k in range(centre - reach, centre + reach + 1) if 0 <= k < n_slices]
+    return [k for k in range(centre - reach * step, centre + reach * step + 1, step) if 0 <= k < n_slices]
 
 
-def patch_inputs(hu: np.ndarray, seed: Any, spacing: Any,
-                 slices: Sequence[int]) -> np.ndarray:
+def patch_inputs(hu: np.ndarray, seed: Any, spacing: Any, slices: Sequence[int],
+                 cut: dict[int, np.ndarray] | None = None) -> np.ndarray:
     """The head's input ``(len(slices), 4, PATCH, PATCH)`` float32 for ``slices`` of a ``(Z, Y, X)`` HU box.
 
-    Channels: slice k-1, k, k+1 (the edge slice repeated at the box's ends; air outside the box in plane)
-    and the seed's Gaussian; ``seed`` is the centre's (z, y, x) voxel in the box.
+    Channels: slice k-s, k, k+s with s the :func:`slice_step` (the edge slice repeated at the box's ends; air
+    outside the box in plane) and the seed's Gaussian; ``seed`` is the centre's (z, y, x) voxel in the box.
+    ``cut`` keeps each slice's patch for the next call with the same seed (a slice is a neighbour of others).
     """
+    cut = {} if cut is None else cut
     hu = np.asarray(hu)
     sp = [float(v) for v in spacing]
+    step = slice_step(sp[0])
     centre_yx = (float(seed[1]), float(seed[2]))
     offsets = _offsets_mm()
     d2_plane = offsets[:, None] ** 2 + offsets[None, :] ** 2
     out = np.empty((len(slices), 4, PATCH, PATCH), np.float32)
     for i, k in enumerate(slices):
-        for c, dk in enumerate((-1, 0, 1)):
+        for c, dk in enumerate((-step, 0, step)):
             kk = int(np.clip(k + dk, 0, len(hu) - 1))
-            out[i, c] = to_patch(_scaled(hu[kk]), centre_yx, sp[1:], fill=-1.0)
+            if kk not in cut:
+                cut[kk] = to_patch(_scaled(hu[kk]), centre_yx, sp[1:], fill=-1.0)
+            out[i, c] = cut[kk]
         dz = (k - float(seed[0])) * sp[0]
         out[i, 3] = np.exp(-(d2_plane + dz * dz) / (2.0 * SEED_SIGMA_MM ** 2))
     return out
@@ -145,23 +166,28 @@ def mask_at_seed(mask: np.ndarray, seed: Any, spacing: Any) -> np.ndarray:
     """The 3-D component of ``mask`` at ``seed`` (or the largest one within :data:`SEED_REACH_MM`)."""
     from scipy import ndimage
 
-    labels, n = ndimage.label(mask)
-    if n == 0:
-        return np.zeros(mask.shape, bool)
-    c = tuple(int(np.clip(round(float(v)), 0, s - 1)) for v, s in zip(seed, mask.shape, strict=True))
-    if labels[c]:
-        return labels == labels[c]
+    out = np.zeros(mask.shape, bool)
+    box = bounding_box(mask)  # labelled alone: the rest is empty
+    if box is None:
+        return out
+    labels, _ = ndimage.label(mask[box])
+    c = np.array([int(round(float(v))) - b.start for v, b in zip(seed, box, strict=True)])
+    if np.all((c >= 0) & (c < labels.shape)) and labels[tuple(c)]:
+        out[box] = labels == labels[tuple(c)]
+        return out
     sp = np.asarray(spacing, float)
     half = np.ceil(SEED_REACH_MM / sp).astype(int)
-    lo = np.maximum(np.asarray(c) - half, 0)
-    hi = np.minimum(np.asarray(c) + half + 1, mask.shape)
+    lo = np.maximum(c - half, 0)
+    hi = np.minimum(c + half + 1, labels.shape)
+    if np.any(hi <= lo):
+        return out
     near = labels[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     zz, yy, xx = np.ogrid[lo[0]:hi[0], lo[1]:hi[1], lo[2]:hi[2]]
     d = np.sqrt(((zz - c[0]) * sp[0]) ** 2 + ((yy - c[1]) * sp[1]) ** 2 + ((xx - c[2]) * sp[2]) ** 2)
     hit = near[(d <= SEED_REACH_MM) & (near > 0)]
-    if hit.size == 0:
-        return np.zeros(mask.shape, bool)
-    return labels == int(np.bincount(hit).argmax())
+    if hit.size:
+        out[box] = labels == int(np.bincount(hit).argmax())
+    return out
 
 
 # --- the network ------------------------------------------------------------------------------------------
@@ -181,21 +207,57 @@ class LearnedSegmentation:
     """The head as a :data:`SegmentFn` (see the module docstring)."""
 
     def __init__(self, model: nn.Module, threshold: float = 0.5) -> None:
-        self.model, self.threshold = model.eval(), float(threshold)
-
-    def probabilities(self, hu: np.ndarray, seed: Any, spacing: Any) -> np.ndarray:
-        """The head's probability for every voxel of the ``(Z, Y, X)`` box ``hu`` (0 beyond its reach)."""
         import torch
 
-        slices = patch_slices(len(hu), float(seed[0]), float(spacing[0]))
+        # channels-last convolutions are 1.4-1.7x faster on CPU for these small batches (measured)
+        self.model = model.eval().to(memory_format=torch.channels_last)
+        self.threshold = float(threshold)
+
+    def probabilities(self, hu: np.ndarray, seed: Any, spacing: Any) -> np.ndarray:
+        """The head's probability for the voxels of the ``(Z, Y, X)`` box ``hu`` that the mask at the
+        centre can reach (0 elsewhere).
+
+        The head sees the :func:`patch_slices` outwards from the centre, a few at a time, and stops on each
+        side at the first slice with nothing at the threshold: no component crosses an empty slice, so the
+        mask is the one all the slices would give. Between two slices it segmented, the probability is
+        interpolated.
+        """
+        import torch
+
+        planned = patch_slices(len(hu), float(seed[0]), float(spacing[0]))
         out = np.zeros(np.shape(hu), np.float32)
-        if not slices:
+        if not planned:
             return out
-        with torch.inference_mode():
-            logits = self.model(torch.from_numpy(patch_inputs(hu, seed, spacing, slices)))
-        prob = torch.sigmoid(logits).numpy()
-        for i, k in enumerate(slices):
-            out[k] = from_patch(prob[i], out.shape[1:], (seed[1], seed[2]), spacing[1:])
+        planes: dict[int, np.ndarray] = {}
+        cut: dict[int, np.ndarray] = {}
+
+        def see(indices: list[int]) -> None:
+            with torch.inference_mode():
+                x = torch.from_numpy(patch_inputs(hu, seed, spacing, [planned[i] for i in indices], cut))
+                prob = torch.sigmoid(self.model(x.contiguous(memory_format=torch.channels_last)))
+            for i, p in zip(indices, prob.contiguous().numpy(), strict=True):
+                planes[i] = from_patch(p, out.shape[1:], (seed[1], seed[2]), spacing[1:])
+
+        def open_at(i: int) -> bool:
+            return 0 <= i < len(planned) and bool(planes[i].max() >= self.threshold)
+
+        centre = min(range(len(planned)), key=lambda i: abs(planned[i] - float(seed[0])))
+        chunk = 2  # slices added on each side at a time
+        lo, hi = max(0, centre - chunk // 2), min(len(planned) - 1, centre + chunk // 2)
+        see(list(range(lo, hi + 1)))
+        while True:
+            below = list(range(max(0, lo - chunk), lo)) if lo > 0 and open_at(lo) else []
+            above = list(range(hi + 1, min(len(planned), hi + 1 + chunk))) if open_at(hi) else []
+            if not below and not above:
+                break
+            see(below + above)
+            lo, hi = (below[0] if below else lo), (above[-1] if above else hi)
+        for i in range(lo, hi):
+            a, b = planned[i], planned[i + 1]
+            for k in range(a, b):
+                t = (k - a) / (b - a)
+                out[k] = planes[i] if k == a else (1.0 - t) * planes[i] + t * planes[i + 1]
+        out[planned[hi]] = planes[hi]
         return out
 
     def __call__(self, hu: np.ndarray, seed: Any, spacing: Any,

@@ -41,19 +41,20 @@ def aerated_lungs(air: np.ndarray) -> np.ndarray:
     """The lungs' air (bool): of the 3-D components of ``air``, those not touching the in-plane border,
     the largest and a second one at least 15 % its size. No closing, no holes filled: vessels are out."""
     sitk = simpleitk()
-    lab = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray(np.asarray(air, dtype=np.uint8)),
-                                                         False))
-    border = np.unique(
-        np.concatenate([lab[:, 0, :].ravel(), lab[:, -1, :].ravel(), lab[:, :, 0].ravel(), lab[:, :, -1].ravel()])
-    )
-    sizes = np.bincount(lab.ravel())
-    sizes[0] = 0
-    sizes[border] = 0
-    order = np.argsort(sizes)[::-1]
-    keep = [order[0]] if sizes[order[0]] > 0 else []
-    if len(order) > 1 and sizes[order[1]] >= 0.15 * sizes[order[0]] and sizes[order[1]] > 0:
-        keep.append(order[1])
-    return np.isin(lab, keep)
+    components = sitk.ConnectedComponent(sitk.GetImageFromArray(np.asarray(air, dtype=np.uint8)), False)
+    by_size = sitk.RelabelComponentImageFilter()  # label 1 the largest: sizes without a bincount
+    labelled = by_size.Execute(components)
+    sizes = [0, *by_size.GetSizeOfObjectsInPixels()]
+    lab = sitk.GetArrayViewFromImage(labelled)
+    border = set(np.unique(np.concatenate(
+        [lab[:, 0, :].ravel(), lab[:, -1, :].ravel(), lab[:, :, 0].ravel(), lab[:, :, -1].ravel()])).tolist())
+    inner = [k for k in range(1, len(sizes)) if k not in border][:2]
+    if not inner:
+        return np.zeros(lab.shape, bool)
+    lungs = lab == inner[0]
+    if len(inner) > 1 and sizes[inner[1]] >= 0.15 * sizes[inner[0]]:
+        lungs |= lab == inner[1]
+    return lungs
 
 
 def lung_mask_from_air(air: np.ndarray, spacing: Sequence[float] = (5.0, 0.7, 0.7)) -> np.ndarray:

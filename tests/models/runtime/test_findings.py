@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from models.runtime.findings.candidates import Candidate, candidates_from_maps, suppress
-from models.runtime.findings.find import RescaledVolume, find_nodules
+from models.runtime.findings.find import RescaledVolume, StridedMask, find_nodules, lungs_of
 from models.runtime.findings.lung_mask import AIR_HU, aerated_lungs
 from models.runtime.findings.measure import axes_2d, measure
 from models.runtime.findings.nodule_type import lung_rads, nodule_type
@@ -103,6 +103,18 @@ def test_rescaled_volume_reads_hu_without_a_float_copy() -> None:
     np.testing.assert_array_equal(v.below(AIR_HU), [[[True, False, False]]])
 
 
+@pytest.mark.parametrize("stride", [1, 2, 3])
+def test_a_strided_mask_gives_each_box_as_the_full_size_mask_would(stride) -> None:
+    rng = np.random.default_rng(stride)
+    shape = (4, 11, 13)
+    coarse = rng.random((4, -(-11 // stride), -(-13 // stride))) > 0.5
+    full = np.repeat(np.repeat(coarse, stride, axis=1), stride, axis=2)[:, :11, :13]
+    strided = StridedMask(coarse, shape, stride)
+    for box in [(slice(0, 4), slice(0, 11), slice(0, 13)), (slice(1, 3), slice(2, 9), slice(5, 13)),
+                (slice(3, 4), slice(10, 11), slice(0, 1))]:
+        np.testing.assert_array_equal(strided[box], full[box])
+
+
 # -- on the real lung2 CT with simulated nodules --------------------------------------------------------------
 
 
@@ -140,6 +152,22 @@ def simulated(lung2):
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 2.0 * float((a & b).sum()) / float(a.sum() + b.sum())
+
+
+def test_the_lungs_are_the_two_inner_air_components(simulated, lung2) -> None:
+    """lung2's two lungs, not the air around the body; the coarse mask agrees with the full-size one."""
+    sim, truth = simulated
+    air = sim.volume < AIR_HU
+    lung = aerated_lungs(air)
+    assert lung.shape == air.shape and lung.dtype == bool and not (lung & ~air).any()
+    assert not lung[:, 0, :].any() and not lung[:, :, -1].any()  # nothing touching the border: no outside air
+    voxel_ml = float(np.prod(lung2.spacing)) / 1000.0
+    sides = [lung[..., : air.shape[2] // 2].sum() * voxel_ml, lung[..., air.shape[2] // 2:].sum() * voxel_ml]
+    assert min(sides) > 500.0  # both lungs, each more than half a litre of air
+    coarse, midline = lungs_of(RescaledVolume(np.round(sim.volume).astype(np.int16)))
+    whole = (slice(0, air.shape[0]), slice(0, air.shape[1]), slice(0, air.shape[2]))
+    agree = float((coarse[whole] == lung).mean())
+    assert agree > 0.98 and abs(midline - air.shape[2] / 2) < air.shape[2] / 8
 
 
 def test_region_growing_segments_simulated_nodules(simulated, lung2) -> None:

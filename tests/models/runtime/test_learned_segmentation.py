@@ -24,6 +24,7 @@ from models.runtime.findings.learned import (
     read_head,
     save_head,
     segmenter_for,
+    slice_step,
     to_patch,
 )
 from viewer.base.model_card import BundleError
@@ -64,6 +65,20 @@ def test_the_inputs_mark_the_centre_and_stack_the_neighbour_slices() -> None:
     assert x[1, 3].max() > 0.99 > x[0, 3].max()  # two slices (10 mm) away the centre mark is faint
     assert x[:, :3].min() >= -1.0 and x[:, :3].max() <= 1.0
     assert patch_slices(48, 20.0, 5.0) == list(range(16, 25))
+
+
+def test_thin_slices_take_their_neighbours_at_the_training_spacing() -> None:
+    hu = np.full((9, 120, 120), -900.0, np.float32)
+    for k in range(9):
+        hu[k, 10 * k:10 * k + 10, :] = 0.0
+    seed = (4.0, 60.0, 60.0)
+    assert [slice_step(s) for s in (5.0, 2.5, 1.25, 0.79)] == [1, 2, 4, 6]
+    x = patch_inputs(hu, seed, (1.25, 0.75, 0.75), [4])
+    alone = patch_inputs(hu, seed, (5.0, 0.75, 0.75), [0, 4, 8])
+    assert np.array_equal(x[0, 0], alone[0, 1]) and np.array_equal(x[0, 2], alone[2, 1])  # 5 mm away
+    # segmented every 2.5 mm at most, within the same reach in mm
+    assert patch_slices(200, 100.0, 1.25) == list(range(82, 119, 2))
+    assert patch_slices(200, 100.0, 2.5) == list(range(91, 110))
 
 
 def test_the_component_at_the_centre_is_kept() -> None:
@@ -139,3 +154,72 @@ def test_the_shipped_head_outlines_a_nodule_it_never_saw(lung1) -> None:
     assert len(deep)
     empty = head(lung1.volume, ctx.candidates[deep[len(deep) // 2]].astype(float), lung1.spacing)
     assert empty.sum() * float(np.prod(lung1.spacing)) < 30.0  # under 30 mm³: nothing a reader would call a nodule
+
+
+def _inserted(case, specs, rng):
+    """``case`` with ``specs`` inserted: (volume, [(centre voxel, exact mask)])."""
+    from scipy import ndimage
+
+    from models.demo import lung_context, simulate
+
+    ctx = lung_context.prepare(case.volume, case.spacing, case.lesion)
+    sim = simulate.insert_nodules(ctx, specs, rng)
+    labels, _ = ndimage.label(sim.mask)
+    out = []
+    for nodule in sim.nodules:
+        c = np.asarray(nodule.spec.centre_vox)
+        out.append((c, labels == labels[tuple(int(round(v)) for v in c)]))
+    return sim.volume, out
+
+
+def test_the_head_looks_only_as_far_as_the_nodule_goes(lung1) -> None:
+    """Outwards from the centre, the head stops at the first slice with nothing in it on each side: the mask
+    is the one every planned slice would give, for fewer slices seen."""
+    import torch
+
+    from models.demo.nodules import NoduleSpec
+
+    head = load_head(SHIPPED)
+    volume, nodules = _inserted(lung1, [NoduleSpec(14.0), NoduleSpec(8.0, attachment="vascular")], 7)
+    seen: list[int] = []
+    hook = head.model.register_forward_hook(lambda m, args, out: seen.append(int(args[0].shape[0])))
+    try:
+        for centre, _truth in nodules:
+            planned = patch_slices(len(volume), centre[0], lung1.spacing[0])
+            seen.clear()
+            lazy = head.probabilities(volume, centre, lung1.spacing)
+            assert sum(seen) < len(planned)
+            with torch.inference_mode():
+                x = torch.from_numpy(patch_inputs(volume, centre, lung1.spacing, planned))
+                prob = torch.sigmoid(head.model(x.contiguous(memory_format=torch.channels_last))).numpy()
+            every = np.zeros(volume.shape, np.float32)
+            for k, p in zip(planned, prob, strict=True):
+                every[k] = from_patch(p, volume.shape[1:], centre[1:], lung1.spacing[1:])
+            want = mask_at_seed(every >= head.threshold, centre, lung1.spacing)
+            assert want.any()
+            np.testing.assert_array_equal(mask_at_seed(lazy >= head.threshold, centre, lung1.spacing), want)
+    finally:
+        hook.remove()
+
+
+def test_the_shipped_head_outlines_nodules_on_thin_slices(lung1) -> None:
+    """lung1 (5 mm) with nodules inserted, resampled to 1.25 mm slices: the head trained on 5 mm slices
+    still outlines them, because its neighbour slices stay 5 mm apart."""
+    from scipy import ndimage
+
+    from models.demo.nodules import NoduleSpec
+
+    head = load_head(SHIPPED)
+    volume, nodules = _inserted(lung1, [NoduleSpec(12.0), NoduleSpec(16.0)], 3)
+    factor = 4
+    spacing = (lung1.spacing[0] / factor, *lung1.spacing[1:])
+    for centre, truth in nodules:
+        rows = slice(max(0, int(centre[1]) - 80), int(centre[1]) + 80)
+        cols = slice(max(0, int(centre[2]) - 80), int(centre[2]) + 80)
+        thin = ndimage.zoom(volume[:, rows, cols], (factor, 1, 1), order=1, mode="nearest", grid_mode=True)
+        thin_truth = ndimage.zoom(truth[:, rows, cols].astype(np.float32), (factor, 1, 1), order=1,
+                                  mode="nearest", grid_mode=True) >= 0.5
+        seed = ((centre[0] + 0.5) * factor - 0.5, centre[1] - rows.start, centre[2] - cols.start)
+        got = head(thin, seed, spacing)
+        dice = 2.0 * float((got & thin_truth).sum()) / float(got.sum() + thin_truth.sum())
+        assert dice >= 0.75, dice

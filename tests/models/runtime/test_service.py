@@ -222,12 +222,16 @@ def test_findings_use_the_kept_maps_or_compute_them_alike_and_equal_the_in_proce
         swept.analyze(ref, batch, stored_slices(lung1, batch, 1), scope="r", series="lung1")
     head = segmentation_head()  # the shipped head, as the window sends it
     kept = swept.findings(ref, "lung1", everything, spacing, None, head).findings
+    held = swept.findings(ref, "lung1", None, spacing, None, head, n_slices=n).findings  # its own slices
     cold = ModelService().findings(ref, "lung1", everything, spacing, None, head).findings
     direct = series_findings(lung1, SliceAnalyzer(load_bundle(shipped.path)).analyze(
         list(range(n)), context_stack(lung1, list(range(n)), 1)), shipped.card.threshold)
-    for other in (cold, direct):
+    for other in (held, cold, direct):
         assert [f.box for f in other.findings] == [f.box for f in kept.findings]
         assert [round(f.probability, 3) for f in other.findings] == [round(f.probability, 3) for f in kept.findings]
+    # a slice more than the service holds, or none of them: it asks for the slices
+    assert swept.findings(ref, "lung1", None, spacing, None, head, n_slices=n + 1).findings is None
+    assert ModelService().findings(ref, "lung1", None, spacing, None, head, n_slices=n).findings is None
     first = kept.findings[0]
     assert 12 <= first.centre[0] <= 15 and first.kind == "solid"  # the nodule, on images 33-36
     assert kept.midline_col is not None and first.centre[2] < kept.midline_col  # the patient's right

@@ -510,8 +510,9 @@ class _Sweep:
             self._take_answer()
 
     def _findings(self) -> None:
-        """The series' nodules, from the maps the child kept during the sweep (the whole stored volume
-        crosses once, out of band); skipped for a series without slice spacing."""
+        """The series' nodules, from the maps and slices the child kept during the sweep (the whole stored
+        volume crosses again, out of band, only when the child does not hold it); skipped for a series
+        without slice spacing."""
         from viewer.ai.findings import FindingsRefused, segmentation_head, voxel_spacing
 
         volume, request = self.request.volume, self.request
@@ -521,13 +522,18 @@ class _Sweep:
             log.info("%s", e)
             return
         task = "find the nodules of the series"
-        n = volume.n_slices
-        try:
-            self.pipe.send("findings", self.ref, request.series_key, stored_slices(volume, range(n), self.info.context),
-                           spacing, self.ok, segmentation_head())
-        except ChildDied as e:
-            raise self.lane._died(self.rid, e, task) from e
-        answer = self._receive(task)
+        n, head = volume.n_slices, segmentation_head()
+
+        def ask(slices):
+            try:
+                self.pipe.send("findings", self.ref, request.series_key, slices, spacing, self.ok, head, n_slices=n)
+            except ChildDied as e:
+                raise self.lane._died(self.rid, e, task) from e
+            return self._receive(task)
+
+        answer = ask(None)
+        if answer.findings is None:  # the child does not hold every slice: they cross
+            answer = ask(stored_slices(volume, range(n), self.info.context))
         self.lane.sig_findings.emit(self.rid, FindingsReport(request.series_key, request.version_key,
                                                              answer.findings))
 
