@@ -5,21 +5,29 @@ Layout: ``data_dir()/findings/<StudyInstanceUID>.json``::
 
     {"format": "radview-finding-decisions", "version": 1, "study_uid": "1.2.3",
      "decisions": [{"key": "…", "series_uid": "…", "model": "demo-nodule@sha…", "center_mm": [x, y, z],
-                    "status": "accepted", "author": "ana", "time": "2026-12-03T13:00:00+00:00"}]}
+                    "status": "accepted", "author": "ana", "time": "2026-12-03T13:00:00+00:00",
+                    "mask": {"offset": [z, y, x], "shape": [d, h, w], "bits": "…"}}]}
 
 A finding is named by :func:`finding_key`: its series, the model that found it and its centre rounded to
 the millimetre, so the same finding found again when the study is opened again gets its decision back.
+``status`` is ``accepted``, ``rejected`` or ``edited`` (its outline corrected, not yet decided on);
+``mask``, when the reader corrected the outline, is the corrected mask (:func:`pack_mask`: its box in the
+series' voxels, and the box's bits packed, zlib-compressed and base64-encoded), else null.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import os
 import threading
+import zlib
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+
+import numpy as np
 
 from viewer.base.atomic import atomic_write_text
 from viewer.core.study_files import (
@@ -36,7 +44,9 @@ from viewer.core.user_dirs import data_dir
 
 FORMAT = "radview-finding-decisions"
 VERSION = 1
-STATUSES = ("accepted", "rejected")
+STATUSES = ("accepted", "rejected", "edited")
+#: The largest corrected mask kept (voxels of its box): a nodule's box is far smaller.
+MAX_MASK_VOXELS = 64_000_000
 
 
 def decisions_dir(root: str | os.PathLike[str] | None = None) -> Path:
@@ -47,6 +57,35 @@ def finding_key(series_uid: str, model: str, center_mm: Sequence[float]) -> str:
     """The finding's name across sessions: series, model and centre to the millimetre."""
     text = "|".join([series_uid, model, *(f"{round(float(v)):d}" for v in center_mm)])
     return hashlib.sha256(text.encode("utf-8")).hexdigest()[:24]
+
+
+def pack_mask(mask: np.ndarray, offset: Sequence[int]) -> dict:
+    """A boxed 3-D boolean mask (its corner at voxel ``offset``) as the JSON of a decision's ``mask``."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim != 3:
+        raise ValueError(f"a finding's mask is 3-D, not {mask.ndim}-D")
+    bits = zlib.compress(np.packbits(mask, axis=None).tobytes(), 6)
+    return {"offset": [int(v) for v in offset], "shape": [int(v) for v in mask.shape],
+            "bits": base64.b64encode(bits).decode("ascii")}
+
+
+def unpack_mask(record: dict) -> tuple[np.ndarray, tuple[int, int, int]]:
+    """``(mask, offset)`` of a decision's ``mask`` (:func:`pack_mask`); raises ValueError when it is not one."""
+    try:
+        shape = tuple(int(v) for v in record["shape"])
+        offset = tuple(int(v) for v in record["offset"])
+        if len(shape) != 3 or len(offset) != 3 or min(shape) < 1 or min(offset) < 0:
+            raise ValueError(f"shape {shape} at {offset}")
+        n = int(np.prod(shape))
+        if n > MAX_MASK_VOXELS:
+            raise ValueError(f"{n} voxels")
+        raw = zlib.decompress(base64.b64decode(record["bits"], validate=True))
+    except (KeyError, TypeError, ValueError, zlib.error) as e:
+        raise ValueError(f"not a finding's mask: {e}") from None
+    if len(raw) != (n + 7) // 8:
+        raise ValueError(f"not a finding's mask: {len(raw)} bytes for {n} voxels")
+    mask = np.unpackbits(np.frombuffer(raw, np.uint8), count=n).astype(bool).reshape(shape)
+    return mask, offset
 
 
 class DecisionFileError(StudyFileError):
@@ -62,19 +101,26 @@ class Decision:
     status: str
     author: str = ""
     time: str = ""
+    mask: dict | None = None  # the reader's corrected outline (pack_mask), or None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {self.status!r}")
+        if self.mask is not None:
+            unpack_mask(self.mask)  # a decision never holds a mask that cannot be read back
 
     @classmethod
     def from_dict(cls, d: dict) -> Decision:
         try:
             return cls(str(d["key"]), str(d["series_uid"]), str(d["model"]),
                        tuple(float(v) for v in d["center_mm"]), str(d["status"]),  # type: ignore[arg-type]
-                       str(d.get("author", "")), str(d.get("time", "")))
+                       str(d.get("author", "")), str(d.get("time", "")), d.get("mask"))
         except KeyError as e:
             raise ValueError(f"missing {e}") from None
+
+    def edited_mask(self) -> tuple[np.ndarray, tuple[int, int, int]] | None:
+        """The reader's corrected mask and its offset, or None."""
+        return unpack_mask(self.mask) if self.mask is not None else None
 
 
 _OPEN: OpenStores[DecisionStore] = OpenStores()
@@ -122,8 +168,7 @@ class DecisionStore:
     def put(self, decision: Decision) -> Decision:
         """Keep ``decision`` (replacing the finding's earlier one), stamped with author and time."""
         if not decision.author or not decision.time:
-            decision = Decision(decision.key, decision.series_uid, decision.model, decision.center_mm,
-                                decision.status, decision.author or user_name(), decision.time or now_iso())
+            decision = replace(decision, author=decision.author or user_name(), time=decision.time or now_iso())
         with self._lock:
             items = dict(self._items)
             items[decision.key] = decision

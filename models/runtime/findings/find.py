@@ -139,6 +139,13 @@ class StridedMask:
         return self.coarse[z.start:z.stop:z.step][:, r][:, :, c]
 
 
+def describe(mask: np.ndarray, hu: np.ndarray, spacing: Sequence[float]) -> tuple[NoduleMeasures, str, str]:
+    """The measurements, type and Lung-RADS category of a nodule's mask (``hu``: the HU of the same box)."""
+    m = measure(mask, hu, spacing)
+    kind = nodule_type(m)
+    return m, kind, lung_rads(kind, m.diameter_mm, m.solid_diameter_mm)
+
+
 def lungs_of(volume: RescaledVolume) -> tuple[StridedMask, float | None]:
     """The lungs' air (found every :data:`LUNG_STRIDE` rows and columns) and the column of their midline
     (None without lungs)."""
@@ -182,14 +189,13 @@ def find_nodules(volume: RescaledVolume, spacing: Sequence[float], maps: np.ndar
         origin = np.array([s.start for s in at])
         if any(_overlap(tuple(origin), crop, f.offset, f.mask) > 0.5 * crop.sum() for f in out):
             continue  # the same nodule, grown again from a weaker candidate
-        m = measure(crop, volume[at], spacing)
-        kind = nodule_type(m)
+        m, kind, category = describe(crop, volume[at], spacing)
         centre = tuple(float(v) for v in np.argwhere(crop).mean(axis=0) + origin)
         out.append(Finding(
             id=len(out) + 1, probability=cand.probability, centre=centre,  # type: ignore[arg-type]
             box=(tuple(int(v) for v in origin), tuple(int(v) for v in origin + crop.shape)),  # type: ignore[arg-type]
             slices=tuple(range(int(origin[0]), int(origin[0]) + crop.shape[0])),
-            measures=m, kind=kind, lung_rads=lung_rads(kind, m.diameter_mm, m.solid_diameter_mm),
+            measures=m, kind=kind, lung_rads=category,
             offset=tuple(int(v) for v in origin), mask=crop, segmentation=segmenter.name))  # type: ignore[arg-type]
     return out
 

@@ -1,6 +1,7 @@
 """The AI's findings in the real window: the sweep of the demo CT ends with its nodules in the Findings
 panel; a click on one centres every view of the MPR layout on it, and its contour is drawn in all three
-planes where its mask is."""
+planes where its mask is; accept, reject and a corrected outline become measurements, labels and
+decisions that come back."""
 
 from __future__ import annotations
 
@@ -109,3 +110,86 @@ def test_accept_and_reject_become_measurements_labels_and_decisions_that_come_ba
     again.findings_panel.show_finding(1)
     again.findings_panel.reject_button.click()
     assert not [x for x in again.controller.measurements.items() if x.source == "ai"]
+
+
+def _scene(view, row: float, col: float):
+    """The scene position of image pixel (row, col) of ``view``."""
+    from PySide6.QtCore import QPointF
+
+    return view._image.mapToScene(QPointF(col + 0.5, row + 0.5))
+
+
+def test_the_reader_paints_and_erases_an_outline_which_is_measured_again_kept_and_reverted(
+        qtbot, found, ai_window, demo_study) -> None:
+    """The real lung1 nodule's outline, widened by a brush stroke in the coronal view and trimmed with
+    Shift in the axial one: the panel's sizes are the corrected mask's, the decision keeps the mask, an
+    accepted finding's measurement and label follow it, a new window on the study shows it, and Revert
+    gives the AI's outline back."""
+    from viewer.core.finding_decisions import DecisionStore
+
+    w = found
+    c = w.controller
+    w.view_grid.set_layout("mpr")
+    panel = w.findings_panel
+    ai_first = c.ai.findings().findings[0]
+    panel.show_finding(ai_first.id)
+    assert panel.edit_button.isEnabled() and not panel.edit_button.isChecked()
+    qtbot.mouseClick(panel.edit_button, Qt.MouseButton.LeftButton)
+    assert c.ai.contour_edit.active and all(v._vb.brush for v in w.view_grid.views)
+    panel.brush.setValue(3.0)
+    axial, coronal = (next(v for v in w.view_grid.views if v.plane == p) for p in ("axial", "coronal"))
+    shape = c.volume.stored.shape
+    _, r, col = (int(round(v)) for v in ai_first.centre)
+    k = ai_first.offset[0] + ai_first.measures.axes.slice_index  # the image the axes are measured on
+    # a stroke from the nodule's centre 20 mm towards the image's right (the patient's left), in coronal
+    _, v0, u0 = coronal.layout.from_voxel((k, r, col), shape)
+    steps = np.linspace(u0, u0 + 20.0 / coronal.layout.spacing[1], 30)
+    for i, u in enumerate(steps):
+        coronal._vb.sig_brush.emit(_scene(coronal, v0, u), False, i == len(steps) - 1)
+    edited = c.ai.findings().findings[0]
+    assert edited.id == ai_first.id and edited.segmentation == "reader" and edited.centre == ai_first.centre
+    # the brush paints in the view's plane: one row of voxels (0.57 mm) on one 5 mm slice, ~12 mm beyond
+    assert edited.measures.volume_mm3 > ai_first.measures.volume_mm3 + 20.0
+    assert edited.measures.long_axis_mm > ai_first.measures.long_axis_mm + 5.0
+    row = panel.rows()[0]
+    assert row[-1] == "edited" and row[3] == f"{edited.measures.long_axis_mm:.1f} × {edited.measures.short_axis_mm:.1f}"
+    kept = DecisionStore(c.series.study_uid).all()
+    assert [d.status for d in kept] == ["edited"]
+    mask, offset = kept[0].edited_mask()
+    assert offset == edited.offset and np.array_equal(mask, edited.mask)
+
+    # Shift erases, here in the axial view, on the nodule's largest image
+    k_axes = edited.offset[0] + edited.measures.axes.slice_index
+    c.set_slice(k_axes)
+    before = edited.measures.volume_mm3
+    _, v1, u1 = axial.layout.from_voxel((k_axes, r, col), shape)
+    far = u1 + 10.0 / axial.layout.spacing[1]
+    axial._vb.sig_brush.emit(_scene(axial, v1, far), True, True)
+    trimmed = c.ai.findings().findings[0]
+    assert trimmed.measures.volume_mm3 < before
+
+    # accepted: its measurement is the corrected long axis, its label the corrected extent
+    qtbot.mouseClick(panel.accept_button, Qt.MouseButton.LeftButton)
+    assert panel.rows()[0][-1] == "accepted, edited"
+    (m,) = [x for x in c.measurements.items() if x.source == "ai"]
+    assert c.measurements.reading(m).length_mm == pytest.approx(trimmed.measures.long_axis_mm, abs=1.0)
+    label = c.labels.label_of(trimmed.offset[0] + trimmed.measures.axes.slice_index)
+    assert label.box[3] >= trimmed.offset[2] + trimmed.mask.shape[2] - 1
+
+    again = ai_window(sweep=True)
+    with qtbot.waitSignal(again.controller.sig_series_loaded, timeout=60_000):
+        again.open_paths([str(demo_study.lung1)])
+    qtbot.waitUntil(lambda: again.controller.ai.findings() is not None, timeout=180_000)
+    back = again.controller.ai.findings().findings[0]
+    assert back.segmentation == "reader" and np.array_equal(back.mask, trimmed.mask)
+    assert again.findings_panel.rows()[0][-1] == "accepted, edited"
+
+    again.findings_panel.show_finding(back.id)
+    again.findings_panel.revert_button.click()
+    reverted = again.controller.ai.findings().findings[0]
+    assert reverted.segmentation != "reader" and np.array_equal(reverted.mask, ai_first.mask)
+    ai_axes = ai_first.measures
+    assert again.findings_panel.rows()[0][3] == f"{ai_axes.long_axis_mm:.1f} × {ai_axes.short_axis_mm:.1f}"
+    assert again.findings_panel.rows()[0][-1] == "accepted"
+    (m,) = [x for x in again.controller.measurements.items() if x.source == "ai"]
+    assert again.controller.measurements.reading(m).length_mm == pytest.approx(ai_axes.long_axis_mm, abs=1.0)

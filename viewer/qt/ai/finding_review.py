@@ -8,6 +8,14 @@
   fine-tuning, unless the reader has labelled it positive (another nodule on the same image); an
   accepted finding's measurement goes.
 
+- **Edit**: in the outline-editing mode (:mod:`viewer.qt.ai.contour_edit`) a brush stroke in any view adds
+  to the selected finding's mask or, with Shift, erases from it; the contour follows the stroke, and when
+  the stroke ends the finding is measured again from the corrected mask (:mod:`viewer.ai.finding_edit`):
+  its axes, volume, type and Lung-RADS category in the panel are then the reader's. The corrected mask is
+  kept with the decision (status ``edited`` until accepted or rejected) and applied again whenever the
+  same finding is found; an accepted finding's measurement and label follow the correction. **Revert**
+  gives the AI's own outline back.
+
 The decision itself is kept in the study's decisions file (:mod:`viewer.core.finding_decisions`, written
 atomically), named by the series, the model and the centre to the millimetre, so it comes back when the
 study is opened again and the same finding is found. Labels and measurements go through their own states,
@@ -16,16 +24,23 @@ so ``Ctrl+Z`` undoes them; the decision stays until the reader decides again.
 
 from __future__ import annotations
 
+import logging
+from dataclasses import replace
+
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from viewer.core.finding_decisions import Decision, DecisionFileError, DecisionStore, finding_key
+from viewer.ai.finding_edit import corrected, disc_voxels, paint
+from viewer.core.finding_decisions import Decision, DecisionFileError, DecisionStore, finding_key, pack_mask
 from viewer.core.measurements import Measurement
 from viewer.core.planes import native_plane, plane_layout, plane_location
+from viewer.qt.ai.contour_edit import Stroke
 from viewer.qt.ai.state import AIState
 from viewer.qt.label_state import LabelState
 from viewer.qt.measure_state import MeasureState
 from viewer.qt.view_state import ErrorSink, ViewState
+
+log = logging.getLogger(__name__)
 
 
 class FindingReview(QObject):
@@ -37,6 +52,10 @@ class FindingReview(QObject):
                  report_error: ErrorSink, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._ai, self._c, self._m, self._labels, self._report_error = ai, view, measurements, labels, report_error
+        self._originals: dict[str, object] = {}  # key -> the finding as the AI outlined it (for Revert)
+        self._stroke: tuple[object, np.ndarray, tuple[int, int, int]] | None = None  # before, mask, offset painted
+        ai.adjust_findings = self.with_corrections
+        ai.contour_edit.sig_stroke.connect(self._on_stroke)
 
     def _store(self) -> DecisionStore | None:
         series = self._c.series
@@ -57,24 +76,124 @@ class FindingReview(QObject):
         centre = volume.geometry.voxel_to_patient(*finding.centre)
         return finding_key(volume.series.series_uid, entry.version_key, centre)
 
-    def status(self, finding) -> str:
-        """``"new"``, ``"accepted"`` or ``"rejected"``."""
+    def _decision(self, finding) -> Decision | None:
         store, key = self._store(), self.key(finding)
-        decision = store.get(key) if store is not None and key is not None else None
-        return decision.status if decision is not None else "new"
+        return store.get(key) if store is not None and key is not None else None
 
-    def _decide(self, finding, status: str) -> bool:
+    def status(self, finding) -> str:
+        """``"new"``, ``"accepted"``, ``"rejected"`` or ``"edited"``; ``", edited"`` follows a decision on
+        a corrected outline."""
+        decision = self._decision(finding)
+        if decision is None:
+            return "new"
+        edited = decision.mask is not None and decision.status != "edited"
+        return f"{decision.status}, edited" if edited else decision.status
+
+    def _decide(self, finding, status: str | None = None, mask: dict | None | bool = True) -> bool:
+        """Keep the decision on ``finding``: ``status`` (None: as it was, ``edited`` when new) and ``mask``
+        (True: as it was; None: the AI's outline)."""
         store, key, volume, entry = self._store(), self.key(finding), self._c.volume, self._ai.model
         if store is None or key is None or volume is None or entry is None:
             self._report_error("cannot decide on the finding: no study, geometry or model")
             return False
+        earlier = store.get(key)
+        if status is None:
+            status = earlier.status if earlier is not None else "edited"
+        if mask is True:
+            mask = earlier.mask if earlier is not None else None
         centre = tuple(float(v) for v in volume.geometry.voxel_to_patient(*finding.centre))
         try:
-            store.put(Decision(key, volume.series.series_uid, entry.version_key, centre, status))  # type: ignore[arg-type]
+            if status == "edited" and mask is None:
+                store.remove(key)  # the correction undone, and nothing decided: no decision
+            else:
+                store.put(Decision(key, volume.series.series_uid, entry.version_key, centre, status,  # type: ignore[arg-type]
+                                   mask=mask))  # type: ignore[arg-type]
         except OSError as e:
             self._report_error(f"decision not saved: {e}")
             return False
         return True
+
+    # -- corrected outlines ---------------------------------------------------------------------------------
+
+    def with_corrections(self, found):
+        """``found`` (SeriesFindings, as the AI sent it) with the outlines the reader corrected."""
+        volume = self._c.volume
+        if found is None or volume is None:
+            return found
+        out = []
+        for f in found.findings:
+            key, decision = self.key(f), self._decision(f)
+            if key is not None:
+                self._originals[key] = f
+            mask = decision.edited_mask() if decision is not None else None
+            fixed = self._fitted(f, mask, volume) if mask is not None else None
+            out.append(fixed if fixed is not None else f)
+        return replace(found, findings=tuple(out))
+
+    def _fitted(self, finding, mask, volume):
+        """``finding`` with the kept mask, or None when the mask does not fit the volume."""
+        data, offset = mask
+        if any(o + n > s for o, n, s in zip(offset, data.shape, volume.stored.shape, strict=True)):
+            log.warning("a corrected outline does not fit its series; the AI's is shown")
+            return None
+        return corrected(finding, data, offset, volume)
+
+    def _selected(self):
+        found, chosen = self._ai.findings(), self._ai.selected_finding
+        if found is None or chosen is None:
+            return None
+        return next((f for f in found.findings if f.id == chosen), None)
+
+    def _on_stroke(self, stroke: Stroke) -> None:
+        finding, volume = self._selected(), self._c.volume
+        if finding is None or volume is None:
+            return
+        key = self.key(finding)
+        if key is None:
+            return
+        self._originals.setdefault(key, finding)
+        if self._stroke is None or self._stroke[0].id != finding.id:  # type: ignore[attr-defined]
+            self._stroke = (finding, finding.mask, finding.offset)
+        before, mask, offset = self._stroke
+        voxels = disc_voxels(stroke.layout, stroke.index, stroke.centre_vu, self._ai.contour_edit.radius_mm,
+                             volume.stored.shape)
+        painted = paint(mask, offset, voxels, not stroke.erase)
+        if painted is not None:
+            self._stroke = (before, *painted)
+            self._ai.replace_finding(replace(before, mask=painted[0], offset=painted[1]))  # the contour follows
+        if not stroke.finished:
+            return
+        self._stroke = None
+        fixed = corrected(before, *painted, volume) if painted is not None else None
+        if fixed is None:
+            self._report_error("an outline cannot be erased whole: reject the finding instead")
+            self._ai.replace_finding(before)
+            return
+        if self._decide(fixed, None, pack_mask(fixed.mask, fixed.offset)):
+            self._ai.replace_finding(fixed)
+            self._follow(fixed, key)
+        else:
+            self._ai.replace_finding(before)
+        self.sig_changed.emit()
+
+    def revert(self, finding) -> bool:
+        """Give ``finding`` the AI's own outline back."""
+        key = self.key(finding)
+        original = self._originals.get(key) if key is not None else None
+        if original is None or not self._decide(finding, None, None):
+            return False
+        self._ai.replace_finding(original)
+        self._follow(original, key)
+        self.sig_changed.emit()
+        return True
+
+    def _follow(self, finding, key: str) -> None:
+        """An accepted finding's measurement and label follow its outline."""
+        decision = self._decision(finding)
+        if decision is None or decision.status != "accepted":
+            return
+        self._m.remove(f"finding-{key}")
+        self._accepted(finding, key)
 
     def _image(self, finding) -> tuple[int, tuple[float, float], tuple[float, float, float, float]]:
         """The finding's largest axial image, its centre there (row, col) and its box there (r0, c0, r1, c1)."""
@@ -104,6 +223,11 @@ class FindingReview(QObject):
         key = self.key(finding)
         if key is None or not self._decide(finding, "accepted"):
             return False
+        self._accepted(finding, key)
+        self.sig_changed.emit()
+        return True
+
+    def _accepted(self, finding, key: str) -> None:
         store = self._m.store
         if store is not None and store.get(f"finding-{key}") is None:
             self._m.add(self._measurement(finding, key))
@@ -111,8 +235,6 @@ class FindingReview(QObject):
         if classes:
             index, point, box = self._image(finding)
             self._labels.mark(classes[-1], point=point, box=box, index=index)
-        self.sig_changed.emit()
-        return True
 
     def reject(self, finding) -> bool:
         key = self.key(finding)

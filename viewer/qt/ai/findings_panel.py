@@ -5,6 +5,11 @@ in LPS mm in the tooltip), long × short axis and mean diameter, volume, type, t
 category it suggests, and the probability. A click selects it (its contour is drawn thicker in every
 view) and moves every view to its centre, as a click on it in the MPR layout would. What the AI says is
 a demonstration, said above the table.
+
+Below the table: Accept and Reject, and **Edit outline**, a toggle: while it is on, a left drag in any view
+paints the selected finding's outline with a disc brush of the radius beside it (Shift+drag erases), and
+its sizes are measured again when the stroke ends (:class:`~viewer.qt.ai.finding_review.FindingReview`);
+**Revert** gives it the AI's outline back.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
     QPushButton,
@@ -22,6 +28,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.ai.findings import finding_record
+from viewer.qt.ai.contour_edit import RADIUS_RANGE_MM
 from viewer.qt.ai.finding_review import FindingReview
 from viewer.qt.ai.state import AIState
 from viewer.qt.crosshair import CrosshairState
@@ -72,9 +79,22 @@ class FindingsPanel(QWidget):
         self.reject_button = QPushButton("Reject", self)
         self.accept_button.setToolTip("keep it: its long axis joins the Measurements, its image is labelled positive")
         self.reject_button.setToolTip("not a nodule: its image is labelled negative there (a hard negative)")
+        edit = ai.contour_edit
+        self.edit_button = QPushButton("Edit outline", self)
+        self.edit_button.setCheckable(True)
+        self.edit_button.setToolTip("drag in any view to add to the selected finding's outline; Shift+drag erases")
+        self.brush = QDoubleSpinBox(self)
+        self.brush.setRange(*RADIUS_RANGE_MM)
+        self.brush.setSingleStep(0.5)
+        self.brush.setDecimals(1)
+        self.brush.setSuffix(" mm")
+        self.brush.setValue(edit.radius_mm)
+        self.brush.setToolTip("the brush's radius")
+        self.revert_button = QPushButton("Revert", self)
+        self.revert_button.setToolTip("give the selected finding the AI's own outline back")
         buttons = QHBoxLayout()
-        buttons.addWidget(self.accept_button)
-        buttons.addWidget(self.reject_button)
+        for widget in (self.accept_button, self.reject_button, self.edit_button, self.brush, self.revert_button):
+            buttons.addWidget(widget)
         buttons.addStretch(1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.note)
@@ -83,6 +103,10 @@ class FindingsPanel(QWidget):
         layout.addLayout(buttons)
         self.accept_button.clicked.connect(lambda: self._decide(self.review.accept))
         self.reject_button.clicked.connect(lambda: self._decide(self.review.reject))
+        self.revert_button.clicked.connect(lambda: self._decide(self.review.revert))
+        self.edit_button.toggled.connect(edit.set_active)
+        edit.sig_active_changed.connect(self.edit_button.setChecked)
+        self.brush.valueChanged.connect(edit.set_radius)
         review.sig_changed.connect(lambda: self._fill(self.ai.findings()))
         self._findings: list = []
         self.table.itemSelectionChanged.connect(self._on_row_selected)
@@ -137,8 +161,10 @@ class FindingsPanel(QWidget):
 
     def _enable(self) -> None:
         on = self.selected() is not None
-        self.accept_button.setEnabled(on)
-        self.reject_button.setEnabled(on)
+        for button in (self.accept_button, self.reject_button, self.edit_button, self.revert_button):
+            button.setEnabled(on)
+        if not on:
+            self.ai.contour_edit.set_active(False)  # nothing to paint
 
     def _decide(self, action) -> None:
         finding = self.selected()

@@ -19,9 +19,10 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
@@ -30,6 +31,7 @@ from viewer.ai.analysis import model_applies, ranking
 from viewer.ai.model_registry import DEFAULT_MODEL, ModelEntry, find_model, list_models
 from viewer.base.model_card import BundleError
 from viewer.core.overlay import COLORMAPS
+from viewer.qt.ai.contour_edit import ContourEdit
 from viewer.qt.ai.inference import (
     AnalysisBatch,
     AnalysisRequest,
@@ -111,6 +113,11 @@ class AIState(QObject):
         self.dropped = 0
         #: The id of the finding the reader picked in the Findings panel, or None.
         self.selected_finding: int | None = None
+        #: The outline-editing mode the views paint the selected finding in.
+        self.contour_edit = ContourEdit(self)
+        #: ``(SeriesFindings) -> SeriesFindings``: what the reader corrected, applied to findings as they
+        #: arrive (set by the finding review); None: as the AI found them.
+        self.adjust_findings: Callable[[Any], Any] | None = None
         self._overlay = OverlaySettings()
         self._entry: ModelEntry | None = None  # active: its results are shown
         self._pending: ModelEntry | None = None  # chosen, being loaded
@@ -528,8 +535,19 @@ class AIState(QObject):
             return
         results = self.cache.get(report.series_key, report.version_key)
         if results is not None:
-            results.findings = report.findings
+            adjust = self.adjust_findings
+            results.findings = adjust(report.findings) if adjust is not None else report.findings
             self.sig_findings_changed.emit(self.findings())
+
+    def replace_finding(self, finding) -> None:
+        """Show ``finding`` (a Finding) instead of the one of the same id (its outline corrected)."""
+        results = self.results()
+        if results is None or results.findings is None:
+            return
+        found = results.findings
+        results.findings = replace(
+            found, findings=tuple(finding if f.id == finding.id else f for f in found.findings))
+        self.sig_findings_changed.emit(self.findings())
 
     def _on_notice(self, rid: int, text: str) -> None:
         log.warning("%s", text)

@@ -2,7 +2,8 @@
 window (horizontal: width, vertical: centre; sensitivity proportional to the width at the start of the
 drag), left- or middle-drag pans, double-click fits; in a marking mode a left click marks a point and a left
 drag a box; a right click opens the view's menu; in the MPR layouts a left click or drag moves the linked
-crosshair (middle-drag still pans); with a measuring tool a left drag or click draws."""
+crosshair (middle-drag still pans); with a measuring tool a left drag or click draws; in the outline-editing
+mode a left drag or click paints the selected finding's outline (Shift erases)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class SliceViewBox(pg.ViewBox):
     sig_tool_click = Signal(object)  # scene QPointF of a left click with a measuring tool
     sig_handle_drag = Signal(object, bool)  # scene now, finished (a measurement's handle being moved)
     sig_context_menu = Signal(object)  # global QPoint of a right click (a right press that did not drag)
+    sig_brush = Signal(object, bool, bool)  # scene QPointF, erase (Shift), finished (outline editing)
 
     def __init__(self) -> None:
         super().__init__(lockAspect=True, invertY=True, enableMenu=False)
@@ -47,6 +49,8 @@ class SliceViewBox(pg.ViewBox):
         self.grab_handle = None
         #: ``select(scene_pos) -> bool``: True when a left click there selected a measurement.
         self.select_at = None
+        #: True in the outline-editing mode: a left drag or click paints.
+        self.brush = False
         self._handle = False
 
     def wheelEvent(self, ev, axis=None) -> None:  # noqa: N802 - Qt override
@@ -66,6 +70,13 @@ class SliceViewBox(pg.ViewBox):
             ev.accept()
             delta = ev.screenPos() - ev.buttonDownScreenPos()
             self.sig_window_drag.emit(float(delta.x()), float(delta.y()), bool(ev.isStart()))
+            return
+        if ev.button() == Qt.MouseButton.LeftButton and self.brush:
+            ev.accept()
+            erase = bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier)
+            if ev.isStart():
+                self.sig_brush.emit(ev.buttonDownScenePos(), erase, False)
+            self.sig_brush.emit(ev.scenePos(), erase, bool(ev.isFinish()))
             return
         if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode == "box":
             ev.accept()
@@ -93,6 +104,10 @@ class SliceViewBox(pg.ViewBox):
         if ev.double() and ev.button() == Qt.MouseButton.LeftButton:
             ev.accept()
             self.sig_double_click.emit()
+            return
+        if ev.button() == Qt.MouseButton.LeftButton and self.brush:
+            ev.accept()
+            self.sig_brush.emit(ev.scenePos(), bool(ev.modifiers() & Qt.KeyboardModifier.ShiftModifier), True)
             return
         if ev.button() == Qt.MouseButton.LeftButton and self.mark_mode != "off":
             ev.accept()

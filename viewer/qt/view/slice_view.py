@@ -167,6 +167,7 @@ class SliceView(PlaneNavigation, MeasureTools, ViewReadouts, pg.GraphicsView):
         self._vb.sig_double_click.connect(self.fit)
         self._vb.sig_mark_click.connect(self._on_mark_click)
         self._vb.sig_mark_drag.connect(self._on_mark_drag)
+        self._vb.sig_brush.connect(self._on_brush)
         self._vb.sigRangeChangedManually.connect(self._on_manual_range)
         self._vb.sigRangeChanged.connect(self._update_zoom_text)
         self._vb.sigResized.connect(self._on_resized)
@@ -186,6 +187,7 @@ class SliceView(PlaneNavigation, MeasureTools, ViewReadouts, pg.GraphicsView):
             (controller.ai.sig_findings_changed, self._update_findings),
             (controller.labels.sig_current_changed, self._on_label),
             (controller.labels.sig_mode_changed, self._on_mark_mode),
+            (controller.ai.contour_edit.sig_active_changed, self._on_brush_mode),
             (controller.crosshair.sig_changed, self._on_crosshair_moved),
         ]
         for signal, slot in self._connections:
@@ -193,6 +195,7 @@ class SliceView(PlaneNavigation, MeasureTools, ViewReadouts, pg.GraphicsView):
         self._on_series_selected(controller.series_key or "")
         self._on_label(controller.labels.current())
         self._on_mark_mode(controller.labels.mode)
+        self._on_brush_mode(controller.ai.contour_edit.active)
 
     def close(self) -> bool:
         """Close the view; pyqtgraph's ``close`` deletes every scene item (plain ``QGraphicsItem``, whose
@@ -441,7 +444,7 @@ class SliceView(PlaneNavigation, MeasureTools, ViewReadouts, pg.GraphicsView):
     def _on_mark_mode(self, mode: str) -> None:
         mode = mode if self.native else "off"
         self._vb.mark_mode = mode
-        self.viewport().setCursor(Qt.CursorShape.ArrowCursor if mode == "off" else Qt.CursorShape.CrossCursor)
+        self._set_cursor()
         self._on_label(self._label)  # the label line says the marking mode
 
     def _inside(self, row: float, col: float) -> bool:
@@ -461,6 +464,20 @@ class SliceView(PlaneNavigation, MeasureTools, ViewReadouts, pg.GraphicsView):
         self._marks.dragging((r0, c0, r1, c1), finished)
         if finished and self._image.isVisible() and r1 > r0 and c1 > c0:
             self.controller.labels.mark_finding(box=(r0, c0, r1, c1))
+
+    def _set_cursor(self) -> None:
+        drawing = self._vb.brush or self._vb.mark_mode != "off"
+        self.viewport().setCursor(Qt.CursorShape.CrossCursor if drawing else Qt.CursorShape.ArrowCursor)
+
+    def _on_brush_mode(self, on: bool) -> None:
+        self._vb.brush = bool(on)
+        self._set_cursor()
+
+    def _on_brush(self, scene_pos: QPointF, erase: bool, finished: bool) -> None:
+        """A brush step at ``scene_pos`` on the image on screen (a slab's middle image)."""
+        if self._layout is not None and self._image.isVisible():
+            self.controller.ai.contour_edit.stroke(self._layout, self.index(), self.image_pixel(scene_pos), erase,
+                                                   finished)
 
     def _on_ai_curve(self, _curve: object) -> None:
         if not self.native:  # more slices analysed: the reformatted heat gains their lines
