@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from viewer.ai.finding_edit import disc_voxels, paint
+from viewer.ai.finding_edit import disc_voxels, largest_part, paint
 from viewer.core.finding_decisions import Decision, DecisionStore, pack_mask, unpack_mask
 from viewer.core.geometry import Geometry
 from viewer.core.planes import PLANES, plane_layout
@@ -57,6 +57,16 @@ def test_painting_grows_the_box_and_erasing_shrinks_it_to_what_is_left() -> None
     left, at = paint(grown, at, disc, add=False)
     assert left.shape == (1, 1, 1) and at == (5, 20, 20) and left.all()
     assert paint(left, at, np.array([[5, 20, 20]]), add=False) is None  # erased whole: nothing left
+
+
+def test_what_an_eraser_cut_off_is_dropped_and_diagonal_neighbours_stay() -> None:
+    mask = np.zeros((3, 10, 10), bool)
+    mask[1, 2:6, 2:6] = True
+    mask[2, 6, 6] = True  # touches the block at a corner: still part of it
+    mask[0, 9, 0] = True  # an island
+    kept = largest_part(mask)
+    assert kept.sum() == 17 and kept[2, 6, 6] and not kept[0, 9, 0]
+    assert np.array_equal(largest_part(kept), kept)
 
 
 @pytest.mark.parametrize("shape", [(1, 1, 1), (3, 5, 7), (9, 33, 17)])

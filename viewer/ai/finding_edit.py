@@ -3,8 +3,10 @@ measured again from the corrected mask.
 
 :func:`paint` adds (or erases) a disc of the brush's radius in millimetres on one image of a plane
 (axial, coronal or sagittal, :class:`~viewer.core.planes.PlaneLayout`) to a boxed 3-D mask; the box grows
-to hold what is painted and shrinks to what is left. :func:`corrected` is the finding with that mask:
-its long and short axis, volume, HU, type and Lung-RADS category measured again the way the AI's own are
+to hold what is painted and shrinks to what is left (after an erasing stroke, the reader's review keeps
+the largest connected part, :func:`largest_part`: a fragment the eraser cut off is no part of the
+nodule). :func:`corrected` is the finding with that mask: its long and short axis, volume, HU, type and
+Lung-RADS category measured again the way the AI's own are
 (:func:`models.runtime.findings.find.describe`), its centre kept (the finding's name across sessions, and
 where a click on it goes), and ``segmentation`` ``"reader"``.
 """
@@ -69,6 +71,16 @@ def paint(mask: np.ndarray, offset: Sequence[int], voxels: np.ndarray,
     if tight is None:
         return None
     return grown[tight], tuple(int(lo[i] + tight[i].start) for i in range(3))  # type: ignore[return-value]
+
+
+def largest_part(mask: np.ndarray) -> np.ndarray:
+    """The largest 3-D connected part of ``mask`` (26-connected): what an eraser cut off is dropped."""
+    from scipy import ndimage
+
+    labels, n = ndimage.label(mask, structure=np.ones((3, 3, 3), bool))
+    if n <= 1:
+        return np.asarray(mask, dtype=bool)
+    return labels == int(np.argmax(np.bincount(labels.ravel())[1:])) + 1
 
 
 def corrected(finding: Finding, mask: np.ndarray, offset: Sequence[int], volume: Volume) -> Finding | None:

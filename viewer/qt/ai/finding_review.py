@@ -30,7 +30,7 @@ from dataclasses import replace
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from viewer.ai.finding_edit import corrected, disc_voxels, paint
+from viewer.ai.finding_edit import corrected, disc_voxels, largest_part, paint
 from viewer.core.finding_decisions import Decision, DecisionFileError, DecisionStore, finding_key, pack_mask
 from viewer.core.measurements import Measurement
 from viewer.core.planes import native_plane, plane_layout, plane_location
@@ -164,6 +164,8 @@ class FindingReview(QObject):
         if not stroke.finished:
             return
         self._stroke = None
+        if painted is not None and stroke.erase:
+            painted = (largest_part(painted[0]), painted[1])
         fixed = corrected(before, *painted, volume) if painted is not None else None
         if fixed is None:
             self._report_error("an outline cannot be erased whole: reject the finding instead")
