@@ -11,7 +11,7 @@ bronchi: airway removal). The findings need only the first step (:func:`aerated_
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -57,8 +57,13 @@ def aerated_lungs(air: np.ndarray) -> np.ndarray:
     return lungs
 
 
-def lung_mask_from_air(air: np.ndarray, spacing: Sequence[float] = (5.0, 0.7, 0.7)) -> np.ndarray:
-    """:func:`lung_mask` from the boolean mask of the voxels below :data:`AIR_HU`."""
+def lung_mask_from_air(air: np.ndarray, spacing: Sequence[float] = (5.0, 0.7, 0.7),
+                       each_slice: Callable[[int, int], None] | None = None) -> np.ndarray:
+    """:func:`lung_mask` from the boolean mask of the voxels below :data:`AIR_HU`.
+
+    ``each_slice(done, total)`` is called before each slice's holes are filled (progress; it may raise
+    to cancel).
+    """
     sitk = simpleitk()
     lung = aerated_lungs(air)
     if not lung.any():
@@ -71,6 +76,8 @@ def lung_mask_from_air(air: np.ndarray, spacing: Sequence[float] = (5.0, 0.7, 0.
     max_hole_px = 300.0 / (sy * sx)
     min_part_px = 400.0 / (sy * sx)
     for k in range(lung.shape[0]):
+        if each_slice is not None:
+            each_slice(k, lung.shape[0])
         if not lung[k].any():
             continue
         holes = sitk.GetArrayFromImage(sitk.ConnectedComponent(sitk.GetImageFromArray((~lung[k]).astype(np.uint8))))

@@ -193,3 +193,28 @@ def test_the_reader_paints_and_erases_an_outline_which_is_measured_again_kept_an
     assert again.findings_panel.rows()[0][-1] == "accepted"
     (m,) = [x for x in again.controller.measurements.items() if x.source == "ai"]
     assert again.controller.measurements.reading(m).length_mm == pytest.approx(ai_axes.long_axis_mm, abs=1.0)
+
+
+def test_the_lung_mask_toggle_outlines_the_lungs_in_every_plane_and_goes_away(qtbot, ai_window, demo_study) -> None:
+    w = ai_window(sweep=False)
+    c = w.controller
+    with qtbot.waitSignal(c.sig_series_loaded, timeout=60_000):
+        w.open_paths([str(demo_study.lung1)])
+    w.view_grid.set_layout("mpr")
+    lungs, panel = c.ai.lungs, w.findings_panel
+    assert lungs.overlay() is None and not any(v.lung_outline_shown() for v in w.view_grid.views)
+    panel.lungs_box.setChecked(True)
+    qtbot.waitUntil(lambda: lungs.overlay() is not None, timeout=60_000)
+    assert panel.lungs_status.text().startswith("lung mask: ") and panel.lungs_status.text().endswith(" L")
+    c.set_slice(c.n_slices // 2)
+    for view in w.view_grid.views:
+        assert view.lung_outline_shown(), view.plane
+    # the outline follows the slice: none on the images above the lungs' apex (lung1's first 7)
+    empty = [k for k in range(c.n_slices) if not lungs.overlay().plane(0, k)[0].any()]
+    assert 0 < len(empty) < 10
+    c.set_slice(empty[0])
+    assert not w.view_grid.views[0].lung_outline_shown()
+    panel.lungs_box.setChecked(False)
+    assert lungs.overlay() is None and not any(v.lung_outline_shown() for v in w.view_grid.views)
+    panel.lungs_box.setChecked(True)  # kept: back at once, no second computation
+    assert lungs.overlay() is not None and not lungs.worker.busy

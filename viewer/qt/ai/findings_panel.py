@@ -9,7 +9,8 @@ a demonstration, said above the table.
 Below the table: Accept and Reject, and **Edit outline**, a toggle: while it is on, a left drag in any view
 paints the selected finding's outline with a disc brush of the radius beside it (Shift+drag erases), and
 its sizes are measured again when the stroke ends (:class:`~viewer.qt.ai.finding_review.FindingReview`);
-**Revert** gives it the AI's outline back.
+**Revert** gives it the AI's outline back. **Lung mask** draws the outline of the lungs the findings are
+looked for in (:class:`~viewer.qt.ai.lung_state.LungMaskState`), in every view.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 from PySide6.QtCore import QSignalBlocker, Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QCheckBox,
     QDoubleSpinBox,
     QHBoxLayout,
     QLabel,
@@ -96,11 +98,20 @@ class FindingsPanel(QWidget):
         for widget in (self.accept_button, self.reject_button, self.edit_button, self.brush, self.revert_button):
             buttons.addWidget(widget)
         buttons.addStretch(1)
+        self.lungs_box = QCheckBox("Lung mask", self)
+        self.lungs_box.setToolTip("outline the lungs the findings are looked for in (threshold and morphology)")
+        self.lungs_status = QLabel("", self)
+        lungs = QHBoxLayout()
+        lungs.addWidget(self.lungs_box)
+        lungs.addWidget(self.lungs_status, 1)
         layout = QVBoxLayout(self)
         layout.addWidget(self.note)
         layout.addWidget(self.status)
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
+        layout.addLayout(lungs)
+        self.lungs_box.toggled.connect(ai.lungs.set_visible)
+        ai.lungs.sig_status.connect(self.lungs_status.setText)
         self.accept_button.clicked.connect(lambda: self._decide(self.review.accept))
         self.reject_button.clicked.connect(lambda: self._decide(self.review.reject))
         self.revert_button.clicked.connect(lambda: self._decide(self.review.revert))

@@ -40,6 +40,7 @@ from viewer.qt.ai.inference import (
     JobSummary,
     ModelReady,
 )
+from viewer.qt.ai.lung_state import LungMaskState
 from viewer.qt.ai.results import ResultCache, SeriesResults
 from viewer.qt.ai.scheduling import CONFIRM, FOCUS, LOAD_ONLY, SUBMIT, Running, job_key, plan, same_model
 from viewer.qt.ai.status import (
@@ -115,6 +116,8 @@ class AIState(QObject):
         self.selected_finding: int | None = None
         #: The outline-editing mode the views paint the selected finding in.
         self.contour_edit = ContourEdit(self)
+        #: The lung mask overlay (the Findings panel's toggle).
+        self.lungs = LungMaskState(view, report_error, sync=sync, parent=self)
         #: ``(SeriesFindings) -> SeriesFindings``: what the reader corrected, applied to findings as they
         #: arrive (set by the finding review); None: as the AI found them.
         self.adjust_findings: Callable[[Any], Any] | None = None
@@ -638,4 +641,6 @@ class AIState(QObject):
         self._summary.stop()
         if not self.lane.stop():
             log.warning("the inference worker did not stop in time")
+        if not self.lungs.stop():
+            log.warning("the lung mask worker did not stop in time")
 

@@ -1,8 +1,8 @@
 """What a slice view shows, read back for tests and scripts: its text blocks, marks and heatmap.
 
 :class:`ViewReadouts` is mixed into :class:`~viewer.qt.view.slice_view.SliceView`, whose ``_image``,
-``_heat``, ``_marks``, ``_center``, ``_ai_block``, ``_demo_block``, ``_label_block`` and ``_findings`` it
-reads; nothing here changes the view.
+``_heat``, ``_marks``, ``_center``, ``_ai_block``, ``_demo_block``, ``_label_block``, ``_findings`` and
+``_lungs`` it reads; nothing here changes the view.
 """
 
 from __future__ import annotations
@@ -57,3 +57,7 @@ class ViewReadouts:
     def finding_contours(self) -> int:
         """How many findings' contours cross the image on screen."""
         return self._findings.shown()
+
+    def lung_outline_shown(self) -> bool:
+        """True when the lungs' outline is drawn on the image on screen."""
+        return self._lungs.shown()
