@@ -9,7 +9,8 @@ import math
 import numpy as np
 import pytest
 
-from viewer.ai.finding_edit import disc_voxels, largest_part, paint
+from models.runtime.findings.find import Finding, describe
+from viewer.ai.finding_edit import axis_lines, disc_voxels, largest_part, paint, with_axes
 from viewer.core.finding_decisions import Decision, DecisionStore, pack_mask, unpack_mask
 from viewer.core.geometry import Geometry
 from viewer.core.planes import PLANES, plane_layout
@@ -102,3 +103,62 @@ def test_a_corrected_mask_is_kept_with_the_decision_and_an_older_file_without_on
         d.pop("mask")
     store.path.write_text(json.dumps(doc))
     assert DecisionStore("1.2.3", root=tmp_path).get("a").edited_mask() is None
+
+
+def _ellipse_finding(spacing=(2.5, 0.7, 0.6), angle_deg=30.0) -> Finding:
+    """A solid ellipse of 14 x 8 mm, tilted, on the middle of three slices, its box at voxel (4, 30, 40)."""
+    sz, sy, sx = spacing
+    v, u = np.mgrid[0:40, 0:40]
+    y, x = (v - 19.5) * sy, (u - 19.5) * sx
+    t = math.radians(angle_deg)
+    a, b = x * math.cos(t) + y * math.sin(t), -x * math.sin(t) + y * math.cos(t)
+    mask = np.zeros((3, 40, 40), bool)
+    mask[1] = (a / 7.0) ** 2 + (b / 4.0) ** 2 <= 1.0
+    mask[0] = mask[2] = (a / 3.0) ** 2 + (b / 2.0) ** 2 <= 1.0
+    hu = np.where(mask, 20.0, -850.0).astype(np.float32)
+    measures, kind, category = describe(mask, hu, spacing)
+    return Finding(id=1, probability=0.9, centre=(5.0, 49.5, 59.5), box=((4, 30, 40), (7, 70, 80)),
+                   slices=(4, 5, 6), measures=measures, kind=kind, lung_rads=category, offset=(4, 30, 40),
+                   mask=mask, segmentation="region growing")
+
+
+@pytest.mark.parametrize("angle", [0.0, 30.0, 90.0])
+def test_the_axis_lines_are_as_long_as_the_axes_and_cross_on_the_largest_image(angle) -> None:
+    spacing = (2.5, 0.7, 0.6)
+    f = _ellipse_finding(spacing, angle)
+    (l0, l1), (s0, s1) = axis_lines(f, spacing)
+
+    def mm(p, q):
+        return math.hypot((q[0] - p[0]) * spacing[1], (q[1] - p[1]) * spacing[2])
+
+    assert mm(l0, l1) == pytest.approx(f.measures.long_axis_mm, abs=1e-6)
+    assert mm(s0, s1) == pytest.approx(f.measures.short_axis_mm, abs=1e-6)
+    assert f.measures.long_axis_mm == pytest.approx(14.0, abs=1.3)
+    assert f.measures.short_axis_mm == pytest.approx(8.0, abs=1.3)
+    # in the volume's pixels, around the ellipse's centre, and perpendicular to each other
+    for p in (l0, l1, s0, s1):
+        assert 30 <= p[0] <= 70 and 40 <= p[1] <= 80
+    long_dir = np.array([(l1[0] - l0[0]) * spacing[1], (l1[1] - l0[1]) * spacing[2]])
+    short_dir = np.array([(s1[0] - s0[0]) * spacing[1], (s1[1] - s0[1]) * spacing[2]])
+    cos = abs(long_dir @ short_dir) / (np.linalg.norm(long_dir) * np.linalg.norm(short_dir))
+    assert cos < 0.2
+
+
+def test_the_readers_axes_change_the_mean_diameter_and_the_category_not_the_mask() -> None:
+    f = _ellipse_finding()
+    assert f.kind == "solid" and f.lung_rads == "4A"  # 6 <= mean < 8 mm would be 3; about 11 mm is 4A
+    bigger = with_axes(f, 17.0, 16.0)
+    assert (bigger.measures.long_axis_mm, bigger.measures.short_axis_mm) == (17.0, 16.0)
+    assert bigger.measures.diameter_mm == 16.5 and bigger.lung_rads == "4B"
+    assert bigger.mask is f.mask and bigger.measures.volume_mm3 == f.measures.volume_mm3
+    swapped = with_axes(f, 5.0, 6.0)  # a short line dragged longer than the long one: the longer is long
+    assert (swapped.measures.long_axis_mm, swapped.measures.short_axis_mm) == (6.0, 5.0) and swapped.lung_rads == "2"
+
+
+def test_the_readers_axes_are_kept_with_the_decision_and_bad_ones_refused(tmp_path) -> None:
+    store = DecisionStore("1.2.3", root=tmp_path)
+    store.put(Decision("a", "s", "m", (1.0, 2.0, 3.0), "accepted", axes_mm=(16.4, 12.9)))
+    assert DecisionStore("1.2.3", root=tmp_path).get("a").axes_mm == (16.4, 12.9)
+    for bad in ((1.0,), (0.0, 2.0), (float("nan"), 1.0), ("x", 1.0)):
+        with pytest.raises(ValueError):
+            Decision("a", "s", "m", (1.0, 2.0, 3.0), "accepted", axes_mm=bad)

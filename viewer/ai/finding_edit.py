@@ -9,6 +9,11 @@ nodule). :func:`corrected` is the finding with that mask: its long and short axi
 Lung-RADS category measured again the way the AI's own are
 (:func:`models.runtime.findings.find.describe`), its centre kept (the finding's name across sessions, and
 where a click on it goes), and ``segmentation`` ``"reader"``.
+
+:func:`axis_lines` are the long and short axis as two lines whose lengths are the measured ones (centred
+on the measured chords, so that the Measurements list reads the table's figures); when the reader drags
+their handles, :func:`with_axes` is the finding with what the lines measure instead, the mean diameter
+and the Lung-RADS category following.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import numpy as np
 
 from models.runtime.findings.candidates import bounding_box
 from models.runtime.findings.find import Finding, RescaledVolume, describe
+from models.runtime.findings.nodule_type import lung_rads
 from viewer.ai.findings import voxel_spacing
 from viewer.core.planes import PlaneLayout
 from viewer.core.volume import Volume
@@ -97,3 +103,33 @@ def corrected(finding: Finding, mask: np.ndarray, offset: Sequence[int], volume:
     return replace(finding, box=((z, y, x), (z + d, y + h, x + w)), slices=tuple(range(z, z + d)),
                    measures=measures, kind=kind, lung_rads=category, offset=(z, y, x), mask=crop,
                    segmentation=READER)
+
+
+def axis_lines(finding: Finding, spacing: Sequence[float]) -> tuple[tuple[tuple[float, float], ...], ...]:
+    """``(long, short)``: each axis as its two ends ``((row, col), (row, col))`` in pixels of the volume's
+    image ``finding.offset[0] + axes.slice_index``, the line as long as the axis measures (its chord between
+    pixel centres widened by the pixel, half on each side); ``spacing`` is ``(z, y, x)`` mm."""
+    axes = finding.measures.axes
+    sy, sx = float(spacing[1]), float(spacing[2])
+    oy, ox = finding.offset[1], finding.offset[2]
+    lines = []
+    for (a, b), length in ((axes.long_ends, axes.long_mm), (axes.short_ends, axes.short_mm)):
+        pa, pb = np.array([a[0] * sy, a[1] * sx]), np.array([b[0] * sy, b[1] * sx])
+        chord = pb - pa
+        norm = float(np.linalg.norm(chord))
+        if norm < 1e-9:  # one pixel: the line runs along the rows
+            chord, norm = np.array([0.0, 1.0]), 1.0
+        half = chord / norm * (float(length) / 2.0)
+        mid = (pa + pb) / 2.0
+        lines.append(tuple((float(p[0] / sy + oy), float(p[1] / sx + ox)) for p in (mid - half, mid + half)))
+    return tuple(lines)
+
+
+def with_axes(finding: Finding, long_mm: float, short_mm: float) -> Finding:
+    """``finding`` with the axes the reader measured (the longer the long axis): its mean diameter and
+    Lung-RADS category follow; its mask, volume and type stay."""
+    m = finding.measures
+    long_, short = max(float(long_mm), float(short_mm)), min(float(long_mm), float(short_mm))
+    measures = replace(m, axes=replace(m.axes, long_mm=long_, short_mm=short))
+    return replace(finding, measures=measures,
+                   lung_rads=lung_rads(finding.kind, measures.diameter_mm, m.solid_diameter_mm))

@@ -6,13 +6,16 @@ Layout: ``data_dir()/findings/<StudyInstanceUID>.json``::
     {"format": "radview-finding-decisions", "version": 1, "study_uid": "1.2.3",
      "decisions": [{"key": "…", "series_uid": "…", "model": "demo-nodule@sha…", "center_mm": [x, y, z],
                     "status": "accepted", "author": "ana", "time": "2026-12-03T13:00:00+00:00",
-                    "mask": {"offset": [z, y, x], "shape": [d, h, w], "bits": "…"}}]}
+                    "mask": {"offset": [z, y, x], "shape": [d, h, w], "bits": "…"},
+                    "axes_mm": [16.4, 12.9]}]}
 
 A finding is named by :func:`finding_key`: its series, the model that found it and its centre rounded to
 the millimetre, so the same finding found again when the study is opened again gets its decision back.
 ``status`` is ``accepted``, ``rejected`` or ``edited`` (its outline corrected, not yet decided on);
 ``mask``, when the reader corrected the outline, is the corrected mask (:func:`pack_mask`: its box in the
-series' voxels, and the box's bits packed, zlib-compressed and base64-encoded), else null.
+series' voxels, and the box's bits packed, zlib-compressed and base64-encoded), else null. ``axes_mm``,
+when the reader moved the handles of an accepted finding's long- and short-axis lines, is what those lines
+measure (long, short), else null (absent in older files).
 """
 
 from __future__ import annotations
@@ -102,19 +105,25 @@ class Decision:
     author: str = ""
     time: str = ""
     mask: dict | None = None  # the reader's corrected outline (pack_mask), or None
+    axes_mm: tuple[float, float] | None = None  # the reader's long and short axis lines (mm), or None
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:
             raise ValueError(f"status must be one of {', '.join(STATUSES)}, not {self.status!r}")
         if self.mask is not None:
             unpack_mask(self.mask)  # a decision never holds a mask that cannot be read back
+        if self.axes_mm is not None:
+            axes = tuple(float(v) for v in self.axes_mm)
+            if len(axes) != 2 or not all(np.isfinite(v) and 0 < v < 10_000 for v in axes):
+                raise ValueError(f"axes_mm must be two lengths in mm, not {self.axes_mm!r}")
+            object.__setattr__(self, "axes_mm", axes)
 
     @classmethod
     def from_dict(cls, d: dict) -> Decision:
         try:
             return cls(str(d["key"]), str(d["series_uid"]), str(d["model"]),
                        tuple(float(v) for v in d["center_mm"]), str(d["status"]),  # type: ignore[arg-type]
-                       str(d.get("author", "")), str(d.get("time", "")), d.get("mask"))
+                       str(d.get("author", "")), str(d.get("time", "")), d.get("mask"), d.get("axes_mm"))
         except KeyError as e:
             raise ValueError(f"missing {e}") from None
 

@@ -81,9 +81,11 @@ def test_accept_and_reject_become_measurements_labels_and_decisions_that_come_ba
     panel.show_finding(first.id)
     qtbot.mouseClick(panel.accept_button, Qt.MouseButton.LeftButton)
     assert panel.rows()[0][-1] == "accepted"
-    (m,) = [x for x in c.measurements.items() if x.source == "ai"]
-    assert m.kind == "line" and m.text.startswith("AI finding 1: solid")
-    assert c.measurements.reading(m).length_mm == pytest.approx(first.measures.long_axis_mm, abs=1.0)
+    m, short = [x for x in c.measurements.items() if x.source == "ai"]
+    assert m.kind == short.kind == "line" and m.text == "AI finding 1: solid, long axis"
+    assert short.text == "AI finding 1: short axis"
+    assert c.measurements.reading(m).length_mm == pytest.approx(first.measures.long_axis_mm, abs=0.01)
+    assert c.measurements.reading(short).length_mm == pytest.approx(first.measures.short_axis_mm, abs=0.01)
     assert any(row[0] == "line" and row[-1] == "ai" for row in w.measurements_panel.rows())
     study = c.series.study_uid
     labels = LabelStore.open(study)
@@ -171,8 +173,8 @@ def test_the_reader_paints_and_erases_an_outline_which_is_measured_again_kept_an
     # accepted: its measurement is the corrected long axis, its label the corrected extent
     qtbot.mouseClick(panel.accept_button, Qt.MouseButton.LeftButton)
     assert panel.rows()[0][-1] == "accepted, edited"
-    (m,) = [x for x in c.measurements.items() if x.source == "ai"]
-    assert c.measurements.reading(m).length_mm == pytest.approx(trimmed.measures.long_axis_mm, abs=1.0)
+    m = next(x for x in c.measurements.items() if x.source == "ai")
+    assert c.measurements.reading(m).length_mm == pytest.approx(trimmed.measures.long_axis_mm, abs=0.01)
     label = c.labels.label_of(trimmed.offset[0] + trimmed.measures.axes.slice_index)
     assert label.box[3] >= trimmed.offset[2] + trimmed.mask.shape[2] - 1
 
@@ -191,8 +193,54 @@ def test_the_reader_paints_and_erases_an_outline_which_is_measured_again_kept_an
     ai_axes = ai_first.measures
     assert again.findings_panel.rows()[0][3] == f"{ai_axes.long_axis_mm:.1f} × {ai_axes.short_axis_mm:.1f}"
     assert again.findings_panel.rows()[0][-1] == "accepted"
-    (m,) = [x for x in again.controller.measurements.items() if x.source == "ai"]
-    assert again.controller.measurements.reading(m).length_mm == pytest.approx(ai_axes.long_axis_mm, abs=1.0)
+    m = next(x for x in again.controller.measurements.items() if x.source == "ai")
+    assert again.controller.measurements.reading(m).length_mm == pytest.approx(ai_axes.long_axis_mm, abs=0.01)
+
+
+def test_moving_an_accepted_findings_axis_lines_remeasures_it_and_undo_gives_the_masks_back(
+        qtbot, found, ai_window, demo_study) -> None:
+    """The reader drags the long axis line of the accepted lung1 nodule 6 mm longer: the panel's axes,
+    mean diameter and Lung-RADS are the lines', the decision keeps them, a new window shows them, and
+    Ctrl+Z gives the mask's own axes back."""
+    from dataclasses import replace
+
+    from viewer.core.finding_decisions import DecisionStore
+
+    w = found
+    c = w.controller
+    panel = w.findings_panel
+    first = c.ai.findings().findings[0]
+    panel.show_finding(first.id)
+    panel.accept_button.click()
+    long_line, short_line = [x for x in c.measurements.items() if x.source == "ai"]
+    p0, p1 = (np.array(p) for p in long_line.points)
+    p1 = p1 + (p1 - p0) / np.linalg.norm(p1 - p0) * 6.0  # in the image's plane: the line stays on its slice
+    c.measurements.update(replace(long_line, points=(tuple(p0), tuple(float(v) for v in p1))))
+    moved = c.ai.findings().findings[0]
+    long_mm = first.measures.long_axis_mm + 6.0
+    assert moved.measures.long_axis_mm == pytest.approx(long_mm, abs=0.01)
+    assert moved.measures.short_axis_mm == pytest.approx(first.measures.short_axis_mm, abs=0.01)
+    assert moved.measures.volume_mm3 == first.measures.volume_mm3 and np.array_equal(moved.mask, first.mask)
+    row = panel.rows()[0]
+    mean = (long_mm + first.measures.short_axis_mm) / 2
+    assert row[2] == f"{mean:.1f}" and row[-1] == "accepted, edited"
+    assert row[6] == "4B"  # a mean diameter of 18 mm is 4B whatever the mask's 15 mm said
+    (kept,) = DecisionStore(c.series.study_uid).all()
+    assert kept.axes_mm == pytest.approx((long_mm, first.measures.short_axis_mm), abs=0.01)
+
+    again = ai_window(sweep=True)
+    with qtbot.waitSignal(again.controller.sig_series_loaded, timeout=60_000):
+        again.open_paths([str(demo_study.lung1)])
+    qtbot.waitUntil(lambda: again.controller.ai.findings() is not None, timeout=180_000)
+    assert again.findings_panel.rows()[0][2] == f"{mean:.1f}"
+    assert again.controller.ai.findings().findings[0].measures.long_axis_mm == pytest.approx(long_mm, abs=0.01)
+
+    c.undo_stack.undo()  # the line back where the AI put it: the mask's axes again, nothing kept
+    back = c.ai.findings().findings[0]
+    assert back.measures.long_axis_mm == pytest.approx(first.measures.long_axis_mm, abs=1e-6)
+    assert panel.rows()[0][-1] == "accepted" and panel.rows()[0][2] == f"{first.measures.diameter_mm:.1f}"
+    (kept,) = DecisionStore(c.series.study_uid).all()
+    assert kept.axes_mm is None and kept.status == "accepted"
 
 
 def test_the_lung_mask_toggle_outlines_the_lungs_in_every_plane_and_goes_away(qtbot, ai_window, demo_study) -> None:

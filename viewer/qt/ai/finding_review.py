@@ -1,9 +1,11 @@
 """The reader's verdict on each AI finding: accept or reject, kept per study, and what it turns into.
 
-- **Accept**: the finding's long axis joins the Measurements list (a line measurement of source "ai" on
-  its largest axial image, named after the finding: its handles can then be moved like any line), and
-  that image is labelled with the positive class, the finding's centre as the point and its extent as
-  the box, for the fine-tune dialog.
+- **Accept**: the finding's long and short axis join the Measurements list (two line measurements of
+  source "ai" on its largest axial image, named after the finding), and that image is labelled with the
+  positive class, the finding's centre as the point and its extent as the box, for the fine-tune dialog.
+  The lines' handles move like any line's: what they then measure becomes the finding's long and short
+  axis (its mean diameter and Lung-RADS category follow, the decision keeps them, status ``accepted,
+  edited``); moved back, or undone, the mask's own axes return.
 - **Reject**: the image is labelled with the first (negative) class at the finding, a hard negative for
   fine-tuning, unless the reader has labelled it positive (another nodule on the same image); an
   accepted finding's measurement goes.
@@ -30,7 +32,8 @@ from dataclasses import replace
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from viewer.ai.finding_edit import corrected, disc_voxels, largest_part, paint
+from viewer.ai.finding_edit import axis_lines, corrected, disc_voxels, largest_part, paint, with_axes
+from viewer.ai.findings import voxel_spacing
 from viewer.core.finding_decisions import Decision, DecisionFileError, DecisionStore, finding_key, pack_mask
 from viewer.core.measurements import Measurement
 from viewer.core.planes import native_plane, plane_layout, plane_location
@@ -41,6 +44,14 @@ from viewer.qt.measure_state import MeasureState
 from viewer.qt.view_state import ErrorSink, ViewState
 
 log = logging.getLogger(__name__)
+
+#: Lines within this of the finding's axes (mm) measure what the finding says: nothing to keep.
+SAME_AXIS_MM = 0.05
+
+
+def line_uids(key: str) -> tuple[str, str]:
+    """The measurement uids of an accepted finding's long and short axis lines."""
+    return f"finding-{key}", f"finding-{key}-short"
 
 
 class FindingReview(QObject):
@@ -53,9 +64,11 @@ class FindingReview(QObject):
         super().__init__(parent)
         self._ai, self._c, self._m, self._labels, self._report_error = ai, view, measurements, labels, report_error
         self._originals: dict[str, object] = {}  # key -> the finding as the AI outlined it (for Revert)
+        self._measured: dict[str, object] = {}  # key -> the finding as its mask measures it (no reader's axes)
         self._stroke: tuple[object, np.ndarray, tuple[int, int, int]] | None = None  # before, mask, offset painted
         ai.adjust_findings = self.with_corrections
         ai.contour_edit.sig_stroke.connect(self._on_stroke)
+        measurements.sig_changed.connect(self._on_measurements)
 
     def _store(self) -> DecisionStore | None:
         series = self._c.series
@@ -86,12 +99,13 @@ class FindingReview(QObject):
         decision = self._decision(finding)
         if decision is None:
             return "new"
-        edited = decision.mask is not None and decision.status != "edited"
+        edited = (decision.mask is not None or decision.axes_mm is not None) and decision.status != "edited"
         return f"{decision.status}, edited" if edited else decision.status
 
-    def _decide(self, finding, status: str | None = None, mask: dict | None | bool = True) -> bool:
-        """Keep the decision on ``finding``: ``status`` (None: as it was, ``edited`` when new) and ``mask``
-        (True: as it was; None: the AI's outline)."""
+    def _decide(self, finding, status: str | None = None, mask: dict | None | bool = True,
+                axes: tuple[float, float] | None | bool = True) -> bool:
+        """Keep the decision on ``finding``: ``status`` (None: as it was, ``edited`` when new), ``mask``
+        (True: as it was; None: the AI's outline) and ``axes`` (True: as they were; None: the mask's)."""
         store, key, volume, entry = self._store(), self.key(finding), self._c.volume, self._ai.model
         if store is None or key is None or volume is None or entry is None:
             self._report_error("cannot decide on the finding: no study, geometry or model")
@@ -101,13 +115,15 @@ class FindingReview(QObject):
             status = earlier.status if earlier is not None else "edited"
         if mask is True:
             mask = earlier.mask if earlier is not None else None
+        if axes is True:
+            axes = earlier.axes_mm if earlier is not None else None
         centre = tuple(float(v) for v in volume.geometry.voxel_to_patient(*finding.centre))
         try:
-            if status == "edited" and mask is None:
+            if status == "edited" and mask is None and axes is None:
                 store.remove(key)  # the correction undone, and nothing decided: no decision
             else:
                 store.put(Decision(key, volume.series.series_uid, entry.version_key, centre, status,  # type: ignore[arg-type]
-                                   mask=mask))  # type: ignore[arg-type]
+                                   mask=mask, axes_mm=axes))  # type: ignore[arg-type]
         except OSError as e:
             self._report_error(f"decision not saved: {e}")
             return False
@@ -127,7 +143,11 @@ class FindingReview(QObject):
                 self._originals[key] = f
             mask = decision.edited_mask() if decision is not None else None
             fixed = self._fitted(f, mask, volume) if mask is not None else None
-            out.append(fixed if fixed is not None else f)
+            measured = fixed if fixed is not None else f
+            if key is not None:
+                self._measured[key] = measured
+            axes = decision.axes_mm if decision is not None else None
+            out.append(with_axes(measured, *axes) if axes is not None else measured)
         return replace(found, findings=tuple(out))
 
     def _fitted(self, finding, mask, volume):
@@ -171,7 +191,8 @@ class FindingReview(QObject):
             self._report_error("an outline cannot be erased whole: reject the finding instead")
             self._ai.replace_finding(before)
             return
-        if self._decide(fixed, None, pack_mask(fixed.mask, fixed.offset)):
+        if self._decide(fixed, None, pack_mask(fixed.mask, fixed.offset), None):  # the new mask's axes
+            self._measured[key] = fixed
             self._ai.replace_finding(fixed)
             self._follow(fixed, key)
         else:
@@ -182,8 +203,9 @@ class FindingReview(QObject):
         """Give ``finding`` the AI's own outline back."""
         key = self.key(finding)
         original = self._originals.get(key) if key is not None else None
-        if original is None or not self._decide(finding, None, None):
+        if original is None or not self._decide(finding, None, None, None):
             return False
+        self._measured[key] = original  # type: ignore[index]
         self._ai.replace_finding(original)
         self._follow(original, key)
         self.sig_changed.emit()
@@ -194,8 +216,43 @@ class FindingReview(QObject):
         decision = self._decision(finding)
         if decision is None or decision.status != "accepted":
             return
-        self._m.remove(f"finding-{key}")
+        self._remove_lines(key)
         self._accepted(finding, key)
+
+    def _remove_lines(self, key: str) -> None:
+        for uid in line_uids(key):
+            self._m.remove(uid)
+
+    def _on_measurements(self, items) -> None:
+        """The reader moved an accepted finding's axis lines: the finding measures what they measure."""
+        found, volume = self._ai.findings(), self._c.volume
+        if found is None or volume is None:
+            return
+        lines = {m.uid: m for m in items if m.source == "ai"}
+        changed = False
+        for f in found.findings:
+            key = self.key(f)
+            uids = line_uids(key) if key is not None else ("", "")
+            if uids[0] not in lines:
+                continue  # not accepted, or its line deleted
+            long_ = self._m.reading(lines[uids[0]]).length_mm or 0.0
+            short = self._m.reading(lines[uids[1]]).length_mm if uids[1] in lines else None
+            short = short or f.measures.short_axis_mm
+            pair = (max(long_, short), min(long_, short))
+
+            def same(g, pair=pair) -> bool:
+                m = g.measures
+                return abs(pair[0] - m.long_axis_mm) < SAME_AXIS_MM and abs(pair[1] - m.short_axis_mm) < SAME_AXIS_MM
+
+            if long_ <= 0.0 or same(f):
+                continue
+            measured = self._measured.get(key, f)  # type: ignore[arg-type]
+            axes = None if same(measured) else (long_, short)
+            if self._decide(f, None, True, axes):
+                self._ai.replace_finding(with_axes(measured, *axes) if axes is not None else measured)
+                changed = True
+        if changed:
+            self.sig_changed.emit()
 
     def _image(self, finding) -> tuple[int, tuple[float, float], tuple[float, float, float, float]]:
         """The finding's largest axial image, its centre there (row, col) and its box there (r0, c0, r1, c1)."""
@@ -206,20 +263,22 @@ class FindingReview(QObject):
                float(oy + rows.max()) + 0.5, float(ox + cols.max()) + 0.5)
         return oz + k, (float(oy + rows.mean()), float(ox + cols.mean())), box
 
-    def _measurement(self, finding, key: str) -> Measurement:
+    def _measurements(self, finding, key: str) -> tuple[Measurement, Measurement]:
+        """The finding's long and short axis as line measurements on its largest axial image."""
         volume = self._c.volume
         geometry = volume.geometry
         index, _, _ = self._image(finding)
-        (r0, c0), (r1, c1) = finding.measures.axes.long_ends
-        oy, ox = finding.offset[1], finding.offset[2]
-        ends = tuple(tuple(float(v) for v in geometry.voxel_to_patient(index, r + oy, c + ox))
-                     for r, c in ((r0, c0), (r1, c1)))
         layout = plane_layout(geometry, native_plane(geometry), volume.n_slices)
-        text = (f"AI finding {finding.id}: {finding.kind.replace('_', '-')} "
-                f"{finding.measures.diameter_mm:.1f} mm, Lung-RADS {finding.lung_rads}")
-        return Measurement(kind="line", series_uid=volume.series.series_uid, plane=layout.name,
-                           location_mm=plane_location(geometry, layout, index)[1], points=ends,  # type: ignore[arg-type]
-                           text=text, source="ai", uid=f"finding-{key}")
+        name = f"AI finding {finding.id}"
+        out = []
+        for uid, ends, text in zip(line_uids(key), axis_lines(finding, voxel_spacing(volume)),
+                                   (f"{name}: {finding.kind.replace('_', '-')}, long axis", f"{name}: short axis"),
+                                   strict=True):
+            points = tuple(tuple(float(v) for v in geometry.voxel_to_patient(index, r, c)) for r, c in ends)
+            out.append(Measurement(kind="line", series_uid=volume.series.series_uid, plane=layout.name,
+                                   location_mm=plane_location(geometry, layout, index)[1], points=points,  # type: ignore[arg-type]
+                                   text=text, source="ai", uid=uid))
+        return out[0], out[1]
 
     def accept(self, finding) -> bool:
         key = self.key(finding)
@@ -231,8 +290,10 @@ class FindingReview(QObject):
 
     def _accepted(self, finding, key: str) -> None:
         store = self._m.store
-        if store is not None and store.get(f"finding-{key}") is None:
-            self._m.add(self._measurement(finding, key))
+        if store is not None:
+            for m in self._measurements(finding, key):
+                if store.get(m.uid) is None:
+                    self._m.add(m)
         classes = self._labels.classes
         if classes:
             index, point, box = self._image(finding)
@@ -242,7 +303,7 @@ class FindingReview(QObject):
         key = self.key(finding)
         if key is None or not self._decide(finding, "rejected"):
             return False
-        self._m.remove(f"finding-{key}")
+        self._remove_lines(key)
         classes = self._labels.classes
         index, point, box = self._image(finding)
         current = self._labels.label_of(index)
