@@ -33,8 +33,10 @@ run: demo
 	$(PY) -m viewer.qt.platform_libs --install
 	$(PY) -m viewer demo --open
 
+# The suite runs in a private network namespace with only loopback (tests/private_network.py): the PACS
+# tests' Orthanc binds every interface, and nothing in a test may reach anything but loopback.
 test: demo lint
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -p no:cacheprovider
+	QT_QPA_PLATFORM=offscreen $(PY) -m tests.private_network -- $(PY) -m pytest -q -p no:cacheprovider
 
 # ruff: style, pyflakes, import order; mypy: types of the Qt-free code; lint-imports: the layering contracts.
 lint: $(STAMP)

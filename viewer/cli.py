@@ -1,6 +1,8 @@
-"""The ``radview`` command: the GUI without a subcommand, or info / convert / screenshot / demo.
+"""The ``radview`` command: the GUI without a subcommand, or info / convert / screenshot / analyze / models /
+finetune / anonymise / pacs (:mod:`viewer.pacs_cli`) / demo.
 
-Exit codes: 0 done, 2 usage error, 3 nothing loadable. Errors are one line on stderr; ``--debug``
+Exit codes: 0 done, 2 usage error, 3 nothing loadable (``pacs``: nothing found), 4 a PACS refused or could
+not be reached. Errors are one line on stderr; ``--debug``
 adds the traceback. Nothing here imports Qt or torch until a subcommand needs it.
 """
 
@@ -15,9 +17,10 @@ from pathlib import Path
 
 from viewer import __version__
 from viewer.core.privacy import install_log_redaction
+from viewer.terminal import progress_printer
 
 EXIT_OK, EXIT_USAGE, EXIT_NOTHING = 0, 2, 3
-SUBCOMMANDS = ("info", "convert", "screenshot", "demo", "analyze", "models", "finetune", "anonymise")
+SUBCOMMANDS = ("info", "convert", "screenshot", "demo", "analyze", "models", "finetune", "anonymise", "pacs")
 
 log = logging.getLogger("radview")
 
@@ -26,24 +29,13 @@ class UsageError(Exception):
     """Bad arguments discovered after parsing (exit code 2)."""
 
 
-def _progress_printer(label: str):
-    """A progress callback that redraws one stderr line when stderr is a terminal."""
-    interactive = sys.stderr.isatty()
-
-    def report(done: int, total: int) -> None:
-        if interactive and total:
-            print(f"\r{label}: {done}/{total}", end="" if done < total else "\n", file=sys.stderr, flush=True)
-
-    return report
-
-
 def _scan(path: str):
     from viewer.core.errors import NothingLoadableError
     from viewer.core.scan import scan
 
     if not Path(path).exists():
         raise UsageError(f"no such file or folder: {path}")
-    result = scan(path, progress=_progress_printer("scanning"))
+    result = scan(path, progress=progress_printer("scanning"))
     if not result.series:
         raise NothingLoadableError(
             f"nothing loadable in {path}: {len(result.skipped)} file(s) skipped, {len(result.not_dicom)} not DICOM"
@@ -115,7 +107,7 @@ def cmd_convert(args: argparse.Namespace) -> int:
         raise UsageError(f"--out must end with one of {', '.join(SUFFIXES)}")
     result = _scan(args.path)
     series = _pick_series(result, args.series)
-    volume = load_volume(series, progress=_progress_printer("loading"))
+    volume = load_volume(series, progress=progress_printer("loading"))
     out = export_volume(volume, args.out, include_identifiers=args.with_patient_info)
     print(f"wrote {out} ({volume.n_slices} slices, {volume.units or 'stored values'})")
     return EXIT_OK
@@ -160,7 +152,7 @@ def cmd_screenshot(args: argparse.Namespace) -> int:
 def cmd_anonymise(args: argparse.Namespace) -> int:
     from viewer.core.anonymise import anonymise_series_folder
 
-    result = anonymise_series_folder(args.path, args.out, seed=args.seed, progress=_progress_printer("anonymising"))
+    result = anonymise_series_folder(args.path, args.out, seed=args.seed, progress=progress_printer("anonymising"))
     print(f"wrote {len(result.files)} anonymised file(s) in {result.n_series} series to {result.out_dir}")
     if result.burned_in:
         print(f"warning: {len(result.burned_in)} file(s) may show identifying text burned into the pixels "
@@ -201,7 +193,7 @@ def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path
 
     n = volume.n_slices
     results = []
-    report = _progress_printer(f"analysing {volume.series.modality} {volume.series.description or volume.series.key}")
+    report = progress_printer(f"analysing {volume.series.modality} {volume.series.description or volume.series.key}")
     for start in range(0, n, batch):
         indices = list(range(start, min(n, start + batch)))
         results.extend(analyzer.analyze(indices, context_stack(volume, indices, analyzer.context)))
@@ -377,9 +369,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         raise UsageError(str(e)) from None
     try:
         if args.from_labels:
-            dataset = ft.dataset_from_labels(args.data, progress=_progress_printer("scanning"))
+            dataset = ft.dataset_from_labels(args.data, progress=progress_printer("scanning"))
         else:
-            dataset = ft.import_data(args.data, progress=_progress_printer("reading"))
+            dataset = ft.import_data(args.data, progress=progress_printer("reading"))
         counts = ", ".join(f"{n} {c!r}" for c, n in dataset.counts.items())
         print(f"{dataset.source}: {counts} from {len(dataset.patients)} patient(s); "
               f"{len(dataset.duplicates)} duplicate(s) dropped, {len(dataset.skipped)} file(s) skipped",
@@ -389,7 +381,7 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         for w in (*dataset.warnings, *([dataset.imbalance_warning] if dataset.imbalance_warning else [])):
             print(f"warning: {w}", file=sys.stderr)
         data = ft.prepare(dataset, config, test=1.0 - args.split, val=args.val, seed=args.seed,
-                          positive=args.positive, progress=_progress_printer("preparing"))
+                          positive=args.positive, progress=progress_printer("preparing"))
         for name, ts in (("train", data.train), ("val", data.val), ("test", data.test)):
             if ts is not None:
                 print(f"{name}: {len(ts)} images ({ts.n_positive} positive) from {len(ts.patients)} patient(s)",
@@ -541,6 +533,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", help="make the new UIDs reproducible (default: random per export)")
     p.set_defaults(func=cmd_anonymise)
 
+    from viewer.pacs_cli import add_parser as add_pacs_parser
+
+    add_pacs_parser(sub)
+
     p = sub.add_parser("demo", help="fetch the demo chest CTs once and convert them to DICOM")
     p.add_argument("--open", action="store_true", help="then open lung2 in the viewer")
     p.set_defaults(func=cmd_demo)
@@ -573,9 +569,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from viewer.base.errors import RadviewError
     from viewer.base.model_card import BundleError
     from viewer.core.errors import NothingLoadableError
+    from viewer.core.pacs.errors import PacsError
 
     try:
         return args.func(args)
+    except PacsError as e:  # its own exit code: 2 usage, 3 nothing found, 4 refused or unreachable, 1 else
+        print(f"radview: {e}", file=sys.stderr)
+        return e.exit_code
     except UsageError as e:
         print(f"radview: {e}", file=sys.stderr)
         return EXIT_USAGE
