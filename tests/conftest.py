@@ -133,3 +133,28 @@ def demo_archive(demo_study: DemoStudy) -> Path:
 def demo_nrrds(demo_archive: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     """The source NRRD files (``lung1_image``, ``lung1_label``, ...) extracted from the archive."""
     return extract_demo_nrrds(demo_archive, tmp_path_factory.mktemp("demo_nrrds"))
+
+
+# -- a real PACS (tests/pacs/orthanc_server.py), for the PACS tests and the window's PACS dialog ---------------
+# Here, not in tests/pacs/conftest.py, so that one Orthanc serves every folder's tests in a session.
+
+@pytest.fixture(scope="session")
+def orthanc(tmp_path_factory):
+    """One Orthanc for the session (each test clears what it needs)."""
+    from tests.pacs.orthanc_server import start, stop
+
+    server = start(tmp_path_factory.mktemp("orthanc"))
+    yield server
+    stop(server)
+
+
+@pytest.fixture(scope="session")
+def demo_in_orthanc(orthanc, demo_study):
+    """Orthanc holding the two demo CTs (lung1: 48 slices, lung2: 61), uploaded once."""
+    from pydicom import dcmread
+
+    files = sorted(demo_study.lung1.glob("*.dcm")) + sorted(demo_study.lung2.glob("*.dcm"))
+    orthanc.upload(files)
+    uids = {name: str(dcmread(next(getattr(demo_study, name).glob("*.dcm")), stop_before_pixels=True).StudyInstanceUID)
+            for name in ("lung1", "lung2")}
+    return orthanc, uids

@@ -186,7 +186,7 @@ FAITHFULNESS_TOP = 5
 
 
 def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path | None, batch: int = 8,
-                    masks_dir: Path | None = None) -> dict:
+                    masks_dir: Path | None = None, keep: list | None = None) -> dict:
     """Run the model over every slice of ``volume``, then find its nodules; the series' JSON record."""
     from models.runtime.analysis import ranking
     from viewer.ai.analysis import context_stack, slice_record
@@ -216,11 +216,57 @@ def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path
         ],
         "ranking": order,
     }
-    record.update(_series_findings(volume, results, analyzer.card.threshold, masks_dir))
+    record.update(_series_findings(volume, results, analyzer.card.threshold, masks_dir, keep))
     return record
 
 
-def _series_findings(volume, results, threshold: float, masks_dir: Path | None) -> dict:
+def _write_objects(args: argparse.Namespace, entry, kept: list) -> dict:
+    """``analyze --seg/--sr [--send]``: the findings of the one series analysed as DICOM SEG and SR (with the
+    reader's decisions and lines on that series, where the viewer kept some), sent when asked."""
+    from viewer.ai.dicom_results import write_results
+    from viewer.core.finding_decisions import DecisionStore, finding_key
+    from viewer.core.measurement_store import MeasurementStore
+
+    if len(kept) != 1:
+        raise UsageError(f"--sr and --seg write the findings of one series, and {len(kept)} were analysed: "
+                         "pick one with --series")
+    volume, findings = kept[0]
+    study = volume.series.study_uid
+    decisions = DecisionStore.open(study) if study else None
+    lines = MeasurementStore.open(study).all() if study else ()
+
+    def status(finding) -> str:
+        if decisions is None:
+            return "pending"
+        centre = volume.geometry.voxel_to_patient(*finding.centre)
+        decision = decisions.get(finding_key(volume.series.series_uid, entry.version_key, centre))
+        return decision.status if decision is not None else "pending"
+
+    written = write_results(volume, findings, entry.card, seg_path=Path(args.seg) if args.seg else None,
+                            sr_path=Path(args.sr) if args.sr else None, status=status,
+                            model_key=entry.version_key, lines=lines)
+    out = {"seg": str(written.seg) if written.seg else None, "sr": str(written.sr) if written.sr else None,
+           "findings": written.findings, "lines": written.lines}
+    print(f"wrote {', '.join(p for p in (out['seg'], out['sr']) if p)}: {written.findings} finding(s), "
+          f"{written.lines} line(s)", file=sys.stderr)
+    if args.send:
+        from viewer.core.pacs import remote
+        from viewer.core.pacs.nodes import load_settings
+
+        settings = load_settings()
+        node = settings.node(args.send)
+        files = [p for p in (written.seg, written.sr) if p is not None]
+        sent = remote.send(node, settings.ae_title, files)
+        if sent.failed:
+            from viewer.core.pacs.errors import PacsError
+
+            raise PacsError(f"{node} refused {', '.join(f'{n} ({r})' for n, r in sent.failed)}")
+        out["sent_to"] = str(node)
+        print(f"sent {sent.sent} object(s) to {node}", file=sys.stderr)
+    return out
+
+
+def _series_findings(volume, results, threshold: float, masks_dir: Path | None, keep: list | None = None) -> dict:
     """``{"findings": [...]}`` (and where the label volume went), or ``findings_refused``: why there are none."""
     from viewer.ai.findings import FindingsRefused, finding_record, findings_labels, series_findings
     from viewer.core.convert import export_volume
@@ -230,6 +276,8 @@ def _series_findings(volume, results, threshold: float, masks_dir: Path | None) 
     except FindingsRefused as e:
         return {"findings": [], "findings_refused": str(e)}
     findings = found.findings
+    if keep is not None:
+        keep.append((volume, findings))
     out: dict = {"findings": [finding_record(volume, f, found.midline_col) for f in findings]}
     if masks_dir is not None:
         path = masks_dir / f"{volume.series.key.replace('#', '_')}.nrrd"
@@ -267,8 +315,11 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     chosen = [_pick_series(result, args.series)] if args.series else list(result.series)
     from models.runtime.analysis import SliceAnalyzer
 
+    if args.send and not (args.sr or args.seg):
+        raise UsageError("--send sends the --sr and --seg files: ask for at least one")
     loaded = load_model(entry, device=args.device)
     analyzer = SliceAnalyzer(loaded, method=args.method)
+    kept: list = []  # (volume, findings) of each analysed series, for --sr / --seg
     doc = {"model": {"name": entry.card.name, "arch": entry.card.arch, "sha256": entry.card.sha256,
                      "threshold": entry.card.threshold, "method": analyzer.method,
                      "demonstration": entry.card.demonstration},
@@ -283,10 +334,12 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         if args.heatmaps:
             heatmap_dir = Path(args.heatmaps) / (series.key if len(chosen) > 1 else "")
         doc["series"].append(_analyze_series(analyzer, volume, not args.no_faithfulness, heatmap_dir,
-                                             masks_dir=Path(args.masks) if args.masks else None))
+                                             masks_dir=Path(args.masks) if args.masks else None, keep=kept))
     if not doc["series"]:
         reasons = "; ".join(d["reason"] for d in doc["not_analysed"]) or "no series"
         raise NothingLoadableError(f"nothing to analyse: {reasons}")
+    if args.sr or args.seg:
+        doc["objects"] = _write_objects(args, entry, kept)
     text = json.dumps(doc, indent=2)
     if args.json:
         atomic_write_text(args.json, text + "\n")
@@ -482,6 +535,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--masks", metavar="DIR",
                    help="one label volume per series (NRRD, the series' geometry; label k = the k-th finding)")
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, mps")
+    p.add_argument("--seg", metavar="FILE.dcm", help="the findings' masks as a DICOM Segmentation (one series)")
+    p.add_argument("--sr", metavar="FILE.dcm", help="the findings, the reader's decisions and lines as a DICOM "
+                   "SR (TID 1500 Measurement Report; one series)")
+    p.add_argument("--send", metavar="NODE", help="then send the --seg and --sr files to this PACS node")
     p.add_argument("--no-faithfulness", action="store_true",
                    help=f"skip the deletion faithfulness score of the {FAITHFULNESS_TOP} most suspicious slices")
     p.set_defaults(func=cmd_analyze)

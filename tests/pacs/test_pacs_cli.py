@@ -110,3 +110,18 @@ def test_listen_keeps_what_storescu_pushes_until_stopped(tmp_path) -> None:
     assert listener.returncode == 0 and "1 received, 0 refused" in out, err
     kept = list((tmp_path / "in").glob("*/*/*.dcm"))
     assert len(kept) == 1 and dcmread(kept[0]).SOPInstanceUID == dcmread(path).SOPInstanceUID
+
+
+def test_no_patient_identifier_reaches_the_logs_even_with_debug(demo_in_orthanc, tmp_path) -> None:
+    server, uids = demo_in_orthanc
+    env = {**os.environ, "RADVIEW_DATA_DIR": str(tmp_path)}
+    logs = ""
+    for args in (["find", NODE, "--json"], ["get", NODE, "--study", uids["lung1"], "--out", str(tmp_path / "g")],
+                 ["get", server.web.url, "--study", uids["lung2"], "--out", str(tmp_path / "w")]):
+        run = subprocess.run([sys.executable, "-m", "viewer", "--debug", "pacs", *args], capture_output=True,
+                             text=True, env=env, timeout=300)
+        assert run.returncode == 0, run.stderr
+        logs += run.stderr
+    assert "DEBUG" in logs  # the logs were on
+    for identifier in ("Demo^Lung1", "RADVIEW-DEMO-LUNG1", "Demo^Lung2", "RADVIEW-DEMO-LUNG2"):
+        assert identifier not in logs

@@ -177,6 +177,7 @@ def _series_tags(
         "SeriesInstanceUID": series_uid,
         "StudyID": "",
         "SeriesNumber": series_number,
+        "Laterality": "",  # Type 2C of General Series (dciodvfy asks for it): empty, the images say nothing of a side
         "AcquisitionNumber": 1,
         "ImageOrientationPatient": _ds(np.concatenate([matrix[:, 0], matrix[:, 1]])),
         "FrameOfReferenceUID": frame_uid,

@@ -43,6 +43,8 @@ from viewer.qt.controller import ViewerController, series_label
 from viewer.qt.error_panel import ErrorPanel
 from viewer.qt.labels_panel import LabelsPanel
 from viewer.qt.measurements_panel import MeasurementsPanel
+from viewer.qt.pacs.dialog import PacsDialog
+from viewer.qt.pacs.send_findings import findings_snapshot
 from viewer.qt.problems_panel import ProblemsPanel
 from viewer.qt.series_browser import SeriesBrowser
 from viewer.qt.tag_panel import TagPanel
@@ -149,6 +151,7 @@ class MainWindow(QMainWindow):
         self.anonymise_export.sig_message.connect(lambda message: self.statusBar().showMessage(message, 30_000))
         self.tags_dock.raise_()
         self.finetune_dialog = None  # made on first use (viewer.qt.finetune)
+        self.pacs_dialog = None  # made on first use (viewer.qt.pacs)
         self.model_manager = None
         self.resizeDocks([self.series_dock, self.tags_dock], [230, 360], Qt.Orientation.Horizontal)
         for w in (self.series_browser, self.tag_panel, self.problems_panel):
@@ -228,6 +231,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = file_menu.addMenu("&Recent Folders")
         self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
         file_menu.addSeparator()
+        self._action(file_menu, "&PACS…", self.show_pacs, "Ctrl+Shift+P")
         self._action(file_menu, "&Anonymise and Export DICOM…", self.anonymise_dicom)
         file_menu.addSeparator()
         self._action(file_menu, "&Quit", self.close, QKeySequence.StandardKey.Quit)
@@ -366,6 +370,25 @@ class MainWindow(QMainWindow):
         folder = QFileDialog.getExistingDirectory(self, "Open DICOM folder", self._last_folder())
         if folder:
             self.open_paths([folder])
+
+    def show_pacs(self) -> PacsDialog:
+        """File › PACS…: search, retrieve, send and receive (made once, kept while the window lives)."""
+        if self.pacs_dialog is None:
+            self.pacs_dialog = PacsDialog(lambda folder: self.open_paths([folder]),
+                                          lambda text: self.statusBar().showMessage(text, 30_000),
+                                          self._series_files, self._findings_to_send, self)
+        self.pacs_dialog.show()
+        self.pacs_dialog.raise_()
+        return self.pacs_dialog
+
+    def _series_files(self) -> list[Path]:
+        series = self.controller.series
+        return sorted({h.path for h in series.files}) if series is not None else []
+
+    def _findings_to_send(self):
+        if not self.controller.ai.enabled:
+            return "The assistant is off: there are no findings to send"
+        return findings_snapshot(self.controller, self.finding_review)
 
     def anonymise_dicom(self) -> None:
         """File › Anonymise and Export DICOM…: every file of the open study (or a folder to choose)."""
@@ -532,6 +555,8 @@ class MainWindow(QMainWindow):
             self.settings.setValue(STATE_KEY, self.saveState(LAYOUT_VERSION))
         if self.finetune_dialog is not None:
             self.finetune_dialog.shutdown()
+        if self.pacs_dialog is not None:
+            self.pacs_dialog.shutdown()
         self.anonymise_export.stop()
         self.controller.shutdown()
         super().closeEvent(ev)

@@ -72,14 +72,14 @@ class ResultFinding:
     long_axis: tuple[tuple[float, float, float], tuple[float, float, float]]
     short_axis: tuple[tuple[float, float, float], tuple[float, float, float]]
     image_index: int  # the display slice (of the source images, 0-based) the axes were measured on
+    corrected: bool = False  # the reader corrected the outline (the SEG segment is then SEMIAUTOMATIC)
 
 
 @dataclass(frozen=True)
 class ResultLine:
-    """One of the reader's line measurements (issue G): its two ends in LPS mm, and the image it was drawn on."""
+    """One of the reader's line measurements (issue G): its two ends in LPS mm."""
 
     uid: str
     label: str
     ends: tuple[tuple[float, float, float], tuple[float, float, float]]
     length_mm: float
-    image_index: int

@@ -1,0 +1,129 @@
+"""The window's PACS dialog against the real Orthanc (tests/pacs/orthanc_server.py): a node added and echoed,
+a search, a retrieve that opens the study in the window as it arrives (the first image before the rest is
+in), a cancel that keeps what arrived, a push received by the SCP toggle, and (with the assistant) the
+findings sent back as SR and SEG that Orthanc then holds."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+
+import pytest
+from pydicom.data import get_testdata_file
+
+from tests.pacs.orthanc_server import AET, DICOM_PORT
+from viewer.core.pacs.study_cache import StudyFolder
+
+NODE = f"{AET}@127.0.0.1:{DICOM_PORT}"
+
+
+@pytest.fixture
+def dirs(tmp_path, monkeypatch):
+    monkeypatch.setenv("RADVIEW_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("RADVIEW_CACHE_DIR", str(tmp_path / "cache"))
+    return tmp_path
+
+
+def _add_node(qtbot, dialog) -> None:
+    dialog.new_name.setText("orthanc")
+    dialog.new_address.setText(NODE)
+    dialog.add_button.click()
+    assert dialog.node() is not None and dialog.node().port == DICOM_PORT
+    dialog.echo_button.click()
+    qtbot.waitUntil(lambda: "answered" in dialog.node_status.text(), timeout=20_000)
+
+
+def _search_for(qtbot, dialog, study_uid: str) -> None:
+    dialog.search_button.click()
+    qtbot.waitUntil(lambda: dialog.results.rowCount() > 0, timeout=20_000)
+    for i in range(dialog.results.rowCount()):
+        dialog.results.selectRow(i)
+        if dialog.selected_row()["study_uid"] == study_uid:
+            return
+    raise AssertionError("the study is not among the results")
+
+
+def test_search_retrieve_and_see_it_open_as_it_arrives(qtbot, window, demo_in_orthanc, dirs) -> None:
+    server, uids = demo_in_orthanc
+    dialog = window.show_pacs()
+    _add_node(qtbot, dialog)
+    _search_for(qtbot, dialog, uids["lung2"])
+    assert dialog.results.item(dialog.results.currentRow(), 5).text() == "61"
+    seen = []
+    real_open = window.open_paths
+
+    def opened(paths) -> None:
+        folder = StudyFolder(dirs / "cache" / "pacs", uids["lung2"])
+        seen.append(len(folder.have()))
+        real_open(paths)
+
+    window.open_paths = opened
+    dialog.retrieve_button.click()
+    qtbot.waitUntil(lambda: dialog.transfer_table.rowCount() == 1 and "complete" in dialog.transfer_table.item(0, 3).text(),
+                    timeout=120_000)
+    assert seen[0] < 61 and seen[-1] == 61  # the first image opened before the rest was in, then all of it
+    assert window.wait_idle(60)
+    assert window.controller.series is not None and window.controller.n_slices == 61
+
+
+def test_a_cancelled_retrieve_keeps_what_arrived_and_says_so(qtbot, window, demo_in_orthanc, dirs,
+                                                             monkeypatch) -> None:
+    server, uids = demo_in_orthanc
+    write = StudyFolder.write
+
+    def slow_write(self, *args):  # a slow disk (or link): 48 instances take ~5 s, so the cancel lands mid-way
+        time.sleep(0.1)
+        return write(self, *args)
+
+    monkeypatch.setattr(StudyFolder, "write", slow_write)
+    dialog = window.show_pacs()
+    _add_node(qtbot, dialog)
+    _search_for(qtbot, dialog, uids["lung1"])
+    dialog.jobs.sig_first_instance.connect(lambda t: dialog.jobs.cancel(t.id))
+    dialog.retrieve_button.click()
+    qtbot.waitUntil(lambda: dialog.transfer_table.rowCount() == 1 and
+                    dialog.transfer_table.item(0, 3).text().startswith("cancelled"), timeout=60_000)
+    folder = StudyFolder(dirs / "cache" / "pacs", uids["lung1"])
+    assert 0 < len(folder.have()) < 48 and folder.is_complete() is False
+    assert "resume" in dialog.transfer_table.item(0, 3).text()
+
+
+@pytest.mark.skipif(shutil.which("storescu") is None, reason="dcmtk's storescu is not installed")
+def test_the_listen_toggle_receives_a_push_into_the_received_list(qtbot, window, dirs) -> None:
+    from viewer.core.pacs.nodes import PacsSettings, save_settings
+
+    save_settings(PacsSettings(port=11141))
+    dialog = window.show_pacs()
+    dialog.listen_box.setChecked(True)
+    qtbot.waitUntil(lambda: "Listening" in dialog.listen_status.text(), timeout=10_000)
+    push = subprocess.run(["storescu", "-aec", "RADVIEW", "127.0.0.1", "11141", get_testdata_file("CT_small.dcm")],
+                          capture_output=True, text=True, timeout=60)
+    assert push.returncode == 0, push.stderr
+    qtbot.waitUntil(lambda: dialog.received_list.count() == 1, timeout=10_000)
+    assert "1 instance(s)" in dialog.received_list.item(0).text()
+    dialog.listen_box.setChecked(False)
+    assert dialog.listen_status.text() == "Not listening"
+
+
+def test_the_findings_go_back_to_orthanc_as_sr_and_seg(qtbot, ai_window, demo_in_orthanc, dirs) -> None:
+    server, uids = demo_in_orthanc
+    window = ai_window(sweep=True)
+    dialog = window.show_pacs()
+    _add_node(qtbot, dialog)
+    _search_for(qtbot, dialog, uids["lung1"])
+    dialog.retrieve_button.click()
+    qtbot.waitUntil(lambda: "complete" in dialog.transfer_table.item(0, 3).text(), timeout=120_000)
+    assert window.wait_idle(60)
+    qtbot.waitUntil(lambda: window.controller.ai.findings() is not None, timeout=300_000)
+    assert window.controller.ai.findings().findings
+    dialog.send_findings_button.click()
+    qtbot.waitUntil(lambda: dialog.transfer_table.rowCount() == 2 and
+                    dialog.transfer_table.item(1, 3).text() in ("2 sent", "failed"), timeout=120_000)
+    assert dialog.transfer_table.item(1, 3).text() == "2 sent"
+    study = next(f["ID"] for f in server.rest("/tools/lookup", uids["lung1"].encode(), "POST") if f["Type"] == "Study")
+    series = server.rest(f"/studies/{study}/series")
+    assert sorted(s["MainDicomTags"]["Modality"] for s in series) == ["CT", "SEG", "SR"]
+    for s in series:
+        if s["MainDicomTags"]["Modality"] in ("SR", "SEG"):
+            server.rest(f"/series/{s['ID']}", method="DELETE")  # Orthanc as the other tests expect it
