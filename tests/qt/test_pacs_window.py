@@ -60,8 +60,8 @@ def test_search_retrieve_and_see_it_open_as_it_arrives(qtbot, window, demo_in_or
 
     window.open_paths = opened
     dialog.retrieve_button.click()
-    qtbot.waitUntil(lambda: dialog.transfer_table.rowCount() == 1 and "complete" in dialog.transfer_table.item(0, 3).text(),
-                    timeout=120_000)
+    qtbot.waitUntil(lambda: dialog.transfer_table.rowCount() == 1
+                    and "complete" in dialog.transfer_table.item(0, 3).text(), timeout=120_000)
     assert seen[0] < 61 and seen[-1] == 61  # the first image opened before the rest was in, then all of it
     assert window.wait_idle(60)
     assert window.controller.series is not None and window.controller.n_slices == 61

@@ -49,6 +49,16 @@ def _date(text: str) -> str:
     return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 and text.isdigit() else text
 
 
+def _table(columns: tuple[str, ...], stretch: int) -> QTableWidget:
+    """A read-only table selected by rows, column ``stretch`` taking the width left."""
+    table = QTableWidget(0, len(columns))
+    table.setHorizontalHeaderLabels(columns)
+    table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+    table.horizontalHeader().setSectionResizeMode(stretch, QHeaderView.ResizeMode.Stretch)
+    return table
+
+
 class PacsDialog(QDialog):
     """See the module docstring. ``open_folder`` shows a folder in the window; ``status`` writes the
     window's status line; ``series_files`` gives the files of the series on screen; ``findings`` gives
@@ -187,11 +197,7 @@ class PacsDialog(QDialog):
     def _results_box(self) -> QGroupBox:
         box = QGroupBox("Results")
         v = QVBoxLayout(box)
-        self.results = QTableWidget(0, len(RESULT_COLUMNS))
-        self.results.setHorizontalHeaderLabels(RESULT_COLUMNS)
-        self.results.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.results.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.results.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+        self.results = _table(RESULT_COLUMNS, stretch=4)
         self.results.doubleClicked.connect(lambda _index: self.retrieve())
         v.addWidget(self.results)
         row = QHBoxLayout()
@@ -267,11 +273,7 @@ class PacsDialog(QDialog):
     def _transfers_box(self) -> QGroupBox:
         box = QGroupBox("Transfers")
         v = QVBoxLayout(box)
-        self.transfer_table = QTableWidget(0, len(TRANSFER_COLUMNS))
-        self.transfer_table.setHorizontalHeaderLabels(TRANSFER_COLUMNS)
-        self.transfer_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.transfer_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.transfer_table.horizontalHeader().setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
+        self.transfer_table = _table(TRANSFER_COLUMNS, stretch=3)
         v.addWidget(self.transfer_table)
         row = QHBoxLayout()
         row.addStretch(1)
