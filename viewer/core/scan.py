@@ -11,6 +11,7 @@ from viewer.base.errors import Cancelled
 from viewer.core import decode_pool
 from viewer.core.errors import DicomFileError
 from viewer.core.header import FileHeader, NotDicom, read_header
+from viewer.core.pacs.study_cache import MARKER as RETRIEVE_MARKER
 from viewer.core.scan_index import Outcome, ScanIndex
 from viewer.core.series import SeriesInfo, group_series
 from viewer.core.user_dirs import cache_dir
@@ -47,6 +48,11 @@ class ScanResult:
         raise KeyError(key)
 
 
+#: radview's own bookkeeping inside a study folder (a retrieve's partial marker): neither an image nor a
+#: file to report as "not DICOM".
+RADVIEW_OWN_FILES = frozenset({RETRIEVE_MARKER})
+
+
 def _stat(path: Path) -> os.stat_result | None:
     try:
         return os.stat(path)
@@ -68,6 +74,8 @@ def _walk(root: Path) -> Iterator[tuple[Path, os.stat_result | None]]:
         if is_dir:
             if not entry.is_symlink():
                 yield from _walk(root / entry.name)
+            continue
+        if entry.name in RADVIEW_OWN_FILES:
             continue
         try:
             st: os.stat_result | None = entry.stat()

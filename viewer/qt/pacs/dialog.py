@@ -45,6 +45,11 @@ RESULT_COLUMNS = ("Patient", "Patient ID", "Study date", "Modality", "Descriptio
 TRANSFER_COLUMNS = ("What", "Node", "Progress", "Status")
 
 
+def _modalities(text: str) -> str:
+    """``CT\\SEG\\SR`` (a multi-valued ModalitiesInStudy) as ``CT, SEG, SR``."""
+    return text.replace("\\", ", ")
+
+
 def _date(text: str) -> str:
     return f"{text[:4]}-{text[4:6]}-{text[6:]}" if len(text) == 8 and text.isdigit() else text
 
@@ -92,25 +97,31 @@ class PacsDialog(QDialog):
 
     # -- nodes ------------------------------------------------------------------------------------------
 
-    def _node_row(self) -> QHBoxLayout:
+    def _node_row(self) -> QVBoxLayout:
+        column = QVBoxLayout()
         row = QHBoxLayout()
         row.addWidget(QLabel("Node"))
         self.node_combo = QComboBox()
-        self.node_combo.setMinimumWidth(280)
+        self.node_combo.setMinimumWidth(300)
         row.addWidget(self.node_combo)
         self.echo_button = QPushButton("Echo")
         self.echo_button.clicked.connect(self.echo)
         row.addWidget(self.echo_button)
+        row.addSpacing(24)
         self.new_name = QLineEdit(placeholderText="name")
-        self.new_name.setMaximumWidth(110)
+        self.new_name.setMinimumWidth(100)
         self.new_address = QLineEdit(placeholderText="AET@HOST:PORT or http://host/dicom-web")
+        self.new_address.setMinimumWidth(300)
         self.add_button = QPushButton("Add node")
         self.add_button.clicked.connect(self.add_node)
         for w in (self.new_name, self.new_address, self.add_button):
             row.addWidget(w)
+        row.addStretch(1)
+        column.addLayout(row)
         self.node_status = QLabel("")
-        row.addWidget(self.node_status, 1)
-        return row
+        self.node_status.setWordWrap(True)
+        column.addWidget(self.node_status)
+        return column
 
     def _fill_nodes(self, select: str = "") -> None:
         self.node_combo.clear()
@@ -222,8 +233,8 @@ class PacsDialog(QDialog):
         self.results.setSortingEnabled(False)
         self.results.setRowCount(len(rows))
         for i, r in enumerate(rows):
-            values = (r["patient_name"], r["patient_id"], _date(r["study_date"]), r["modality"], r["description"],
-                      r["n_instances"])
+            values = (r["patient_name"], r["patient_id"], _date(r["study_date"]), _modalities(r["modality"]),
+                      r["description"], r["n_instances"])
             for j, value in enumerate(values):
                 item = QTableWidgetItem()
                 if j == 5 and value is not None:
@@ -233,6 +244,9 @@ class PacsDialog(QDialog):
                 item.setData(Qt.ItemDataRole.UserRole, i)
                 self.results.setItem(i, j, item)
         self.results.setSortingEnabled(True)
+        self.results.sortByColumn(0, Qt.SortOrder.AscendingOrder)
+        self.results.resizeColumnsToContents()
+        self.results.horizontalHeader().setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
         if rows:
             self.search_status.setText(f"{len(rows)} found")
             self.results.selectRow(0)
@@ -248,7 +262,8 @@ class PacsDialog(QDialog):
         if node is None or row is None:
             self.search_status.setText("Search, then choose a study to retrieve")
             return
-        what = " ".join(p for p in (_date(row["study_date"]), row["modality"], row["description"]) if p) or "study"
+        what = " ".join(p for p in (_date(row["study_date"]), _modalities(row["modality"]), row["description"]) if p)
+        what = what or "study"
         self.jobs.retrieve(node, row["study_uid"], what, row.get("series_uid", ""))
 
     def open_selected(self) -> None:
@@ -274,6 +289,8 @@ class PacsDialog(QDialog):
         box = QGroupBox("Transfers")
         v = QVBoxLayout(box)
         self.transfer_table = _table(TRANSFER_COLUMNS, stretch=3)
+        self.transfer_table.horizontalHeader().resizeSection(0, 320)
+        self.transfer_table.horizontalHeader().resizeSection(1, 190)
         v.addWidget(self.transfer_table)
         row = QHBoxLayout()
         row.addStretch(1)
