@@ -12,11 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numpy as np
-
 from models.runtime.findings.find import RescaledVolume, StridedMask
 from models.runtime.findings.lung_mask import AIR_HU, lung_mask_from_air
 from viewer.ai.findings import voxel_spacing
+from viewer.core.mask_overlay import MaskOverlay
 from viewer.core.volume import Volume
 
 #: Rows and columns between two computed ones, for slices of at least :data:`STRIDED_FROM` pixels.
@@ -25,26 +24,16 @@ STRIDED_FROM = 256
 
 
 @dataclass(frozen=True)
-class LungOverlay:
-    """The lungs of one series: a full-size mask known on every ``stride``-th row and column."""
+class LungOverlay(MaskOverlay):
+    """The lungs of one series: a full-size mask (a :class:`StridedMask`) known on every ``stride``-th row
+    and column."""
 
-    series_key: str
     mask: StridedMask
 
     @property
     def voxels(self) -> int:
         """Voxels of the mask at full size (each computed one stands for ``stride``² of them)."""
         return int(self.mask.coarse.sum()) * self.mask.stride ** 2
-
-    def plane(self, axis: int, index: int) -> tuple[np.ndarray, tuple[int, int, int]] | None:
-        """The full-size mask of the image ``index`` along volume ``axis``, as ``(box, corner)`` (the box one
-        voxel thick along ``axis``, for :func:`viewer.core.planes.mask_plane`); None outside the volume."""
-        shape = self.mask.shape
-        if not 0 <= index < shape[axis]:
-            return None
-        box = tuple(slice(index, index + 1) if a == axis else slice(0, shape[a]) for a in range(3))
-        corner = tuple(index if a == axis else 0 for a in range(3))
-        return self.mask[box], corner  # type: ignore[index,return-value]
 
 
 def lung_overlay(series_key: str, volume: Volume,

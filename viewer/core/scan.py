@@ -31,11 +31,17 @@ class Skipped:
     reason: str
 
 
+#: DICOM Segmentation Storage: drawn over the series it lies on, not shown as images of its own.
+SEGMENTATION_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+
+
 @dataclass(frozen=True)
 class ScanResult:
     series: tuple[SeriesInfo, ...]
     skipped: tuple[Skipped, ...]
     not_dicom: tuple[Path, ...]
+    #: The DICOM SEG files found (each lies on a series of its study; :mod:`viewer.core.results.read`).
+    segmentations: tuple[FileHeader, ...] = ()
 
     def find(self, key: str) -> SeriesInfo:
         """Series by key or by SeriesInstanceUID (the first part when a UID was split)."""
@@ -166,6 +172,7 @@ def scan(
         index.save()
     if progress is not None:
         progress(len(files), len(files))
-    series = tuple(group_series(headers))
+    segmentations = tuple(h for h in headers if h.sop_class == SEGMENTATION_CLASS)
+    series = tuple(group_series([h for h in headers if h.sop_class != SEGMENTATION_CLASS]))
     skipped += [Skipped(path, reason) for s in series for path, reason in s.left_out]
-    return ScanResult(series=series, skipped=tuple(skipped), not_dicom=tuple(not_dicom))
+    return ScanResult(series=series, skipped=tuple(skipped), not_dicom=tuple(not_dicom), segmentations=segmentations)

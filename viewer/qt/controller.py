@@ -34,6 +34,7 @@ from viewer.qt.crosshair import CrosshairState
 from viewer.qt.label_state import LabelState
 from viewer.qt.measure_state import MeasureState
 from viewer.qt.problems import Problems, SliceFailure
+from viewer.qt.segment_state import SegmentState
 from viewer.qt.undo import UndoStack
 from viewer.qt.workers import JobContext, Worker, wait_until_idle
 
@@ -150,6 +151,8 @@ class ViewerController(QObject):
         #: The reader's measurements and annotations of the open study, and the measuring tool.
         self.measurements = MeasureState(self, self.report_error, self.undo_stack, parent=self)
         self.measurements.sig_jump.connect(self.crosshair.set_voxel)
+        #: The DICOM SEG lying on the series on screen, outlined in every plane.
+        self.segments = SegmentState(self, sync=sync, parent=self)
         app = QCoreApplication.instance()
         if app is not None and leader is None:
             app.aboutToQuit.connect(self.shutdown)
@@ -599,6 +602,7 @@ class ViewerController(QObject):
         for other in self._companions:
             other.shutdown()
         self.ai.shutdown()
+        self.segments.shutdown()
         for w in self._workers:
             if not w.stop():
                 log.warning("worker %s did not stop in time", w.name)

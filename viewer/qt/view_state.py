@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from PySide6.QtCore import SignalInstance
 
     from viewer.core.header import FileHeader
+    from viewer.core.scan import ScanResult
     from viewer.core.series import SeriesInfo
     from viewer.core.volume import Volume
 
@@ -38,6 +39,9 @@ class ViewState(Protocol):
 
     @property
     def series(self) -> SeriesInfo | None: ...
+
+    @property
+    def scan_result(self) -> ScanResult | None: ...  # what the last scan found (series, segmentations)
 
     @property
     def series_key(self) -> str | None: ...

@@ -124,8 +124,11 @@ class SegmentLabels:
 
 
 def seg_sources(path: str | Path) -> tuple[str, set[str]]:
-    """The SeriesInstanceUID of the images a SEG lies on, and their SOP Instance UIDs."""
-    ds = _read(path)
+    """The SeriesInstanceUID of the images a SEG lies on, and their SOP Instance UIDs (its header only)."""
+    try:
+        ds = dcmread(path, stop_before_pixels=True)
+    except Exception as e:  # noqa: BLE001 - any unreadable file is a one-line reason
+        raise ResultsRefused(f"{Path(path).name}: not a readable DICOM file ({type(e).__name__})") from None
     if str(ds.get("SOPClassUID", "")) != SEG_CLASS:
         raise ResultsRefused(f"{Path(path).name}: not a segmentation (SOP class {ds.get('SOPClassUID', '?')})")
     series = ds.ReferencedSeriesSequence[0]

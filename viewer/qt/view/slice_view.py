@@ -52,9 +52,9 @@ from viewer.qt.view.finding_layer import FindingLayer
 from viewer.qt.view.heat_layer import HeatLayer
 from viewer.qt.view.keys import handle_view_key
 from viewer.qt.view.label_marks import LABEL_COLOR, LabelMarks, label_line
-from viewer.qt.view.lung_layer import LungLayer
 from viewer.qt.view.measure_tools import MeasureTools
 from viewer.qt.view.mouse import SliceViewBox, window_from_drag
+from viewer.qt.view.outline_layer import LUNG_COLOR, SEGMENT_COLOR, OutlineLayer
 from viewer.qt.view.plane_marks import EdgeLetters, ReferenceLines
 from viewer.qt.view.plane_navigation import PlaneNavigation
 from viewer.qt.view.scale_bar import ScaleBar
@@ -124,7 +124,8 @@ class SliceView(PlaneNavigation, MeasureTools, ViewReadouts, pg.GraphicsView):
         self._vb.addItem(self._image)
         self._heat = HeatLayer(self._vb, controller.ai.overlay)
         self._findings = FindingLayer(self._vb)
-        self._lungs = LungLayer(self._vb)
+        self._lungs = OutlineLayer(self._vb, LUNG_COLOR)
+        self._segments = OutlineLayer(self._vb, SEGMENT_COLOR, 1.6)
         self._ai: SliceStatus | None = None
         self._mapper = SliceMapper()
         self._shown: np.ndarray | None = None
@@ -188,6 +189,7 @@ class SliceView(PlaneNavigation, MeasureTools, ViewReadouts, pg.GraphicsView):
             (controller.ai.sig_curve_changed, self._on_ai_curve),
             (controller.ai.sig_findings_changed, self._update_findings),
             (controller.ai.lungs.sig_changed, self._update_lungs),
+            (controller.segments.sig_changed, self._update_segments),
             (controller.labels.sig_current_changed, self._on_label),
             (controller.labels.sig_mode_changed, self._on_mark_mode),
             (controller.ai.contour_edit.sig_active_changed, self._on_brush_mode),
@@ -406,6 +408,7 @@ class SliceView(PlaneNavigation, MeasureTools, ViewReadouts, pg.GraphicsView):
         self._update_heat()
         self._update_findings()
         self._update_lungs()
+        self._update_segments()
         self._update_reference()
         self._update_measures()
         if changed:
@@ -515,6 +518,13 @@ class SliceView(PlaneNavigation, MeasureTools, ViewReadouts, pg.GraphicsView):
         self._lungs.update(self.controller.ai.lungs.overlay(), self._layout, self.index(),
                            volume.stored.shape if volume is not None else None, self._spacing,
                            self._image.isVisible())
+
+    def _update_segments(self, *_: object) -> None:
+        """Draw the outline of the SEG that lies on the series, if one came with it."""
+        volume = self.controller.volume
+        self._segments.update(self.controller.segments.overlay(), self._layout, self.index(),
+                              volume.stored.shape if volume is not None else None, self._spacing,
+                              self._image.isVisible())
 
     def _update_window_text(self, window: Window | None) -> bool:
         color = self.controller.volume is not None and self.controller.volume.is_color

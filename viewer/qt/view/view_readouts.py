@@ -2,7 +2,7 @@
 
 :class:`ViewReadouts` is mixed into :class:`~viewer.qt.view.slice_view.SliceView`, whose ``_image``,
 ``_heat``, ``_marks``, ``_center``, ``_ai_block``, ``_demo_block``, ``_label_block``, ``_findings`` and
-``_lungs`` it reads; nothing here changes the view.
+``_lungs`` and ``_segments`` it reads; nothing here changes the view.
 """
 
 from __future__ import annotations
@@ -61,3 +61,7 @@ class ViewReadouts:
     def lung_outline_shown(self) -> bool:
         """True when the lungs' outline is drawn on the image on screen."""
         return self._lungs.shown()
+
+    def segment_outline_shown(self) -> bool:
+        """True when a SEG's outline is drawn on the image on screen."""
+        return self._segments.shown()

@@ -1,0 +1,67 @@
+"""A DICOM SEG opened with the series it lies on: not a series of its own, but green outlines on the images it
+covers, in every plane, on the right slices whichever way the series is shown; one on another pixel grid is
+refused with a one-line status."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+from pydicom import dcmread, dcmwrite
+
+from viewer.core.results.content import ModelIdentity, ResultFinding
+from viewer.core.results.seg import write_seg
+
+
+def _seg_folder(demo_study, tmp_path, slices=range(20, 25)):
+    """lung1 with a SEG of one box-shaped segment on images ``slices`` (display order, head first)."""
+    from viewer.core.scan import scan
+
+    folder = tmp_path / "study"
+    shutil.copytree(demo_study.lung1, folder)
+    (series,) = scan(folder).series
+    sources = [dcmread(h.path, stop_before_pixels=True) for h, _ in series.sources]
+    labels = np.zeros((series.n_slices, series.rows, series.cols), np.uint8)
+    labels[slices.start:slices.stop, 200:240, 150:190] = 1
+    point = (0.0, 0.0, 0.0)
+    finding = ResultFinding(1, "AI finding 1", "1.2.3.4", point, 10.0, 8.0, 9.0, 300.0, "solid", 0.9, "3",
+                            "pending", (point, point), (point, point), slices.start)
+    seg = write_seg(sources, labels, [finding], ModelIdentity("demo", "1", "0" * 64))
+    dcmwrite(folder / "seg.dcm", seg, enforce_file_format=True)
+    return folder, series
+
+
+def test_a_seg_is_outlined_on_the_images_it_covers_in_every_plane(qtbot, window, demo_study, tmp_path) -> None:
+    folder, series = _seg_folder(demo_study, tmp_path)
+    c = window.controller
+    with qtbot.waitSignal(c.sig_series_loaded, timeout=60_000):
+        window.open_paths([str(folder)])
+    assert len(c.scan_result.series) == 1 and len(c.scan_result.segmentations) == 1  # not a series of its own
+    qtbot.waitUntil(lambda: c.segments.overlay() is not None, timeout=30_000)
+    assert "1 segment(s)" in c.segments.status
+    window.view_grid.set_layout("mpr")
+    c.set_slice(22)
+    c.crosshair.set_voxel((22, 220, 170))
+    for view in window.view_grid.views:
+        qtbot.waitUntil(view.segment_outline_shown, timeout=5_000)
+    c.set_slice(5)
+    assert not window.view_grid.views[0].segment_outline_shown()
+    # shown the other way round, the segment stays on the same images (found again by SOP Instance UID)
+    c.reverse_display_order()
+    qtbot.waitUntil(lambda: c.segments.overlay() is not None and c.loaded, timeout=30_000)
+    mask = c.segments.overlay().mask
+    covered = [k for k in range(mask.shape[0]) if mask[k].any()]
+    assert covered == [c.n_slices - 1 - k for k in range(24, 19, -1)]
+
+
+def test_a_seg_on_another_grid_is_refused_with_a_reason(qtbot, window, demo_study, tmp_path) -> None:
+    folder, _ = _seg_folder(demo_study, tmp_path)
+    seg = dcmread(folder / "seg.dcm")
+    seg.SharedFunctionalGroupsSequence[0].PixelMeasuresSequence[0].PixelSpacing = [0.9, 0.9]
+    dcmwrite(folder / "seg.dcm", seg, enforce_file_format=True)
+    c = window.controller
+    with qtbot.waitSignal(c.sig_series_loaded, timeout=60_000):
+        window.open_paths([str(folder)])
+    qtbot.waitUntil(lambda: c.segments.status.startswith("SEG not shown"), timeout=30_000)
+    assert "grid" in c.segments.status and "\n" not in c.segments.status
+    assert c.segments.overlay() is None
