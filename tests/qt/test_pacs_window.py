@@ -127,3 +127,22 @@ def test_the_findings_go_back_to_orthanc_as_sr_and_seg(qtbot, ai_window, demo_in
     for s in series:
         if s["MainDicomTags"]["Modality"] in ("SR", "SEG"):
             server.rest(f"/series/{s['ID']}", method="DELETE")  # Orthanc as the other tests expect it
+
+
+def test_retrieve_by_c_move_through_the_listener(qtbot, window, demo_in_orthanc, dirs) -> None:
+    server, uids = demo_in_orthanc
+    dialog = window.show_pacs()
+    _add_node(qtbot, dialog)
+    _search_for(qtbot, dialog, uids["lung2"])
+    dialog.move_box.setChecked(True)
+    dialog.retrieve_button.click()  # not listening yet: the transfer says what to do
+    qtbot.waitUntil(lambda: dialog.transfer_table.rowCount() == 1
+                    and "Listen" in dialog.transfer_table.item(0, 3).text(), timeout=20_000)
+    dialog.listen_box.setChecked(True)  # RADVIEW on 11112: the modality Orthanc knows
+    qtbot.waitUntil(lambda: "Listening" in dialog.listen_status.text(), timeout=10_000)
+    dialog.retrieve_button.click()
+    qtbot.waitUntil(lambda: dialog.transfer_table.rowCount() == 2
+                    and "complete" in dialog.transfer_table.item(1, 3).text(), timeout=120_000)
+    assert len(StudyFolder(dirs / "cache" / "pacs", uids["lung2"]).have()) == 61
+    assert dialog.received_list.count() == 0  # a C-MOVE's instances are the retrieve's, not pushes
+    dialog.listen_box.setChecked(False)

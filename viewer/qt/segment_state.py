@@ -18,6 +18,7 @@ from PySide6.QtCore import QObject, Signal
 from viewer.core.mask_overlay import MaskOverlay
 from viewer.core.results.read import read_seg, seg_sources
 from viewer.core.results.seg import ResultsRefused
+from viewer.qt.view_state import series_identity
 from viewer.qt.workers import JobContext, Worker
 
 if TYPE_CHECKING:
@@ -50,7 +51,7 @@ class SegmentState(QObject):
 
     def overlay(self) -> SegmentOverlay | None:
         o = self._overlay
-        return o if o is not None and o.series_key == self._c.series_key else None
+        return o if o is not None and o.series_key == series_identity(self._c) else None
 
     def _say(self, text: str) -> None:
         self.status = text
@@ -67,7 +68,7 @@ class SegmentState(QObject):
         paths = [h.path for h in scan.segmentations if h.study_uid == series.study_uid]
         order = [h.sop_uid for h, _ in series.sources]
         rows, cols, spacing = series.rows, series.cols, series.geometry.pixel_spacing
-        uid, key = series.series_uid, series.key
+        uid, key = series.series_uid, series_identity(self._c) or ""
 
         def job(ctx: JobContext) -> SegmentOverlay | str | None:
             for path in paths:
@@ -91,7 +92,7 @@ class SegmentState(QObject):
         if isinstance(result, str):
             self._say(result)
             return
-        if result is None or result.series_key != self._c.series_key:
+        if result is None or result.series_key != series_identity(self._c):
             self._say("")
             return
         self._overlay = result

@@ -59,3 +59,14 @@ class ViewState(Protocol):
     def n_slices(self) -> int: ...
 
     def current_source(self) -> tuple[FileHeader, int] | None: ...
+
+
+def series_identity(view: ViewState) -> str | None:
+    """The series on screen as results are kept for it: its key, its number of slices and its first and
+    last image. A series opened while it still arrives (a PACS retrieve, a folder being copied) has the
+    key of the whole one; what was computed on the part must not pass for the whole series' results."""
+    series, key = view.series, view.series_key
+    if series is None or key is None:
+        return None
+    first, last = series.sources[0][0], series.sources[-1][0]
+    return f"{key}|{view.n_slices}|{first.sop_uid}|{last.sop_uid}"

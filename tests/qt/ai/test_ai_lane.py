@@ -27,6 +27,7 @@ from viewer.qt.ai.overlay import heat_image, heat_lut
 from viewer.qt.ai.probe import SweepProbe
 from viewer.qt.ai.results import ResultCache
 from viewer.qt.ai.status import SliceStatus, probability_text
+from viewer.qt.view_state import series_identity
 
 ROOT = Path(__file__).resolve().parents[3]
 #: The issue's figure for the UI thread while a whole series is analysed (95th percentile of timer gaps).
@@ -80,11 +81,11 @@ def test_switching_series_cancels_the_running_analysis(qtbot, ai_controller, dem
     ai.lane.worker.sig_cancelled.connect(cancelled.append)
     c.open_paths([str(demo_study.lung1), str(demo_study.lung2)])
     qtbot.waitUntil(lambda: c.scan_result is not None and c.loaded, timeout=60_000)
-    first = c.series_key
+    first = series_identity(c)  # what the AI keeps results under: the key, and which images the series has
     assert c.series.n_slices == 61  # the larger series, lung2, opens first
     qtbot.waitUntil(lambda: ai.progress[0] >= 4, timeout=60_000)
     running = ai.request_id
-    other = next(s.key for s in c.scan_result.series if s.key != first)
+    other = next(s.key for s in c.scan_result.series if s.key != c.series_key)
     c.select_series(other)
     at_switch = int(ai.cache.get(first, ai.model.version_key).done.sum())
     qtbot.waitUntil(lambda: running in cancelled, timeout=30_000)
@@ -271,3 +272,28 @@ def test_probability_text_never_prints_p_and_threshold_alike():
     assert probability_text(0.87, 0.992829) == "p = 0.870 · threshold 0.993 · below threshold"
     assert probability_text(0.9925, 0.992829) == "p = 0.9925 · threshold 0.9928 · below threshold"
     assert probability_text(1.0, 0.5169).endswith("· suspicious")
+
+
+def test_a_series_opened_while_it_arrives_is_analysed_again_once_whole(qtbot, ai_controller, demo_study,
+                                                                        tmp_path):
+    """A PACS retrieve opens the study on its first images and again when all are in: the same series key,
+    more images. The part's results (and the AI process's kept slices) must not pass for the whole's."""
+    import shutil
+
+    files = sorted(demo_study.lung1.glob("*.dcm"))
+    folder = tmp_path / "arriving"
+    folder.mkdir()
+    for f in files[:10]:
+        shutil.copy(f, folder / f.name)
+    c = ai_controller(sweep=True)
+    ai = c.ai
+    _open(qtbot, c, folder)
+    part_key = c.series_key
+    qtbot.waitUntil(lambda: ai.progress == (10, 10) and ai.findings() is not None, timeout=120_000)
+    for f in files[10:]:
+        shutil.copy(f, folder / f.name)
+    _open(qtbot, c, folder)
+    assert c.series_key == part_key and c.n_slices == 48
+    assert ai.results() is None or int(ai.results().done.sum()) < 48  # nothing of the part taken for the whole
+    qtbot.waitUntil(lambda: ai.progress == (48, 48) and ai.findings() is not None, timeout=180_000)
+    assert len(ai.results().probabilities) == 48 and ai.findings().findings  # lung1's nodules, on the whole CT

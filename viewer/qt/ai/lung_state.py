@@ -14,6 +14,7 @@ from PySide6.QtCore import QObject, Signal
 
 from viewer.ai.findings import FindingsRefused, voxel_spacing
 from viewer.ai.lung_overlay import LungOverlay, lung_overlay
+from viewer.qt.view_state import series_identity
 from viewer.qt.workers import JobContext, Worker
 
 if TYPE_CHECKING:
@@ -46,7 +47,7 @@ class LungMaskState(QObject):
     def overlay(self) -> LungOverlay | None:
         """The lungs to draw: the series on screen's while the toggle is on, else None."""
         o = self._overlay
-        return o if self.visible and o is not None and o.series_key == self._c.series_key else None
+        return o if self.visible and o is not None and o.series_key == series_identity(self._c) else None
 
     def set_visible(self, visible: bool) -> None:
         if visible == self.visible:
@@ -62,7 +63,7 @@ class LungMaskState(QObject):
         return self.worker.stop()
 
     def _start(self) -> None:
-        key, volume = self._c.series_key, self._c.volume
+        key, volume = series_identity(self._c), self._c.volume
         if not self.visible or not key or volume is None or self.overlay() is not None:
             return
         if not volume.loaded.all():
@@ -93,7 +94,7 @@ class LungMaskState(QObject):
         self.sig_status.emit("")
 
     def _on_series(self, *_: object) -> None:
-        if self._rid and self._job_key != self._c.series_key:
+        if self._rid and self._job_key != series_identity(self._c):
             self._cancel()
         self._start()
         self.sig_changed.emit()
@@ -103,7 +104,7 @@ class LungMaskState(QObject):
             self.sig_status.emit(f"lung mask: {100 * done // total} %")
 
     def _on_finished(self, rid: int, overlay: LungOverlay) -> None:
-        if rid != self._rid or overlay.series_key != self._c.series_key:
+        if rid != self._rid or overlay.series_key != series_identity(self._c):
             return  # stale: another series is on screen
         self._rid = 0
         self._overlay = overlay

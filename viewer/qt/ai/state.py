@@ -50,6 +50,7 @@ from viewer.qt.ai.status import (
     slice_status,
     status_line,
 )
+from viewer.qt.view_state import series_identity
 
 if TYPE_CHECKING:
     from viewer.base.child_process import ChildProcess
@@ -216,7 +217,7 @@ class AIState(QObject):
 
     def results(self) -> SeriesResults | None:
         """The shown model's results on the series on screen."""
-        entry, key = self.model, self._c.series_key
+        entry, key = self.model, series_identity(self._c)
         if entry is None or key is None:
             return None
         return self.cache.get(key, entry.version_key)
@@ -244,7 +245,7 @@ class AIState(QObject):
         key = self._key(entry)
         return slice_status(
             index, enabled=True, entry=entry, volume=volume, model_error=self._model_error,
-            applies=model_applies(entry.card, volume), results=self.cache.get(c.series_key, entry.version_key),
+            applies=model_applies(entry.card, volume), results=self.cache.get(series_identity(c), entry.version_key),
             failed=key in self._failed, loaded=c.loaded, loading=self._pending if self._entry is None else None,
             faith_pending=self._faith_index == index and (key, index) not in self._faith_tried,
         )
@@ -254,7 +255,7 @@ class AIState(QObject):
         c = self._c
         n = c.n_slices
         entry = self.model
-        key = c.series_key or ""
+        key = series_identity(c) or ""
         if not self.enabled or entry is None or c.volume is None:
             return ProbabilityCurve(key, np.full(n, np.nan, np.float32), None)
         reason = model_applies(entry.card, c.volume)
@@ -272,7 +273,7 @@ class AIState(QObject):
         if entry is not None and c.volume is not None:
             applies = model_applies(entry.card, c.volume)
             failed = self._key(entry) in self._failed
-            results = self.cache.get(c.series_key, entry.version_key)
+            results = self.cache.get(series_identity(c), entry.version_key)
             done = int(results.done.sum()) if results is not None else 0
             total = c.n_slices - len(c.volume.failed)
         return status_line(
@@ -409,7 +410,7 @@ class AIState(QObject):
     # -- scheduling ------------------------------------------------------------------------------------------
 
     def _key(self, entry: ModelEntry) -> tuple[str, str, str]:
-        return job_key(self._c.series_key or "", entry)
+        return job_key(series_identity(self._c) or "", entry)
 
     def _submit(self, request: AnalysisRequest) -> None:
         self._job = request
@@ -424,7 +425,7 @@ class AIState(QObject):
         if not self.enabled or self._stopped:
             return
         c = self._c
-        volume, series_key = c.volume, c.series_key
+        volume, series_key = c.volume, series_identity(c)
         if volume is None or series_key is None or not c.loaded:
             return
         entry = self._pending if self._pending is not None else self._entry
@@ -495,7 +496,7 @@ class AIState(QObject):
 
     def _on_results(self, rid: int, batch: AnalysisBatch) -> None:
         c = self._c
-        if not self.lane.is_current(rid) or batch.series_key != c.series_key or c.volume is None:
+        if not self.lane.is_current(rid) or batch.series_key != series_identity(c) or c.volume is None:
             self.dropped += 1
             return
         self.cache.add(batch.series_key, batch.version_key, c.n_slices, batch.results)
@@ -511,7 +512,7 @@ class AIState(QObject):
         self._schedule()  # a faithfulness test may be due now that the slice on screen has its result
 
     def _on_faithfulness(self, rid: int, report: FaithfulnessReport) -> None:
-        if not self.lane.is_current(rid) or report.series_key != self._c.series_key:
+        if not self.lane.is_current(rid) or report.series_key != series_identity(self._c):
             self.dropped += 1
             return
         results = self.cache.get(report.series_key, report.version_key)
@@ -533,7 +534,7 @@ class AIState(QObject):
             self.sig_findings_changed.emit(self.findings())
 
     def _on_findings(self, rid: int, report) -> None:
-        if not self.lane.is_current(rid) or report.series_key != self._c.series_key:
+        if not self.lane.is_current(rid) or report.series_key != series_identity(self._c):
             self.dropped += 1
             return
         results = self.cache.get(report.series_key, report.version_key)

@@ -220,7 +220,8 @@ class PacsDialog(QDialog):
         self.send_series_button.clicked.connect(self.send_series)
         self.send_findings_button = QPushButton("Send findings (SR + SEG)")
         self.send_findings_button.clicked.connect(self.send_findings)
-        for b in (self.retrieve_button, self.open_button):
+        self.move_box = QCheckBox("by C-MOVE (to radview's listener)")
+        for b in (self.retrieve_button, self.move_box, self.open_button):
             row.addWidget(b)
         row.addStretch(1)
         for b in (self.send_series_button, self.send_findings_button):
@@ -264,7 +265,7 @@ class PacsDialog(QDialog):
             return
         what = " ".join(p for p in (_date(row["study_date"]), _modalities(row["modality"]), row["description"]) if p)
         what = what or "study"
-        self.jobs.retrieve(node, row["study_uid"], what, row.get("series_uid", ""))
+        self.jobs.retrieve(node, row["study_uid"], what, row.get("series_uid", ""), move=self.move_box.isChecked())
 
     def open_selected(self) -> None:
         row = self.selected_row()

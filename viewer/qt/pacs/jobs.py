@@ -24,7 +24,7 @@ from viewer.core.pacs import remote
 from viewer.core.pacs.errors import PacsError
 from viewer.core.pacs.nodes import Node, PacsSettings, load_settings
 from viewer.core.pacs.query import Query
-from viewer.core.pacs.storage_scp import Received, StorageSCP
+from viewer.core.pacs.storage_scp import Received, StorageSCP, retrieve_by_move
 from viewer.core.pacs.study_cache import StudyFolder
 from viewer.core.user_dirs import cache_dir
 from viewer.qt.workers import JobContext, Worker
@@ -147,12 +147,19 @@ class PacsJobs(QObject):
         self.sig_transfer_changed.emit(transfer)
         return transfer
 
-    def retrieve(self, node: Node, study_uid: str, what: str, series_uid: str = "") -> Transfer:
-        """Bring the study (or one series) into :func:`pacs_cache`; resumes what is there already."""
+    def retrieve(self, node: Node, study_uid: str, what: str, series_uid: str = "", move: bool = False) -> Transfer:
+        """Bring the study (or one series) into :func:`pacs_cache`; resumes what is there already. ``move``:
+        by C-MOVE to radview's storage SCP, which must be listening (:meth:`listen`) and known to the PACS."""
         own = self.settings.ae_title
         folder = StudyFolder(pacs_cache(), study_uid)
+        scp = self._scp
 
         def fn(ctx: JobContext, cancelled: Callable[[], bool]) -> Any:
+            if move:
+                if scp is None or node.is_dicomweb:
+                    return PacsError("C-MOVE needs a DIMSE node and radview listening (tick Listen below)")
+                return retrieve_by_move(node, own, study_uid, folder, scp, series_uid=series_uid,
+                                        progress=ctx.progress, cancelled=cancelled)
             return remote.retrieve(node, own, study_uid, folder, series_uid=series_uid, progress=ctx.progress,
                                    cancelled=cancelled)
 
