@@ -437,7 +437,7 @@ def _read_header(path: Path, size: int | None = None) -> FileHeader:
             ):
                 raise DicomFileError(path, "DICOMDIR (an index of the folder, not an image)")
         if not has_pixels:
-            raise DicomFileError(path, f"no pixel data (not an image: {_modality_for_reason(ds)} object)")
+            raise DicomFileError(path, no_pixels_reason(_modality_for_reason(ds)))
         return header_from_dataset(ds, path, offset, length, size)
     except (NotDicom, DicomFileError):
         raise
@@ -460,6 +460,11 @@ def _read_header(path: Path, size: int | None = None) -> FileHeader:
 def _is_encapsulated(ds: HeaderSource) -> bool:
     syntax = UID(effective_syntax(ds))
     return syntax.is_valid and syntax.is_encapsulated
+
+
+def no_pixels_reason(modality: str) -> str:
+    """Why a file without pixel data is not shown; the scan tells structured reports (``SR``) by it."""
+    return f"no pixel data (not an image: {modality} object)"
 
 
 def _modality_for_reason(ds: HeaderSource) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 from viewer.base.errors import Cancelled
 from viewer.core import decode_pool
 from viewer.core.errors import DicomFileError
-from viewer.core.header import FileHeader, NotDicom, read_header
+from viewer.core.header import FileHeader, NotDicom, no_pixels_reason, read_header
 from viewer.core.pacs.study_cache import MARKER as RETRIEVE_MARKER
 from viewer.core.scan_index import Outcome, ScanIndex
 from viewer.core.series import SeriesInfo, group_series
@@ -42,6 +42,8 @@ class ScanResult:
     not_dicom: tuple[Path, ...]
     #: The DICOM SEG files found (each lies on a series of its study; :mod:`viewer.core.results.read`).
     segmentations: tuple[FileHeader, ...] = ()
+    #: The structured reports found (also among ``skipped``: they have no image), for their measurements.
+    reports: tuple[Path, ...] = ()
 
     def find(self, key: str) -> SeriesInfo:
         """Series by key or by SeriesInstanceUID (the first part when a UID was split)."""
@@ -175,4 +177,7 @@ def scan(
     segmentations = tuple(h for h in headers if h.sop_class == SEGMENTATION_CLASS)
     series = tuple(group_series([h for h in headers if h.sop_class != SEGMENTATION_CLASS]))
     skipped += [Skipped(path, reason) for s in series for path, reason in s.left_out]
-    return ScanResult(series=series, skipped=tuple(skipped), not_dicom=tuple(not_dicom), segmentations=segmentations)
+    sr = no_pixels_reason("SR")
+    reports = tuple(s.path for s in skipped if s.reason == sr)
+    return ScanResult(series=series, skipped=tuple(skipped), not_dicom=tuple(not_dicom), segmentations=segmentations,
+                      reports=reports)

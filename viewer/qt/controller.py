@@ -34,6 +34,7 @@ from viewer.qt.crosshair import CrosshairState
 from viewer.qt.label_state import LabelState
 from viewer.qt.measure_state import MeasureState
 from viewer.qt.problems import Problems, SliceFailure
+from viewer.qt.report_state import ReportState
 from viewer.qt.segment_state import SegmentState
 from viewer.qt.undo import UndoStack
 from viewer.qt.workers import JobContext, Worker, wait_until_idle
@@ -153,6 +154,8 @@ class ViewerController(QObject):
         self.measurements.sig_jump.connect(self.crosshair.set_voxel)
         #: The DICOM SEG lying on the series on screen, outlined in every plane.
         self.segments = SegmentState(self, sync=sync, parent=self)
+        #: The measurement groups of the structured reports on the series on screen (Measurements panel).
+        self.reports = ReportState(self, sync=sync, parent=self)
         app = QCoreApplication.instance()
         if app is not None and leader is None:
             app.aboutToQuit.connect(self.shutdown)
@@ -603,6 +606,7 @@ class ViewerController(QObject):
             other.shutdown()
         self.ai.shutdown()
         self.segments.shutdown()
+        self.reports.shutdown()
         for w in self._workers:
             if not w.stop():
                 log.warning("worker %s did not stop in time", w.name)

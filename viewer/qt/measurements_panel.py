@@ -1,6 +1,7 @@
 """The Measurements dock: the series' measurements and annotations, with what each reads, where it is, a
-double-click to go there, Delete, and a CSV export. The AI's findings (issue H) will be listed here too,
-told apart by their source."""
+double-click to go there, Delete, and a CSV export; the AI's accepted findings are listed here too, told
+apart by their source. Below, read-only, the measurement groups of the structured reports (TID 1500 SR)
+that report on the series (:mod:`viewer.qt.report_state`): radview's own sent back, or another system's."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
     QHBoxLayout,
+    QHeaderView,
+    QLabel,
     QPushButton,
     QTableWidget,
     QTableWidgetItem,
@@ -21,6 +24,7 @@ from viewer.core.planes import plane_layout
 from viewer.qt.controller import ViewerController
 
 COLUMNS = ("Kind", "Reading", "Image", "Plane", "By")
+REPORT_COLUMNS = ("Group", "Kind", "Says", "Report")
 
 
 class MeasurementsPanel(QWidget):
@@ -47,6 +51,18 @@ class MeasurementsPanel(QWidget):
         layout.setContentsMargins(4, 4, 4, 4)
         layout.addWidget(self.table, 1)
         layout.addLayout(row)
+        self.reports_label = QLabel("From structured reports", self)
+        self.reports = QTableWidget(0, len(REPORT_COLUMNS), self)
+        self.reports.setHorizontalHeaderLabels(REPORT_COLUMNS)
+        self.reports.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.reports.verticalHeader().setVisible(False)
+        self.reports.horizontalHeader().setSectionResizeMode(2, QHeaderView.ResizeMode.Stretch)  # "Says" wraps
+        self.reports.setWordWrap(True)
+        self.reports.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)  # follows the width
+        layout.addWidget(self.reports_label)
+        layout.addWidget(self.reports, 1)
+        controller.reports.sig_changed.connect(self._fill_reports)
+        self._fill_reports()
         self._rows: list[Measurement] = []
         self.table.itemDoubleClicked.connect(lambda item: self.state.jump_to(self._rows[item.row()]))
         self.table.itemSelectionChanged.connect(self._on_row_selected)
@@ -84,6 +100,22 @@ class MeasurementsPanel(QWidget):
                     self.table.setItem(r, c, item)
             self.table.resizeColumnsToContents()
         self._show_selected(self.state.selected)
+
+    def report_rows(self) -> list[tuple[str, ...]]:
+        """The structured reports' table, row by row (tests)."""
+        return [tuple(self.reports.item(r, c).text() for c in range(len(REPORT_COLUMNS)))
+                for r in range(self.reports.rowCount())]
+
+    def _fill_reports(self) -> None:
+        rows = self.controller.reports.rows()
+        self.reports.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, value in enumerate((row.label, row.kind, row.text, row.report)):
+                self.reports.setItem(r, c, QTableWidgetItem(value))
+        for c in (0, 1, 3):
+            self.reports.resizeColumnToContents(c)
+        self.reports_label.setVisible(bool(rows))
+        self.reports.setVisible(bool(rows))
 
     def _show_selected(self, uid: str | None) -> None:
         with QSignalBlocker(self.table):

@@ -62,6 +62,8 @@ class Report:
     series_uid: str
     study_uid: str
     groups: tuple[ReportedGroup, ...]
+    #: The series its evidence lists (the images it reports on, and a SEG it references).
+    evidence_series: frozenset[str] = frozenset()
 
 
 def _read(path: str | Path) -> Dataset:
@@ -110,7 +112,11 @@ def read_sr(path: str | Path) -> Report:
         groups += [_group(g, "other") for g in content.get_image_measurement_groups()]
     except (AttributeError, ValueError, TypeError, KeyError, IndexError) as e:
         raise ResultsRefused(f"{Path(path).name}: not a TID 1500 measurement report ({e})") from None
-    return Report(str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID), str(ds.StudyInstanceUID), tuple(groups))
+    evidence = frozenset(str(r.SeriesInstanceUID)
+                         for key in ("CurrentRequestedProcedureEvidenceSequence", "PertinentOtherEvidenceSequence")
+                         for study in ds.get(key, []) for r in study.get("ReferencedSeriesSequence", []))
+    return Report(str(ds.SOPInstanceUID), str(ds.SeriesInstanceUID), str(ds.StudyInstanceUID), tuple(groups),
+                  evidence)
 
 
 @dataclass(frozen=True)

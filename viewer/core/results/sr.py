@@ -75,11 +75,20 @@ def _finding_group(f: ResultFinding, seg: Dataset, model: ModelIdentity,
     ]
     group = hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
         tracking_identifier=hd.sr.TrackingIdentifier(uid=f.tracking_uid, identifier=f.label[:64]),
-        referenced_segment=hd.sr.ReferencedSegment.from_segmentation(seg, f.segment),
+        referenced_segment=_segment(seg, f.segment),
         finding_type=codes.SCT.Nodule, algorithm_id=algorithm, finding_sites=[hd.sr.FindingSite(codes.SCT.Lung)],
         measurements=measurements, qualitative_evaluations=evaluations)
     group[0].ContentSequence.append(_scoord(codes.DCM.Center, hd.sr.GraphicTypeValues3D.POINT, [f.center], frame_uid))
     return group
+
+
+def _segment(seg: Dataset, number: int) -> hd.sr.ReferencedSegment:
+    """Segment ``number`` of ``seg``, with the series it lies on. Not highdicom's ``from_segmentation``: with
+    a single segment the SEG identifies it once for all frames (shared functional groups), where
+    ``from_segmentation`` looks for it frame by frame and fails."""
+    series = seg.ReferencedSeriesSequence[0].SeriesInstanceUID
+    return hd.sr.ReferencedSegment(sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID,
+                                   segment_number=number, source_series=hd.sr.SourceSeriesForSegmentation(series))
 
 
 def axes_uid(tracking_uid: str) -> str:
