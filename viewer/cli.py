@@ -76,6 +76,8 @@ def cmd_info(args: argparse.Namespace) -> int:
             "series": [series_summary(s) for s in result.series],
             "skipped": [{"path": str(s.path), "reason": s.reason} for s in result.skipped],
             "not_dicom": len(result.not_dicom),
+            "segmentations": [{"path": str(h.path), "description": h.description} for h in result.segmentations],
+            "reports": [str(p) for p in result.reports],
         }
         print(json.dumps(doc, indent=2))
         return EXIT_OK
@@ -90,6 +92,10 @@ def cmd_info(args: argparse.Namespace) -> int:
         print(f"{'':<45}{s.key}")
         for w in s.warnings:
             print(f"{'':<45}note: {w}")
+    if result.segmentations:
+        print(f"\n{len(result.segmentations)} segmentation(s), drawn over the series they lie on:")
+        for h in result.segmentations:
+            print(f"  {h.path}: {h.description or '(no description)'}")
     if result.skipped:
         print(f"\n{len(result.skipped)} file(s) skipped:")
         for s in result.skipped:

@@ -154,3 +154,19 @@ def test_a_seg_of_another_system_is_read_and_one_off_the_grid_refused() -> None:
         read_seg(path, sorted(sources), ds.Rows, ds.Columns, [0.5, 0.5])
     with pytest.raises(ResultsRefused, match="not a TID 1500"):
         read_sr(get_testdata_file("test-SR.dcm"))
+
+
+def test_info_lists_the_seg_and_the_sr_apart_from_the_series(written, demo_study, tmp_path) -> None:
+    import shutil
+
+    out, *_ = written
+    folder = tmp_path / "study"
+    shutil.copytree(demo_study.lung1, folder)
+    shutil.copy(out / "seg.dcm", folder)
+    shutil.copy(out / "sr.dcm", folder)
+    run = subprocess.run([sys.executable, "-m", "viewer", "info", str(folder), "--json"], capture_output=True,
+                         text=True, timeout=120)
+    doc = json.loads(run.stdout)
+    assert [s["modality"] for s in doc["series"]] == ["CT"] and doc["series"][0]["n_slices"] == 48
+    assert [s["path"] for s in doc["segmentations"]] == [str(folder / "seg.dcm")]
+    assert doc["reports"] == [str(folder / "sr.dcm")]
