@@ -10,6 +10,7 @@ or without the Debian packages ``orthanc orthanc-dicomweb``, they skip with the 
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -50,6 +51,7 @@ class Orthanc:
     config: Path
     dicom_port: int = DICOM_PORT
     http_port: int = HTTP_PORT
+    user: tuple[str, str] | None = None  # (name, password) when HTTP basic auth is on
 
     @property
     def dimse(self) -> Node:
@@ -66,6 +68,9 @@ class Orthanc:
     def rest(self, path: str, data: bytes | None = None, method: str | None = None):
         """A call to Orthanc's REST API (JSON answers decoded)."""
         request = urllib.request.Request(self.rest_url + path, data=data, method=method)
+        if self.user is not None:
+            token = base64.b64encode(f"{self.user[0]}:{self.user[1]}".encode()).decode()
+            request.add_header("Authorization", f"Basic {token}")
         with urllib.request.urlopen(request, timeout=30) as answer:
             body = answer.read()
         return json.loads(body) if body[:1] in (b"{", b"[") else body
@@ -111,9 +116,10 @@ def _config(root: Path, dicom_port: int, http_port: int) -> dict:
     }
 
 
-def start(root: Path, dicom_port: int = DICOM_PORT, http_port: int = HTTP_PORT) -> Orthanc:
+def start(root: Path, dicom_port: int = DICOM_PORT, http_port: int = HTTP_PORT,
+          user: tuple[str, str] | None = None) -> Orthanc:
     """Orthanc on ``root`` (its database kept there: started again on the same root, it has the same
-    studies), answering once its REST API does."""
+    studies), answering once its REST API does; ``user``: HTTP basic auth on, with this one user."""
     exe = shutil.which("Orthanc")
     if exe is None or not PLUGIN.exists():
         unavailable("Orthanc and its DICOMweb plugin are not installed (apt-get install orthanc orthanc-dicomweb)")
@@ -122,11 +128,14 @@ def start(root: Path, dicom_port: int = DICOM_PORT, http_port: int = HTTP_PORT) 
                     "or python -m tests.private_network -- python -m pytest tests/pacs)")
     root.mkdir(parents=True, exist_ok=True)
     config = root / "orthanc.json"
-    config.write_text(json.dumps(_config(root, dicom_port, http_port), indent=1))
+    settings = _config(root, dicom_port, http_port)
+    if user is not None:
+        settings.update({"AuthenticationEnabled": True, "RegisteredUsers": {user[0]: user[1]}})
+    config.write_text(json.dumps(settings, indent=1))
     log = root / "orthanc.log"
     process = subprocess.Popen([exe, str(config)], stdout=log.open("ab"), stderr=subprocess.STDOUT,
                                start_new_session=True)
-    server = Orthanc(process, root / "db", log, config, dicom_port, http_port)
+    server = Orthanc(process, root / "db", log, config, dicom_port, http_port, user)
     deadline = time.monotonic() + 60
     while True:
         try:

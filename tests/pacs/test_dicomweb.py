@@ -55,3 +55,25 @@ def test_stow_sends_a_file_that_orthanc_then_holds(orthanc, tmp_path) -> None:
     assert result.sent == 1 and not result.failed
     found = orthanc.rest("/tools/lookup", str(ds.SOPInstanceUID).encode(), "POST")
     assert [f["Type"] for f in found] == ["Instance"]
+
+
+def test_basic_auth_is_sent_and_a_wrong_password_refused(demo_study, tmp_path) -> None:
+    from tests.pacs.orthanc_server import start, stop
+    from viewer.core.pacs.errors import NodeRefused
+    from viewer.core.pacs.nodes import parse_node
+
+    server = start(tmp_path / "pacs", 4292, 8092, user=("alice", "s3cret"))
+    try:
+        server.upload(sorted(demo_study.lung1.glob("*.dcm"))[:2])
+        good = parse_node(server.web.url, "auth", "alice", "s3cret")
+        rows = dicomweb.find(good, Query("study"))
+        assert len(rows) == 1 and rows[0]["n_instances"] == 2
+        for node in (parse_node(server.web.url, "wrong", "alice", "nope"), parse_node(server.web.url, "none")):
+            try:
+                dicomweb.find(node, Query("study"))
+            except NodeRefused as e:
+                assert e.exit_code == 4 and "401" in str(e) and "s3cret" not in str(e) and "nope" not in str(e)
+            else:
+                raise AssertionError("Orthanc answered without the right password")
+    finally:
+        stop(server)
