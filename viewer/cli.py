@@ -227,41 +227,47 @@ def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path
 
 
 def _write_objects(args: argparse.Namespace, entry, kept: list) -> dict:
-    """``analyze --seg/--sr [--send]``: the findings of the one series analysed as DICOM SEG and SR (with the
-    reader's decisions and lines on that series, where the viewer kept some), sent when asked."""
-    from viewer.ai.dicom_results import write_results
+    """``analyze --seg/--sr/--sc [--send]``: the findings of the one series analysed as DICOM SEG and SR (with
+    the reader's decisions and lines on that series, where the viewer kept some) and its most suspicious slice
+    with the heatmap as a Secondary Capture, sent when asked."""
+    from viewer.ai.dicom_results import write_heatmap_capture, write_results
     from viewer.core.finding_decisions import DecisionStore, finding_key
     from viewer.core.measurement_store import MeasurementStore
 
     if len(kept) != 1:
-        raise UsageError(f"--sr and --seg write the findings of one series, and {len(kept)} were analysed: "
+        raise UsageError(f"--sr, --seg and --sc write the findings of one series, and {len(kept)} were analysed: "
                          "pick one with --series")
-    volume, findings = kept[0]
-    study = volume.series.study_uid
-    decisions = DecisionStore.open(study) if study else None
-    lines = MeasurementStore.open(study).all() if study else ()
+    volume, findings, results = kept[0]
+    out: dict = {"seg": None, "sr": None, "sc": None, "findings": len(findings), "lines": 0}
+    if args.sr or args.seg:
+        study = volume.series.study_uid
+        decisions = DecisionStore.open(study) if study else None
+        lines = MeasurementStore.open(study).all() if study else ()
 
-    def status(finding) -> str:
-        if decisions is None:
-            return "pending"
-        centre = volume.geometry.voxel_to_patient(*finding.centre)
-        decision = decisions.get(finding_key(volume.series.series_uid, entry.version_key, centre))
-        return decision.status if decision is not None else "pending"
+        def status(finding) -> str:
+            if decisions is None:
+                return "pending"
+            centre = volume.geometry.voxel_to_patient(*finding.centre)
+            decision = decisions.get(finding_key(volume.series.series_uid, entry.version_key, centre))
+            return decision.status if decision is not None else "pending"
 
-    written = write_results(volume, findings, entry.card, seg_path=Path(args.seg) if args.seg else None,
-                            sr_path=Path(args.sr) if args.sr else None, status=status,
-                            model_key=entry.version_key, lines=lines)
-    out = {"seg": str(written.seg) if written.seg else None, "sr": str(written.sr) if written.sr else None,
-           "findings": written.findings, "lines": written.lines}
-    print(f"wrote {', '.join(p for p in (out['seg'], out['sr']) if p)}: {written.findings} finding(s), "
-          f"{written.lines} line(s)", file=sys.stderr)
+        written = write_results(volume, findings, entry.card, seg_path=Path(args.seg) if args.seg else None,
+                                sr_path=Path(args.sr) if args.sr else None, status=status,
+                                model_key=entry.version_key, lines=lines)
+        out.update(seg=str(written.seg) if written.seg else None, sr=str(written.sr) if written.sr else None,
+                   lines=written.lines)
+    if args.sc:
+        out["sc"] = str(write_heatmap_capture(volume, max(results, key=lambda r: r.probability), entry.card,
+                                              Path(args.sc)))
+    made = [p for p in (out["seg"], out["sr"], out["sc"]) if p]
+    print(f"wrote {', '.join(made)}: {out['findings']} finding(s), {out['lines']} line(s)", file=sys.stderr)
     if args.send:
         from viewer.core.pacs import remote
         from viewer.core.pacs.nodes import load_settings
 
         settings = load_settings()
         node = settings.node(args.send)
-        files = [p for p in (written.seg, written.sr) if p is not None]
+        files = [Path(p) for p in made]
         sent = remote.send(node, settings.ae_title, files)
         if sent.failed:
             from viewer.core.pacs.errors import PacsError
@@ -283,7 +289,7 @@ def _series_findings(volume, results, threshold: float, masks_dir: Path | None, 
         return {"findings": [], "findings_refused": str(e)}
     findings = found.findings
     if keep is not None:
-        keep.append((volume, findings))
+        keep.append((volume, findings, results))
     out: dict = {"findings": [finding_record(volume, f, found.midline_col) for f in findings]}
     if masks_dir is not None:
         path = masks_dir / f"{volume.series.key.replace('#', '_')}.nrrd"
@@ -293,17 +299,12 @@ def _series_findings(volume, results, threshold: float, masks_dir: Path | None, 
 
 
 def _write_heatmaps(volume, results, folder: Path) -> None:
-    from viewer.core.overlay import blend
+    from viewer.ai.heatmap_picture import heatmap_picture
     from viewer.core.png import write_png
-    from viewer.core.windowing import build_lut, to_display
 
     folder.mkdir(parents=True, exist_ok=True)
-    window = volume.default_window()
-    lut = build_lut(volume.stored.dtype, volume.slope, volume.intercept, window, volume.invert)
     for r in results:
-        stored = volume.stored[r.index]
-        grey = lut.apply(stored) if lut else to_display(stored, volume.slope, volume.intercept, window, volume.invert)
-        write_png(folder / f"slice_{r.index:04d}.png", blend(grey, r.heatmap))
+        write_png(folder / f"slice_{r.index:04d}.png", heatmap_picture(volume, r.index, r.heatmap))
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -321,8 +322,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     chosen = [_pick_series(result, args.series)] if args.series else list(result.series)
     from models.runtime.analysis import SliceAnalyzer
 
-    if args.send and not (args.sr or args.seg):
-        raise UsageError("--send sends the --sr and --seg files: ask for at least one")
+    if args.send and not (args.sr or args.seg or args.sc):
+        raise UsageError("--send sends the --sr, --seg and --sc files: ask for at least one")
     loaded = load_model(entry, device=args.device)
     analyzer = SliceAnalyzer(loaded, method=args.method)
     kept: list = []  # (volume, findings) of each analysed series, for --sr / --seg
@@ -344,7 +345,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
     if not doc["series"]:
         reasons = "; ".join(d["reason"] for d in doc["not_analysed"]) or "no series"
         raise NothingLoadableError(f"nothing to analyse: {reasons}")
-    if args.sr or args.seg:
+    if args.sr or args.seg or args.sc:
         doc["objects"] = _write_objects(args, entry, kept)
     text = json.dumps(doc, indent=2)
     if args.json:
@@ -544,7 +545,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seg", metavar="FILE.dcm", help="the findings' masks as a DICOM Segmentation (one series)")
     p.add_argument("--sr", metavar="FILE.dcm", help="the findings, the reader's decisions and lines as a DICOM "
                    "SR (TID 1500 Measurement Report; one series)")
-    p.add_argument("--send", metavar="NODE", help="then send the --seg and --sr files to this PACS node")
+    p.add_argument("--sc", metavar="FILE.dcm", help="the most suspicious slice with its heatmap as a DICOM Secondary "
+                   "Capture (derived, not for diagnosis; one series)")
+    p.add_argument("--send", metavar="NODE", help="then send the --seg, --sr and --sc files to this PACS node")
     p.add_argument("--no-faithfulness", action="store_true",
                    help=f"skip the deletion faithfulness score of the {FAITHFULNESS_TOP} most suspicious slices")
     p.set_defaults(func=cmd_analyze)

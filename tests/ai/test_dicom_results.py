@@ -22,7 +22,8 @@ from viewer.core.scan import scan
 def analyze(lung1, out, data_dir) -> dict:
     env = {**os.environ, "RADVIEW_DATA_DIR": str(data_dir)}
     run = subprocess.run([sys.executable, "-m", "viewer", "analyze", str(lung1), "--no-faithfulness", "--json",
-                          str(out / "a.json"), "--seg", str(out / "seg.dcm"), "--sr", str(out / "sr.dcm")],
+                          str(out / "a.json"), "--seg", str(out / "seg.dcm"), "--sr", str(out / "sr.dcm"),
+                          "--sc", str(out / "sc.dcm")],
                          capture_output=True, text=True, env=env, timeout=600)
     assert run.returncode == 0, run.stderr
     return json.loads((out / "a.json").read_text())
@@ -50,6 +51,7 @@ def test_the_seg_and_the_sr_pass_dciodvfy(written) -> None:
     out, *_ = written
     assert errors(out / "seg.dcm") == []
     assert errors(out / "sr.dcm") == []
+    assert errors(out / "sc.dcm") == []
 
 
 def test_the_demo_series_and_its_anonymised_export_pass_dciodvfy(demo_study, tmp_path) -> None:
@@ -170,3 +172,18 @@ def test_info_lists_the_seg_and_the_sr_apart_from_the_series(written, demo_study
     assert [s["modality"] for s in doc["series"]] == ["CT"] and doc["series"][0]["n_slices"] == 48
     assert [s["path"] for s in doc["segmentations"]] == [str(folder / "seg.dcm")]
     assert doc["reports"] == [str(folder / "sr.dcm")]
+
+
+def test_the_heatmap_capture_is_the_most_suspicious_slice_marked_derived(written) -> None:
+    out, record, _, series = written
+    sc = dcmread(out / "sc.dcm")
+    top = max(record["slices"], key=lambda r: r["probability"])
+    source = dcmread(series.sources[top["index"]][0].path)
+    assert sc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and list(sc.ImageType)[:2] == ["DERIVED", "SECONDARY"]
+    assert sc.StudyInstanceUID == source.StudyInstanceUID and sc.SeriesInstanceUID != source.SeriesInstanceUID
+    assert list(sc.PatientOrientation) == ["L", "P"] and "not for diagnosis" in sc.DerivationDescription
+    assert [float(v) for v in sc.PixelSpacing] == [float(v) for v in source.PixelSpacing]
+    rgb = sc.pixel_array
+    assert rgb.shape == (source.Rows, source.Columns, 3)
+    coloured = (rgb.max(axis=2).astype(int) - rgb.min(axis=2)) > 40  # the heatmap, where it is laid on
+    assert 0 < coloured.mean() < 0.5

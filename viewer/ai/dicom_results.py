@@ -14,6 +14,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 from pydicom import dcmread, dcmwrite
@@ -23,14 +24,19 @@ from pydicom.uid import generate_uid
 from models.runtime.findings.find import Finding
 from viewer.ai.finding_edit import axis_lines
 from viewer.ai.findings import findings_labels, voxel_spacing
+from viewer.ai.heatmap_picture import heatmap_picture
 from viewer.base.atomic import atomic_write_bytes
 from viewer.base.model_card import ModelCard
 from viewer.core.finding_decisions import finding_key
 from viewer.core.measurements import Measurement
 from viewer.core.results.content import ModelIdentity, ResultFinding, ResultLine
+from viewer.core.results.sc import write_sc
 from viewer.core.results.seg import ResultsRefused, write_seg
 from viewer.core.results.sr import write_sr
 from viewer.core.volume import Volume
+
+if TYPE_CHECKING:
+    from models.runtime.analysis import SliceResult
 
 #: The decision statuses of :mod:`viewer.core.finding_decisions` as the SR states them.
 REVIEW = {"accepted": "accepted", "rejected": "rejected"}
@@ -125,3 +131,14 @@ def write_results(volume: Volume, findings: Sequence[Finding], card: ModelCard, 
     if sr_path is not None:
         _save(write_sr(sources, results, reader_lines, model, seg), sr_path)
     return Written(seg_path if seg is not None else None, sr_path, len(results), len(reader_lines))
+
+
+def write_heatmap_capture(volume: Volume, result: SliceResult, card: ModelCard, path: Path) -> Path:
+    """Slice ``result.index`` with its heatmap as a Secondary Capture at ``path``
+    (:mod:`viewer.core.results.sc`)."""
+    header, _ = volume.series.frame_source(result.index)
+    if header.n_frames > 1:
+        raise ResultsRefused("a heatmap capture of a multi-frame source is not written yet")
+    picture = heatmap_picture(volume, result.index, result.heatmap)
+    return _save(write_sc(dcmread(header.path, stop_before_pixels=True), picture, model_identity(card),
+                          float(result.probability)), path)
