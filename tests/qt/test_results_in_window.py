@@ -27,7 +27,7 @@ def _seg_folder(demo_study, tmp_path, slices=range(20, 25), with_sr: bool = Fals
     sources = [dcmread(h.path, stop_before_pixels=True) for h, _ in series.sources]
     labels = np.zeros((series.n_slices, series.rows, series.cols), np.uint8)
     labels[slices.start:slices.stop, 200:240, 150:190] = 1
-    point = (0.0, 0.0, 0.0)
+    point = tuple(float(v) for v in series.geometry.voxel_to_patient(22, 220, 170))  # the box's middle
     finding = ResultFinding(1, "AI finding 1", "1.2.3.4", point, 10.0, 8.0, 9.0, 300.0, "solid", 0.9, "3",
                             "pending", (point, point), (point, point), slices.start)
     model = ModelIdentity("demo", "1", "0" * 64)
@@ -91,3 +91,17 @@ def test_a_reports_measurement_groups_are_listed_in_the_measurements_panel(qtbot
     assert "Long axis 10 mm" in rows["AI finding 1 axes"][2] and "Short axis 8 mm" in rows["AI finding 1 axes"][2]
     assert rows["reader's line"][1] == "region" and "Length 50 mm" in rows["reader's line"][2]
     assert all(r[3] == "sr.dcm" for r in rows.values()) and panel.reports.isVisibleTo(panel)
+
+
+def test_a_reports_findings_are_listed_in_the_findings_panel_and_lead_to_their_centre(qtbot, ai_window, demo_study,
+                                                                                     tmp_path) -> None:
+    folder, _ = _seg_folder(demo_study, tmp_path, with_sr=True)
+    w = ai_window(sweep=False)
+    c, table = w.controller, w.findings_panel.report_findings
+    with qtbot.waitSignal(c.sig_series_loaded, timeout=60_000):
+        w.open_paths([str(folder)])
+    qtbot.waitUntil(lambda: len(table.rows()) == 1, timeout=30_000)
+    assert table.rows()[0] == ("AI finding 1", "9.0", "300", "Solid nodule", "3", "0.90", "Not reviewed", "sr.dcm")
+    assert table.isVisibleTo(w.findings_panel)
+    table.go_to(0)
+    assert c.slice_index == 22 and tuple(c.crosshair.voxel)[1:] == (220, 170)

@@ -133,7 +133,7 @@ class MainWindow(QMainWindow):
         if self.controller.ai.enabled:
             c = self.controller
             self.finding_review = FindingReview(c.ai, c, c.measurements, c.labels, c.report_error, parent=self)
-            self.findings_panel = FindingsPanel(c.ai, c, c.crosshair, self.finding_review)
+            self.findings_panel = FindingsPanel(c.ai, c, c.crosshair, self.finding_review, c.reports)
             self.findings_dock = self._dock("Findings", "findings", self.findings_panel,
                                             Qt.DockWidgetArea.RightDockWidgetArea)
             self.tabifyDockWidget(self.measurements_dock, self.findings_dock)

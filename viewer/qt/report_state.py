@@ -34,6 +34,7 @@ class ReportRow:
     kind: str
     text: str
     report: str  # the SR file's name
+    group: ReportedGroup | None = None  # the values behind the text (the Findings panel reads them)
 
 
 def _unit(unit: str) -> str:
@@ -85,7 +86,7 @@ class ReportState(QObject):
                     refused.append(str(e))
                     continue
                 if uid in report.evidence_series:
-                    rows += [ReportRow(g.label, KINDS[g.kind], group_text(g), path.name) for g in report.groups]
+                    rows += [ReportRow(g.label, KINDS[g.kind], group_text(g), path.name, g) for g in report.groups]
             return key, tuple(rows), tuple(refused)
 
         self.worker.submit(job, "read SR")

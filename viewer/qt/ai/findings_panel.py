@@ -32,8 +32,10 @@ from PySide6.QtWidgets import (
 from viewer.ai.findings import finding_record
 from viewer.qt.ai.contour_edit import RADIUS_RANGE_MM
 from viewer.qt.ai.finding_review import FindingReview
+from viewer.qt.ai.report_findings import ReportFindings
 from viewer.qt.ai.state import AIState
 from viewer.qt.crosshair import CrosshairState
+from viewer.qt.report_state import ReportState
 from viewer.qt.view_state import ViewState
 
 COLUMNS = ("#", "Where", "⌀ mm", "Axes mm", "mm³", "Type", "Lung-RADS", "p", "Status")
@@ -65,7 +67,7 @@ class FindingsPanel(QWidget):
     """The findings of the series on screen (see the module docstring)."""
 
     def __init__(self, ai: AIState, view: ViewState, crosshair: CrosshairState, review: FindingReview,
-                 parent: QWidget | None = None) -> None:
+                 reports: ReportState | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.ai, self.view, self.crosshair, self.review = ai, view, crosshair, review
         self.note = QLabel(NOTE, self)
@@ -110,6 +112,10 @@ class FindingsPanel(QWidget):
         layout.addWidget(self.table, 1)
         layout.addLayout(buttons)
         layout.addLayout(lungs)
+        #: The findings of structured reports on the series (hidden while there are none).
+        self.report_findings = ReportFindings(reports, view, crosshair, self) if reports is not None else None
+        if self.report_findings is not None:
+            layout.addWidget(self.report_findings)
         self.lungs_box.toggled.connect(ai.lungs.set_visible)
         ai.lungs.sig_status.connect(self.lungs_status.setText)
         self.accept_button.clicked.connect(lambda: self._decide(self.review.accept))
