@@ -2,9 +2,10 @@
 (queued, each with progress and cancel), and the storage SCP's arrivals, all answered by signals.
 
 Nothing here waits on the network in the UI thread. A search or echo that a newer one replaced is dropped
-when it answers (its request id is stale). A PACS that refuses or cannot be reached is an expected
-answer, a one-line reason (:class:`~viewer.core.pacs.errors.PacsError`), not an error for the error panel:
-the jobs return it instead of raising it. A transfer is a :class:`Transfer` row: a retrieve into the
+when it answers (its request id is stale). A PACS that refuses or cannot be reached, or findings that
+cannot be written as DICOM (:class:`~viewer.core.results.seg.ResultsRefused`), is an expected answer, a
+one-line reason (:class:`~viewer.core.pacs.errors.PacsError`), not an error for the error panel: the jobs
+return it instead of raising it. A transfer is a :class:`Transfer` row: a retrieve into the
 user cache (one folder per study, :class:`~viewer.core.pacs.study_cache.StudyFolder`) or a send; its
 ``state`` is ``queued``, ``running``, ``done``, ``failed`` or ``cancelled``, with a one-line ``message``.
 """
@@ -26,6 +27,7 @@ from viewer.core.pacs.nodes import Node, PacsSettings, load_settings
 from viewer.core.pacs.query import Query
 from viewer.core.pacs.storage_scp import Received, StorageSCP, retrieve_by_move
 from viewer.core.pacs.study_cache import StudyFolder
+from viewer.core.results.seg import ResultsRefused
 from viewer.core.user_dirs import cache_dir
 from viewer.qt.workers import JobContext, Worker
 
@@ -135,12 +137,11 @@ class PacsJobs(QObject):
                 raise Cancelled("cancelled before it started")
             try:
                 return fn(ctx, lambda: stop.is_set() or ctx.cancelled())
-            except PacsError as e:
+            except (PacsError, ResultsRefused) as e:  # an expected refusal: the row's one line, not the error panel
                 return e
 
-        self._stops[-1] = stop  # known under its request id once submitted (a sync job runs inside submit)
         rid = self.transfer.submit(job, kind)
-        self._stops[rid] = self._stops.pop(-1, stop)
+        self._stops[rid] = stop
         transfer.id = rid
         self.transfers[rid] = transfer
         self._by_request[rid] = transfer
@@ -201,7 +202,7 @@ class PacsJobs(QObject):
         self._stops.pop(rid, None)
         if transfer is None:
             return
-        if isinstance(result, PacsError):
+        if isinstance(result, (PacsError, ResultsRefused)):
             self._update(transfer, state="failed", message=str(result))
         elif transfer.kind == "retrieve":
             message = (f"{result.received} received, {result.skipped} already here: complete"
