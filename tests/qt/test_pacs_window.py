@@ -44,8 +44,21 @@ def _search_for(qtbot, dialog, study_uid: str) -> None:
     raise AssertionError("the study is not among the results")
 
 
-def test_search_retrieve_and_see_it_open_as_it_arrives(qtbot, window, demo_in_orthanc, dirs) -> None:
+def slow_disk(monkeypatch, seconds: float) -> None:
+    """Each retrieved instance takes ``seconds`` longer to write (a slow disk, or link): what happens while a
+    retrieve runs can then be seen however fast the machine is."""
+    write = StudyFolder.write
+
+    def slow_write(self, *args):
+        time.sleep(seconds)
+        return write(self, *args)
+
+    monkeypatch.setattr(StudyFolder, "write", slow_write)
+
+
+def test_search_retrieve_and_see_it_open_as_it_arrives(qtbot, window, demo_in_orthanc, dirs, monkeypatch) -> None:
     server, uids = demo_in_orthanc
+    slow_disk(monkeypatch, 0.02)  # 61 instances in more than a second: the first opens long before the last
     dialog = window.show_pacs()
     _add_node(qtbot, dialog)
     _search_for(qtbot, dialog, uids["lung2"])
@@ -70,13 +83,7 @@ def test_search_retrieve_and_see_it_open_as_it_arrives(qtbot, window, demo_in_or
 def test_a_cancelled_retrieve_keeps_what_arrived_and_says_so(qtbot, window, demo_in_orthanc, dirs,
                                                              monkeypatch) -> None:
     server, uids = demo_in_orthanc
-    write = StudyFolder.write
-
-    def slow_write(self, *args):  # a slow disk (or link): 48 instances take ~5 s, so the cancel lands mid-way
-        time.sleep(0.1)
-        return write(self, *args)
-
-    monkeypatch.setattr(StudyFolder, "write", slow_write)
+    slow_disk(monkeypatch, 0.1)  # 48 instances take ~5 s, so the cancel lands mid-way
     dialog = window.show_pacs()
     _add_node(qtbot, dialog)
     _search_for(qtbot, dialog, uids["lung1"])
