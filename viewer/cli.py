@@ -231,7 +231,8 @@ def _write_objects(args: argparse.Namespace, entry, kept: list) -> dict:
     the reader's decisions and lines on that series, where the viewer kept some) and its most suspicious slice
     with the heatmap as a Secondary Capture, sent when asked."""
     from viewer.ai.dicom_results import write_heatmap_capture, write_results
-    from viewer.core.finding_decisions import DecisionStore, finding_key
+    from viewer.ai.findings import decision_key
+    from viewer.core.finding_decisions import DecisionStore
     from viewer.core.measurement_store import MeasurementStore
 
     if len(kept) != 1:
@@ -247,8 +248,7 @@ def _write_objects(args: argparse.Namespace, entry, kept: list) -> dict:
         def status(finding) -> str:
             if decisions is None:
                 return "pending"
-            centre = volume.geometry.voxel_to_patient(*finding.centre)
-            decision = decisions.get(finding_key(volume.series.series_uid, entry.version_key, centre))
+            decision = decisions.get(decision_key(volume, entry.version_key, finding))
             return decision.status if decision is not None else "pending"
 
         written = write_results(volume, findings, entry.card, seg_path=Path(args.seg) if args.seg else None,

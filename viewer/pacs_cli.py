@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 from viewer.core.pacs.errors import PacsError
+from viewer.core.pacs.nodes import PacsSettings
 from viewer.terminal import progress_printer
 
 EXIT_OK = 0
@@ -26,23 +27,24 @@ FIND_FIELDS = ("patient_id", "patient_name", "study_uid", "study_date", "accessi
                "n_instances")
 
 
-def _settings():
+def _settings() -> PacsSettings:
     from viewer.core.pacs.nodes import load_settings
 
     return load_settings()
 
 
-def _own_aet(args: argparse.Namespace) -> str:
+def _own_aet(args: argparse.Namespace, settings: PacsSettings) -> str:
     from viewer.core.pacs.nodes import check_ae_title
 
-    return check_ae_title(args.aet) if getattr(args, "aet", None) else _settings().ae_title
+    return check_ae_title(args.aet) if getattr(args, "aet", None) else settings.ae_title
 
 
 def cmd_echo(args: argparse.Namespace) -> int:
     from viewer.core.pacs import remote
 
-    node = _settings().node(args.node)
-    seconds = remote.echo(node, _own_aet(args), timeout=args.timeout)
+    settings = _settings()
+    node = settings.node(args.node)
+    seconds = remote.echo(node, _own_aet(args, settings), timeout=args.timeout)
     print(f"{node}: answered in {seconds * 1000:.0f} ms")
     return EXIT_OK
 
@@ -51,11 +53,12 @@ def cmd_find(args: argparse.Namespace) -> int:
     from viewer.core.pacs import remote
     from viewer.core.pacs.query import Query
 
-    node = _settings().node(args.node)
+    settings = _settings()
+    node = settings.node(args.node)
     query = Query(args.level, patient_id=args.patient_id or "", patient_name=args.patient_name or "",
                   study_date=args.study_date or "", modality=args.modality or "", accession=args.accession or "",
                   study_uid=args.study or "")
-    rows = remote.find(node, query, _own_aet(args), timeout=args.timeout)
+    rows = remote.find(node, query, _own_aet(args, settings), timeout=args.timeout)
     fields = FIND_FIELDS + (("series_uid",) if args.level == "series" else ())
     if args.json:
         print(json.dumps([{k: r.get(k) for k in fields} for r in rows], indent=2))
@@ -82,7 +85,7 @@ def cmd_get(args: argparse.Namespace) -> int:
 
     settings = _settings()
     node = settings.node(args.node)
-    own = _own_aet(args)
+    own = _own_aet(args, settings)
     folder = StudyFolder(args.out, args.study)
     stop = _cancel_on_sigint()
     kwargs = {"series_uid": args.series or "", "progress": progress_printer("retrieving"), "cancelled": stop.is_set,
@@ -128,13 +131,14 @@ def cmd_send(args: argparse.Namespace) -> int:
     from viewer.core.pacs import remote
     from viewer.core.pacs.errors import NothingFound
 
-    node = _settings().node(args.node)
+    settings = _settings()
+    node = settings.node(args.node)
     files = _dicom_files(args.paths)
     if not files:
         raise NothingFound("no DICOM file to send")
     stop = _cancel_on_sigint()
-    result = remote.send(node, _own_aet(args), files, progress=progress_printer("sending"), cancelled=stop.is_set,
-                         timeout=args.timeout)
+    result = remote.send(node, _own_aet(args, settings), files, progress=progress_printer("sending"),
+                         cancelled=stop.is_set, timeout=args.timeout)
     for name, reason in result.failed[:10]:
         print(f"  refused {name}: {reason}", file=sys.stderr)
     print(f"{node}: {result.sent} of {len(files)} instance(s) sent")
@@ -155,7 +159,7 @@ def cmd_listen(args: argparse.Namespace) -> int:
         print(f"received {item.sop_uid} of study {item.study_uid} from {item.calling_aet or '?'}", flush=True)
 
     port = args.port or settings.port
-    with StorageSCP(args.out, _own_aet(args), port, args.host, on_stored=stored) as scp:
+    with StorageSCP(args.out, _own_aet(args, settings), port, args.host, on_stored=stored) as scp:
         print(f"listening as {scp.ae_title} on port {port}; files go to {Path(args.out).resolve()} "
               "(Ctrl+C stops)", flush=True)
         stop.wait()

@@ -23,11 +23,10 @@ from pydicom.uid import generate_uid
 
 from models.runtime.findings.find import Finding
 from viewer.ai.finding_edit import axis_lines
-from viewer.ai.findings import findings_labels, voxel_spacing
+from viewer.ai.findings import decision_key, findings_labels, voxel_spacing
 from viewer.ai.heatmap_picture import heatmap_picture
 from viewer.base.atomic import atomic_write_bytes
 from viewer.base.model_card import ModelCard
-from viewer.core.finding_decisions import finding_key
 from viewer.core.measurements import Measurement
 from viewer.core.results.content import ModelIdentity, ResultFinding, ResultLine
 from viewer.core.results.sc import write_sc
@@ -67,7 +66,7 @@ def result_finding(volume: Volume, finding: Finding, segment: int, model_key: st
     k = m.axes.slice_index + finding.offset[0]
     long_line, short_line = axis_lines(finding, spacing)
     centre = _lps(volume, *finding.centre)
-    key = finding_key(volume.series.series_uid, model_key, centre)
+    key = decision_key(volume, model_key, finding)
     return ResultFinding(
         segment=segment, label=f"AI finding {finding.id}",
         tracking_uid=generate_uid(entropy_srcs=["radview-finding", key]), center=centre,

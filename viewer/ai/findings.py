@@ -17,6 +17,7 @@ import numpy as np
 from models.runtime.findings.find import REGION_GROWING, Finding, RescaledVolume, SeriesFindings
 from models.runtime.findings.find import series_findings as find_series
 from models.runtime.findings.learned import Segmenter, segmenter_for
+from viewer.core.finding_decisions import finding_key
 from viewer.core.user_dirs import resources_dir
 from viewer.core.volume import Volume
 
@@ -78,6 +79,13 @@ def side(volume: Volume, finding: Finding, midline_col: float | None) -> str | N
     here = geometry.voxel_to_patient(k, r, c)
     middle = geometry.voxel_to_patient(k, r, midline_col)
     return "left" if float(here[0] - middle[0]) > 0 else "right"  # LPS: +x is the patient's left
+
+
+def decision_key(volume: Volume, model_key: str, finding: Finding) -> str:
+    """The name the reader's decision on ``finding`` is kept under (:func:`viewer.core.finding_decisions.
+    finding_key`: series, model, centre to the millimetre); the volume must have geometry."""
+    centre = volume.geometry.voxel_to_patient(*finding.centre)
+    return finding_key(volume.series.series_uid, model_key, [float(v) for v in centre])
 
 
 def _mm(values: Sequence[float] | np.ndarray) -> list[float]:

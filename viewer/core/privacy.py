@@ -90,6 +90,12 @@ def remember_identifiers(patient: Mapping[str, str]) -> None:
         _pattern = None
 
 
+def remember_dataset_identifiers(ds: Any) -> None:
+    """:func:`remember_identifiers` for a dataset as it arrives over the network (anything with ``get``):
+    its patient name, ID and birth date."""
+    remember_identifiers({k: str(ds.get(k, "") or "") for k in (*NAME_FIELDS, *ID_FIELDS, *DATE_FIELDS)})
+
+
 def forget_identifiers() -> None:
     """Drop every remembered value (tests)."""
     global _pattern, _last

@@ -33,8 +33,8 @@ from viewer.core.pacs.dimse import TIMEOUT_S, RetrieveResult, SendResult
 from viewer.core.pacs.errors import NodeRefused, NodeUnreachable, NothingFound, PacsError
 from viewer.core.pacs.nodes import Node
 from viewer.core.pacs.query import RETURN_KEYS, Query, answered, row_of
-from viewer.core.pacs.study_cache import StudyFolder
-from viewer.core.privacy import remember_identifiers
+from viewer.core.pacs.study_cache import StudyFolder, by_series
+from viewer.core.privacy import remember_dataset_identifiers
 
 logging.getLogger("dicomweb_client").setLevel(logging.WARNING)
 
@@ -162,7 +162,7 @@ def retrieve(node: Node, own_aet: str, study_uid: str, folder: StudyFolder, *, s
         sop = str(ds.SOPInstanceUID)
         if sop not in wanted:
             return
-        remember_identifiers({"PatientName": str(ds.get("PatientName", "")), "PatientID": str(ds.get("PatientID", ""))})
+        remember_dataset_identifiers(ds)
         data = _encoded(ds)
         folder.write(wanted[sop], sop, data)
         received += 1
@@ -170,13 +170,11 @@ def retrieve(node: Node, own_aet: str, study_uid: str, folder: StudyFolder, *, s
         if progress is not None:
             progress(received, len(wanted))
 
-    by_series: dict[str, list[str]] = {}
-    for sop, s in wanted.items():
-        by_series.setdefault(s, []).append(sop)
+    whole = {s: len(sops) for s, sops in by_series(listed).items()}
     try:
         with _errors(node, "retrieve"):
-            for s, sops in by_series.items():
-                if len(sops) == sum(1 for v in listed.values() if v == s):
+            for s, sops in by_series(wanted).items():
+                if len(sops) == whole[s]:  # none of the series here: one streamed request
                     for ds in web.iter_series(study_uid, s):
                         keep(ds)
                 else:

@@ -37,8 +37,8 @@ from viewer.base.errors import Cancelled
 from viewer.core.pacs.errors import NodeRefused, NodeUnreachable, NothingFound, PacsError
 from viewer.core.pacs.nodes import Node
 from viewer.core.pacs.query import Query, answered, instances_identifier, row_of, series_identifier
-from viewer.core.pacs.study_cache import StudyFolder
-from viewer.core.privacy import remember_identifiers
+from viewer.core.pacs.study_cache import StudyFolder, by_series
+from viewer.core.privacy import remember_dataset_identifiers
 
 log = logging.getLogger(__name__)
 
@@ -247,9 +247,7 @@ class _Receiver:
             try:
                 ds = event.dataset
                 series = series or str(ds.SeriesInstanceUID)
-                remember_identifiers({"PatientName": str(ds.get("PatientName", "")),
-                                      "PatientID": str(ds.get("PatientID", "")),
-                                      "PatientBirthDate": str(ds.get("PatientBirthDate", ""))})
+                remember_dataset_identifiers(ds)
                 self._identified = True
             except Exception as e:  # noqa: BLE001 - a broken instance is refused, not a crash
                 log.warning("an instance could not be read: %s", e)
@@ -288,10 +286,7 @@ def _requests(study_uid: str, series_uid: str, listed: dict[str, str],
     on disk, else the missing instances series by series."""
     if len(wanted) == len(listed):
         return [_get_identifier(study_uid, series_uid, None)]
-    by_series: dict[str, list[str]] = {}
-    for sop, series in wanted.items():
-        by_series.setdefault(series, []).append(sop)
-    return [_get_identifier(study_uid, series, sops) for series, sops in by_series.items()]
+    return [_get_identifier(study_uid, series, sops) for series, sops in by_series(wanted).items()]
 
 
 def _run_retrieve(responses: Iterable, what: str, node: Node, cancelled: Callable[[], bool] | None,

@@ -26,7 +26,7 @@ from viewer.core.pacs.dimse import TRANSFER_SYNTAXES, RetrieveResult, Verificati
 from viewer.core.pacs.errors import PacsError
 from viewer.core.pacs.nodes import Node
 from viewer.core.pacs.study_cache import StudyFolder
-from viewer.core.privacy import remember_identifiers
+from viewer.core.privacy import remember_dataset_identifiers
 
 log = logging.getLogger(__name__)
 
@@ -98,9 +98,7 @@ class StorageSCP:
             ds = event.dataset
             study, series, sop = (str(ds.get(k, "") or "") for k in
                                   ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID"))
-            patient = {"PatientName": str(ds.get("PatientName", "") or ""),
-                       "PatientID": str(ds.get("PatientID", "") or ""),
-                       "PatientBirthDate": str(ds.get("PatientBirthDate", "") or "")}
+            remember_dataset_identifiers(ds)  # reading them is part of the check: a broken value is refused
         except Exception as e:  # noqa: BLE001 - whatever the bytes, the sender gets a status, the SCP goes on
             log.warning("refused an instance that cannot be read: %s", type(e).__name__)
             self.refused += 1
@@ -108,7 +106,6 @@ class StorageSCP:
         if not (study and series and sop):
             self.refused += 1
             return 0xA900
-        remember_identifiers(patient)
         with self._lock:
             receiver = self._receivers.get(study)
         if receiver is not None:

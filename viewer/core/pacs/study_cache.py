@@ -27,6 +27,14 @@ _UID = re.compile(r"^[0-9]+(\.[0-9]+)*$")
 MARKER = ".radview-retrieve.json"
 
 
+def by_series(instances: dict[str, str]) -> dict[str, list[str]]:
+    """``{SOPInstanceUID: SeriesInstanceUID}`` turned into ``{SeriesInstanceUID: [SOPInstanceUID, ...]}``."""
+    out: dict[str, list[str]] = {}
+    for sop, series in instances.items():
+        out.setdefault(series, []).append(sop)
+    return out
+
+
 def safe_uid(uid: str) -> str:
     """``uid`` if it can name a file as it is, else ``x`` + its sha256 (first 40 hex digits)."""
     uid = str(uid).strip().rstrip("\0")

@@ -21,8 +21,8 @@ from pydicom import dcmread
 from pydicom.dataset import Dataset
 
 from viewer.core.results.seg import ResultsRefused
+from viewer.core.scan import SEGMENTATION_CLASS
 
-SEG_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
 SR_CLASSES = {"1.2.840.10008.5.1.4.1.1.88.22": "Enhanced SR", "1.2.840.10008.5.1.4.1.1.88.33": "Comprehensive SR",
               "1.2.840.10008.5.1.4.1.1.88.34": "Comprehensive 3D SR"}
 
@@ -66,11 +66,19 @@ class Report:
     evidence_series: frozenset[str] = frozenset()
 
 
-def _read(path: str | Path) -> Dataset:
+def _read(path: str | Path, pixels: bool = True) -> Dataset:
     try:
-        return dcmread(path)
+        return dcmread(path, stop_before_pixels=not pixels)
     except Exception as e:  # noqa: BLE001 - any unreadable file is a one-line reason
         raise ResultsRefused(f"{Path(path).name}: not a readable DICOM file ({type(e).__name__})") from None
+
+
+def _read_seg(path: str | Path, pixels: bool = True) -> Dataset:
+    """The SEG at ``path``; a one-line :class:`ResultsRefused` for any other file."""
+    ds = _read(path, pixels)
+    if str(ds.get("SOPClassUID", "")) != SEGMENTATION_CLASS:
+        raise ResultsRefused(f"{Path(path).name}: not a segmentation (SOP class {ds.get('SOPClassUID', '?')})")
+    return ds
 
 
 def _scoords(items: Sequence[Dataset]) -> dict[str, np.ndarray]:
@@ -131,12 +139,7 @@ class SegmentLabels:
 
 def seg_sources(path: str | Path) -> tuple[str, set[str]]:
     """The SeriesInstanceUID of the images a SEG lies on, and their SOP Instance UIDs (its header only)."""
-    try:
-        ds = dcmread(path, stop_before_pixels=True)
-    except Exception as e:  # noqa: BLE001 - any unreadable file is a one-line reason
-        raise ResultsRefused(f"{Path(path).name}: not a readable DICOM file ({type(e).__name__})") from None
-    if str(ds.get("SOPClassUID", "")) != SEG_CLASS:
-        raise ResultsRefused(f"{Path(path).name}: not a segmentation (SOP class {ds.get('SOPClassUID', '?')})")
+    ds = _read_seg(path, pixels=False)
     series = ds.ReferencedSeriesSequence[0]
     return str(series.SeriesInstanceUID), {str(i.ReferencedSOPInstanceUID) for i in series.ReferencedInstanceSequence}
 
@@ -155,9 +158,7 @@ def read_seg(path: str | Path, sop_order: Sequence[str], rows: int, cols: int,
     empty. A SEG whose frames do not have the images' size and pixel spacing is refused: its pixels would not
     lie on theirs (many SEGs, dcmqi's among them, do not state that spatial locations are preserved; with
     the same grid they are)."""
-    ds = _read(path)
-    if str(ds.get("SOPClassUID", "")) != SEG_CLASS:
-        raise ResultsRefused(f"{Path(path).name}: not a segmentation (SOP class {ds.get('SOPClassUID', '?')})")
+    ds = _read_seg(path)
     spacing = _seg_pixel_spacing(ds)
     if (int(ds.Rows), int(ds.Columns)) != (rows, cols) or spacing is None or \
             not np.allclose(spacing, [float(v) for v in pixel_spacing], atol=1e-3):

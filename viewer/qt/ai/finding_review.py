@@ -33,8 +33,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from viewer.ai.finding_edit import axis_lines, corrected, disc_voxels, largest_part, paint, with_axes
-from viewer.ai.findings import voxel_spacing
-from viewer.core.finding_decisions import Decision, DecisionFileError, DecisionStore, finding_key, pack_mask
+from viewer.ai.findings import decision_key, voxel_spacing
+from viewer.core.finding_decisions import Decision, DecisionFileError, DecisionStore, pack_mask
 from viewer.core.measurements import Measurement
 from viewer.core.planes import native_plane, plane_layout, plane_location
 from viewer.qt.ai.contour_edit import Stroke
@@ -86,8 +86,7 @@ class FindingReview(QObject):
         volume, entry = self._c.volume, self._ai.model
         if volume is None or entry is None or not volume.geometry.known:
             return None
-        centre = volume.geometry.voxel_to_patient(*finding.centre)
-        return finding_key(volume.series.series_uid, entry.version_key, centre)
+        return decision_key(volume, entry.version_key, finding)
 
     def _decision(self, finding) -> Decision | None:
         store, key = self._store(), self.key(finding)

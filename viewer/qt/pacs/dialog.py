@@ -279,10 +279,10 @@ class PacsDialog(QDialog):
 
     def _open(self, folder: Path) -> None:
         self._open_folder(folder)
-        complete = StudyFolder(folder.parent, folder.name).is_complete()
-        if complete is False:
-            self._status(f"Partial study: {len(StudyFolder(folder.parent, folder.name).have())} instance(s) so "
-                         "far; its retrieve has not finished (Retrieve again resumes it)")
+        study = StudyFolder(folder.parent, folder.name)  # the folder is named by its (safe) StudyInstanceUID
+        if study.is_complete() is False:
+            self._status(f"Partial study: {len(study.have())} instance(s) so far; its retrieve has not finished "
+                         "(Retrieve again resumes it)")
 
     # -- transfers --------------------------------------------------------------------------------------
 

@@ -70,8 +70,7 @@ class PacsJobs(QObject):
         self._settings = settings
         self.query = Worker("pacs-query", latest_only=True, sync=sync, parent=self)
         self.transfer = Worker("pacs-transfer", latest_only=False, sync=sync, parent=self)
-        self.transfers: dict[int, Transfer] = {}
-        self._by_request: dict[int, Transfer] = {}
+        self._by_request: dict[int, Transfer] = {}  # the transfers not ended yet
         self._stops: dict[int, threading.Event] = {}
         self._scp: StorageSCP | None = None
         self.query.sig_finished.connect(self._on_query_finished)
@@ -143,7 +142,6 @@ class PacsJobs(QObject):
         rid = self.transfer.submit(job, kind)
         self._stops[rid] = stop
         transfer.id = rid
-        self.transfers[rid] = transfer
         self._by_request[rid] = transfer
         self.sig_transfer_changed.emit(transfer)
         return transfer
@@ -197,9 +195,13 @@ class PacsJobs(QObject):
             transfer.opened = True
             self.sig_first_instance.emit(transfer)
 
-    def _on_transfer_finished(self, rid: int, result: Any) -> None:
-        transfer = self._by_request.pop(rid, None)
+    def _ended(self, rid: int) -> Transfer | None:
+        """The transfer of request ``rid``, no longer running (None: not one of ours)."""
         self._stops.pop(rid, None)
+        return self._by_request.pop(rid, None)
+
+    def _on_transfer_finished(self, rid: int, result: Any) -> None:
+        transfer = self._ended(rid)
         if transfer is None:
             return
         if isinstance(result, (PacsError, ResultsRefused)):
@@ -214,14 +216,12 @@ class PacsJobs(QObject):
                          message=f"{result.sent} sent{failed}")
 
     def _on_transfer_failed(self, rid: int, message: str, _tb: str) -> None:
-        transfer = self._by_request.pop(rid, None)
-        self._stops.pop(rid, None)
+        transfer = self._ended(rid)
         if transfer is not None:
             self._update(transfer, state="failed", message=message)
 
     def _on_transfer_cancelled(self, rid: int) -> None:
-        transfer = self._by_request.pop(rid, None)
-        self._stops.pop(rid, None)
+        transfer = self._ended(rid)
         if transfer is not None:
             kept = " (what arrived is kept: retrieve again to resume)" if transfer.kind == "retrieve" else ""
             self._update(transfer, state="cancelled", message=f"cancelled{kept}")
