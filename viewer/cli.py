@@ -257,7 +257,8 @@ def _write_objects(args: argparse.Namespace, entry, kept: list) -> dict:
         out.update(seg=str(written.seg) if written.seg else None, sr=str(written.sr) if written.sr else None,
                    lines=written.lines)
     if args.sc:
-        out["sc"] = str(write_heatmap_capture(volume, max(results, key=lambda r: r.probability), entry.card,
+        top = max(results, key=lambda r: r.probability)
+        out["sc"] = str(write_heatmap_capture(volume, top.index, top.heatmap, top.probability, entry.card,
                                               Path(args.sc)))
     made = [p for p in (out["seg"], out["sr"], out["sc"]) if p]
     print(f"wrote {', '.join(made)}: {out['findings']} finding(s), {out['lines']} line(s)", file=sys.stderr)

@@ -1,7 +1,8 @@
 """The window's PACS dialog against the real Orthanc (tests/pacs/orthanc_server.py): a node added and echoed,
 a search, a retrieve that opens the study in the window as it arrives (the first image before the rest is
 in), a cancel that keeps what arrived, a push received by the SCP toggle, and (with the assistant) the
-findings sent back as SR and SEG that Orthanc then holds."""
+findings sent back as SR and SEG, and the heatmap of the slice on screen as a Secondary Capture, that
+Orthanc then holds."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import shutil
 import subprocess
 import time
 
+import numpy as np
 import pytest
+from pydicom import dcmread
 from pydicom.data import get_testdata_file
 
+from tests.dicom_validator import errors
 from tests.pacs.orthanc_server import AET, DICOM_PORT
 from viewer.core.pacs.study_cache import StudyFolder
 
@@ -113,7 +117,8 @@ def test_the_listen_toggle_receives_a_push_into_the_received_list(qtbot, window,
     assert dialog.listen_status.text() == "Not listening"
 
 
-def test_the_findings_go_back_to_orthanc_as_sr_and_seg(qtbot, ai_window, demo_in_orthanc, dirs) -> None:
+def test_the_findings_go_back_to_orthanc_as_sr_and_seg_and_the_heatmap_as_sc(qtbot, ai_window, demo_in_orthanc,
+                                                                            dirs) -> None:
     server, uids = demo_in_orthanc
     window = ai_window(sweep=True)
     dialog = window.show_pacs()
@@ -128,11 +133,31 @@ def test_the_findings_go_back_to_orthanc_as_sr_and_seg(qtbot, ai_window, demo_in
     qtbot.waitUntil(lambda: dialog.transfer_table.rowCount() == 2 and
                     dialog.transfer_table.item(1, 3).text() in ("2 sent", "failed"), timeout=120_000)
     assert dialog.transfer_table.item(1, 3).text() == "2 sent"
+
+    # the slice on screen with its heatmap, as the reader sees it
+    controller = window.controller
+    index = max(range(controller.n_slices), key=lambda i: controller.ai.probability(i) or 0)
+    controller.set_slice(index)
+    qtbot.waitUntil(lambda: index in controller.ai.results().heat, timeout=60_000)
+    dialog.send_capture_button.click()
+    qtbot.waitUntil(lambda: dialog.transfer_table.rowCount() == 3 and
+                    dialog.transfer_table.item(2, 3).text() in ("1 sent", "failed"), timeout=120_000)
+    assert dialog.transfer_table.item(2, 3).text() == "1 sent", dialog.transfer_table.item(2, 3).toolTip()
+    written = sorted((dirs / "cache" / "results" / uids["lung1"]).glob(f"*-sc-{index + 1}.dcm"))
+    assert len(written) == 1 and errors(written[0]) == []
+    sc = dcmread(written[0])
+    assert sc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and "not for diagnosis" in sc.DerivationDescription
+    picture = sc.pixel_array.astype(int)
+    assert (np.abs(picture[..., 0] - picture[..., 2]) > 30).any(), "no colour: the heatmap is not in the picture"
+
     study = next(f["ID"] for f in server.rest("/tools/lookup", uids["lung1"].encode(), "POST") if f["Type"] == "Study")
     series = server.rest(f"/studies/{study}/series")
-    assert sorted(s["MainDicomTags"]["Modality"] for s in series) == ["CT", "SEG", "SR"]
+    ours = {"SR", "SEG"}
+    assert {s["MainDicomTags"]["Modality"] for s in series} >= ours
+    captured = [s for s in series if s["MainDicomTags"]["SeriesInstanceUID"] == sc.SeriesInstanceUID]
+    assert [len(s["Instances"]) for s in captured] == [1]
     for s in series:
-        if s["MainDicomTags"]["Modality"] in ("SR", "SEG"):
+        if s["MainDicomTags"]["Modality"] in ours or s in captured:
             server.rest(f"/series/{s['ID']}", method="DELETE")  # Orthanc as the other tests expect it
 
 

@@ -14,7 +14,7 @@ import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any
 
 import numpy as np
 from pydicom import dcmread, dcmwrite
@@ -33,9 +33,6 @@ from viewer.core.results.sc import write_sc
 from viewer.core.results.seg import ResultsRefused, write_seg
 from viewer.core.results.sr import write_sr
 from viewer.core.volume import Volume
-
-if TYPE_CHECKING:
-    from models.runtime.analysis import SliceResult
 
 #: The decision statuses of :mod:`viewer.core.finding_decisions` as the SR states them.
 REVIEW = {"accepted": "accepted", "rejected": "rejected"}
@@ -132,12 +129,13 @@ def write_results(volume: Volume, findings: Sequence[Finding], card: ModelCard, 
     return Written(seg_path if seg is not None else None, sr_path, len(results), len(reader_lines))
 
 
-def write_heatmap_capture(volume: Volume, result: SliceResult, card: ModelCard, path: Path) -> Path:
-    """Slice ``result.index`` with its heatmap as a Secondary Capture at ``path``
-    (:mod:`viewer.core.results.sc`)."""
-    header, _ = volume.series.frame_source(result.index)
+def write_heatmap_capture(volume: Volume, index: int, heatmap: np.ndarray, probability: float, card: ModelCard,
+                          path: Path, **look: Any) -> Path:
+    """Slice ``index`` with its ``heatmap`` (values in [0, 1]) as a Secondary Capture at ``path``
+    (:mod:`viewer.core.results.sc`); ``look`` is the overlay's colour map, opacity and threshold."""
+    header, _ = volume.series.frame_source(index)
     if header.n_frames > 1:
         raise ResultsRefused("a heatmap capture of a multi-frame source is not written yet")
-    picture = heatmap_picture(volume, result.index, result.heatmap)
+    picture = heatmap_picture(volume, index, heatmap, **look)
     return _save(write_sc(dcmread(header.path, stop_before_pixels=True), picture, model_identity(card),
-                          float(result.probability)), path)
+                          float(probability)), path)

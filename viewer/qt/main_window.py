@@ -44,7 +44,7 @@ from viewer.qt.error_panel import ErrorPanel
 from viewer.qt.labels_panel import LabelsPanel
 from viewer.qt.measurements_panel import MeasurementsPanel
 from viewer.qt.pacs.dialog import PacsDialog
-from viewer.qt.pacs.send_findings import findings_snapshot
+from viewer.qt.pacs.send_findings import capture_snapshot, findings_snapshot
 from viewer.qt.problems_panel import ProblemsPanel
 from viewer.qt.series_browser import SeriesBrowser
 from viewer.qt.tag_panel import TagPanel
@@ -376,7 +376,7 @@ class MainWindow(QMainWindow):
         if self.pacs_dialog is None:
             self.pacs_dialog = PacsDialog(lambda folder: self.open_paths([folder]),
                                           lambda text: self.statusBar().showMessage(text, 30_000),
-                                          self._series_files, self._findings_to_send, self)
+                                          self._series_files, self._findings_to_send, self._capture_to_send, self)
         self.pacs_dialog.show()
         self.pacs_dialog.raise_()
         return self.pacs_dialog
@@ -389,6 +389,11 @@ class MainWindow(QMainWindow):
         if not self.controller.ai.enabled:
             return "The assistant is off: there are no findings to send"
         return findings_snapshot(self.controller, self.finding_review)
+
+    def _capture_to_send(self):
+        if not self.controller.ai.enabled:
+            return "The assistant is off: there is no heatmap to send"
+        return capture_snapshot(self.controller)
 
     def anonymise_dicom(self) -> None:
         """File › Anonymise and Export DICOM…: every file of the open study (or a folder to choose)."""

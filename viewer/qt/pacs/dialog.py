@@ -67,17 +67,19 @@ def _table(columns: tuple[str, ...], stretch: int) -> QTableWidget:
 class PacsDialog(QDialog):
     """See the module docstring. ``open_folder`` shows a folder in the window; ``status`` writes the
     window's status line; ``series_files`` gives the files of the series on screen; ``findings`` gives
-    ``(what, prepare)`` for the findings' SEG and SR, or the reason there are none."""
+    ``(what, prepare)`` for the findings' SEG and SR, or the reason there are none, and ``capture`` the
+    same for the Secondary Capture of the slice on screen with its heatmap."""
 
     def __init__(self, open_folder: Callable[[Path], None], status: Callable[[str], None],
                  series_files: Callable[[], list[Path]],
                  findings: Callable[[], tuple[str, Callable[[], list[Path]]] | str],
+                 capture: Callable[[], tuple[str, Callable[[], list[Path]]] | str],
                  parent: QWidget | None = None, *, sync: bool = False) -> None:
         super().__init__(parent)
         self.setWindowTitle("PACS")
         self.resize(980, 700)
         self._open_folder, self._status = open_folder, status
-        self._series_files, self._findings = series_files, findings
+        self._series_files, self._findings, self._capture = series_files, findings, capture
         self.jobs = PacsJobs(self, sync=sync)
         self._rows: list[dict] = []
         layout = QVBoxLayout(self)
@@ -220,11 +222,15 @@ class PacsDialog(QDialog):
         self.send_series_button.clicked.connect(self.send_series)
         self.send_findings_button = QPushButton("Send findings (SR + SEG)")
         self.send_findings_button.clicked.connect(self.send_findings)
+        self.send_capture_button = QPushButton("Send heatmap capture (SC)")
+        self.send_capture_button.setToolTip("The image on screen with the assistant's heatmap, as a Secondary "
+                                            "Capture marked derived and not for diagnosis")
+        self.send_capture_button.clicked.connect(self.send_capture)
         self.move_box = QCheckBox("by C-MOVE (to radview's listener)")
         for b in (self.retrieve_button, self.move_box, self.open_button):
             row.addWidget(b)
         row.addStretch(1)
-        for b in (self.send_series_button, self.send_findings_button):
+        for b in (self.send_series_button, self.send_findings_button, self.send_capture_button):
             row.addWidget(b)
         v.addLayout(row)
         return box
@@ -346,10 +352,17 @@ class PacsDialog(QDialog):
         self.jobs.send(node, files, f"{len(files)} file(s) of the open series")
 
     def send_findings(self) -> None:
+        self._send_prepared(self._findings)
+
+    def send_capture(self) -> None:
+        self._send_prepared(self._capture)
+
+    def _send_prepared(self, snapshot: Callable[[], tuple[str, Callable[[], list[Path]]] | str]) -> None:
+        """Send what ``snapshot`` prepares (written on the transfer worker), or say why there is nothing."""
         node = self.node()
         if node is None:
             return
-        answer = self._findings()
+        answer = snapshot()
         if isinstance(answer, str):
             self.node_status.setText(answer)
             return

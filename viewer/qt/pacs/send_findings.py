@@ -1,9 +1,13 @@
-"""What "Send findings" sends: the AI findings of the series on screen, as the reader left them (accepted,
-rejected, outlines corrected, axes re-measured), and the reader's lines, written as SEG and SR.
+"""What the PACS dialog's "Send findings" and "Send heatmap capture" send.
 
-:func:`findings_snapshot` takes what it needs from the window in the UI thread (immutable values only);
-the returned ``prepare`` writes the two objects on the transfer worker (highdicom takes a second or two)
-into ``<cache>/results/<StudyInstanceUID>/`` and gives their paths to send.
+- **Findings:** the AI findings of the series on screen, as the reader left them (accepted, rejected,
+  outlines corrected, axes re-measured), and the reader's lines, written as SEG and SR.
+- **Heatmap capture:** the slice on screen with the heatmap as the reader sees it (their colour map,
+  opacity and threshold), as a Secondary Capture marked derived and not for diagnosis.
+
+Each ``*_snapshot`` takes what it needs from the window in the UI thread (immutable values only, the
+heatmap copied); the returned ``prepare`` writes the objects on the transfer worker (highdicom takes a
+second or two) into ``<cache>/results/<StudyInstanceUID>/`` and gives their paths to send.
 """
 
 from __future__ import annotations
@@ -11,8 +15,16 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from viewer.ai.dicom_results import write_results
+import numpy as np
+
+from viewer.ai.dicom_results import write_heatmap_capture, write_results
 from viewer.core.user_dirs import cache_dir
+
+
+def _results_folder(volume) -> tuple[Path, str]:
+    """Where a series' objects are written before they are sent, and the series' part of their names."""
+    return (cache_dir() / "results" / (volume.series.study_uid or "unknown-study"),
+            volume.series.series_uid.replace("#", "_"))
 
 
 def findings_snapshot(controller, review) -> tuple[str, Callable[[], list[Path]]] | str:
@@ -31,8 +43,7 @@ def findings_snapshot(controller, review) -> tuple[str, Callable[[], list[Path]]
     store = controller.measurements.store
     lines = tuple(store.all()) if store is not None else ()
     card, key = entry.card, entry.version_key
-    folder = cache_dir() / "results" / (volume.series.study_uid or "unknown-study")
-    name = volume.series.series_uid.replace("#", "_")
+    folder, name = _results_folder(volume)
 
     def prepare() -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
@@ -43,3 +54,28 @@ def findings_snapshot(controller, review) -> tuple[str, Callable[[], list[Path]]
         return [p for p in (written.seg, written.sr) if p is not None]
 
     return f"findings of {volume.series.description or 'the series'} (SEG + SR, {len(findings)} finding(s))", prepare
+
+
+def capture_snapshot(controller) -> tuple[str, Callable[[], list[Path]]] | str:
+    """``(what, prepare)`` for the slice on screen with its heatmap, or the one-line reason there is none."""
+    ai, volume = controller.ai, controller.volume
+    entry, results = ai.model, ai.results()
+    if volume is None or entry is None:
+        return "No series with the assistant's results is on screen"
+    reason = ai.applies()
+    if reason:
+        return f"No heatmap to send: {reason}"
+    index = controller.slice_index
+    heat = results.heat.get(index) if results is not None else None
+    if heat is None:
+        return f"The assistant has not analysed image {index + 1} yet: no heatmap to send"
+    heatmap = heat.astype(np.float32) / 255  # the window keeps heatmaps as uint8
+    probability, card, look = float(results.probabilities[index]), entry.card, ai.overlay
+    folder, name = _results_folder(volume)
+
+    def prepare() -> list[Path]:
+        folder.mkdir(parents=True, exist_ok=True)
+        return [write_heatmap_capture(volume, index, heatmap, probability, card, folder / f"{name}-sc-{index + 1}.dcm",
+                                      colormap=look.colormap, opacity=look.opacity, threshold=look.threshold)]
+
+    return f"heatmap capture of image {index + 1} (SC, p = {probability:.2f})", prepare
