@@ -134,19 +134,30 @@ def test_the_findings_go_back_to_orthanc_as_sr_and_seg_and_the_heatmap_as_sc(qtb
                     dialog.transfer_table.item(1, 3).text() in ("2 sent", "failed"), timeout=120_000)
     assert dialog.transfer_table.item(1, 3).text() == "2 sent"
 
-    # the slice on screen with its heatmap, as the reader sees it
+    # the slice on screen with its heatmap, as the reader sees it; none where the window shows none
     controller = window.controller
+    qtbot.waitUntil(lambda: len(controller.ai.results().heat) == controller.n_slices, timeout=120_000)
+    clean = min(range(controller.n_slices), key=lambda i: controller.ai.probability(i) or 0)
+    controller.set_slice(clean)
+    dialog.send_capture_button.click()
+    assert "clean" in dialog.node_status.text() and dialog.transfer_table.rowCount() == 2
     index = max(range(controller.n_slices), key=lambda i: controller.ai.probability(i) or 0)
     controller.set_slice(index)
-    qtbot.waitUntil(lambda: index in controller.ai.results().heat, timeout=60_000)
+    controller.ai.set_overlay_visible(False)
+    dialog.send_capture_button.click()
+    assert "hidden" in dialog.node_status.text() and dialog.transfer_table.rowCount() == 2
+    controller.ai.set_overlay_visible(True)
     dialog.send_capture_button.click()
     qtbot.waitUntil(lambda: dialog.transfer_table.rowCount() == 3 and
                     dialog.transfer_table.item(2, 3).text() in ("1 sent", "failed"), timeout=120_000)
     assert dialog.transfer_table.item(2, 3).text() == "1 sent", dialog.transfer_table.item(2, 3).toolTip()
-    written = sorted((dirs / "cache" / "results" / uids["lung1"]).glob(f"*-sc-{index + 1}.dcm"))
+    label = controller.series.image_label(index)  # "Im 35": the file and the row name it as the viewer does
+    assert label in dialog.transfer_table.item(2, 0).text()
+    written = sorted((dirs / "cache" / "results" / uids["lung1"]).glob("*-sc-*.dcm"))
     assert len(written) == 1 and errors(written[0]) == []
     sc = dcmread(written[0])
     assert sc.SOPClassUID == "1.2.840.10008.5.1.4.1.1.7" and "not for diagnosis" in sc.DerivationDescription
+    assert sc.InstanceNumber == index + 1 and sc.SeriesDescription.endswith("not for diagnosis)")
     picture = sc.pixel_array.astype(int)
     assert (np.abs(picture[..., 0] - picture[..., 2]) > 30).any(), "no colour: the heatmap is not in the picture"
 

@@ -130,12 +130,14 @@ def write_results(volume: Volume, findings: Sequence[Finding], card: ModelCard, 
 
 
 def write_heatmap_capture(volume: Volume, index: int, heatmap: np.ndarray, probability: float, card: ModelCard,
-                          path: Path, **look: Any) -> Path:
+                          path: Path, *, series_uid: str | None = None, instance_number: int = 1,
+                          **look: Any) -> Path:
     """Slice ``index`` with its ``heatmap`` (values in [0, 1]) as a Secondary Capture at ``path``
-    (:mod:`viewer.core.results.sc`); ``look`` is the overlay's colour map, opacity and threshold."""
+    (:mod:`viewer.core.results.sc`), instance ``instance_number`` of series ``series_uid`` (a new one when
+    None); ``look`` is the overlay's colour map, opacity and threshold."""
     header, _ = volume.series.frame_source(index)
     if header.n_frames > 1:
         raise ResultsRefused("a heatmap capture of a multi-frame source is not written yet")
     picture = heatmap_picture(volume, index, heatmap, **look)
     return _save(write_sc(dcmread(header.path, stop_before_pixels=True), picture, model_identity(card),
-                          float(probability)), path)
+                          float(probability), series_uid=series_uid, instance_number=instance_number), path)

@@ -23,7 +23,7 @@ def _orientation(direction: list[float]) -> str:
 
 
 def write_sc(source: Dataset, picture: np.ndarray, model: ModelIdentity, probability: float, *,
-             series_uid: str | None = None, sop_uid: str | None = None) -> Dataset:
+             series_uid: str | None = None, sop_uid: str | None = None, instance_number: int = 1) -> Dataset:
     """The Secondary Capture of ``picture`` ((rows, cols, 3) uint8: the image ``source`` with the heatmap)."""
     picture = np.asarray(picture)
     if picture.ndim != 3 or picture.shape[2] != 3 or picture.dtype != np.uint8:
@@ -34,10 +34,10 @@ def write_sc(source: Dataset, picture: np.ndarray, model: ModelIdentity, probabi
     sc = hd.sc.SCImage.from_ref_dataset(
         ref_dataset=source, pixel_array=picture, photometric_interpretation="RGB", bits_allocated=8,
         coordinate_system="PATIENT", series_instance_uid=series_uid or hd.UID(), series_number=SC_SERIES_NUMBER,
-        sop_instance_uid=sop_uid or hd.UID(), instance_number=1, manufacturer=MANUFACTURER,
+        sop_instance_uid=sop_uid or hd.UID(), instance_number=instance_number, manufacturer=MANUFACTURER,
         pixel_spacing=(float(source.PixelSpacing[0]), float(source.PixelSpacing[1])),  # type: ignore[arg-type]
         patient_orientation=(_orientation(iop[:3]), _orientation(iop[3:])),
-        series_description=series_description("heatmap SC", model), content_qualification="RESEARCH")
+        series_description=series_description("heatmap", model), content_qualification="RESEARCH")
     sc.ImageType = ["DERIVED", "SECONDARY"]
     sc.BurnedInAnnotation = "NO"
     sc.Laterality = str(source.get("Laterality", "") or "")  # General Series, Type 2C (dciodvfy asks for it)

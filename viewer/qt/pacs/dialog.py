@@ -317,6 +317,7 @@ class PacsDialog(QDialog):
             table.setItem(self._transfer_rows[t.id], 1, QTableWidgetItem(t.node))
             table.setCellWidget(self._transfer_rows[t.id], 2, QProgressBar())
             table.setItem(self._transfer_rows[t.id], 3, QTableWidgetItem())
+            table.scrollToBottom()  # the newest transfer in sight
         i = self._transfer_rows[t.id]
         table.item(i, 0).setData(Qt.ItemDataRole.UserRole, t.id)
         bar = table.cellWidget(i, 2)
@@ -367,6 +368,7 @@ class PacsDialog(QDialog):
             self.node_status.setText(answer)
             return
         what, prepare = answer
+        self.node_status.setText(f"Sending the {what} (see Transfers)")
         self.jobs.send(node, [], what, prepare=prepare)
 
     # -- receiving --------------------------------------------------------------------------------------

@@ -12,10 +12,12 @@ second or two) into ``<cache>/results/<StudyInstanceUID>/`` and gives their path
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from pydicom.uid import generate_uid
 
 from viewer.ai.dicom_results import write_heatmap_capture, write_results
 from viewer.core.user_dirs import cache_dir
@@ -57,7 +59,13 @@ def findings_snapshot(controller, review) -> tuple[str, Callable[[], list[Path]]
 
 
 def capture_snapshot(controller) -> tuple[str, Callable[[], list[Path]]] | str:
-    """``(what, prepare)`` for the slice on screen with its heatmap, or the one-line reason there is none."""
+    """``(what, prepare)`` for the slice on screen with its heatmap as the reader sees it, or the one-line
+    reason there is none: a heatmap the window does not show (hidden, or on a slice the model calls clean
+    while "only on suspicious slices" is on) is not sent either, since a blob there would say more than the
+    model does (:class:`viewer.qt.ai.status.OverlaySettings`).
+
+    The captures of one series by one model share a series (its UID made from the two), each image one
+    instance numbered as the image is, so a PACS lists them together however often the reader sends."""
     ai, volume = controller.ai, controller.volume
     entry, results = ai.model, ai.results()
     if volume is None or entry is None:
@@ -65,17 +73,26 @@ def capture_snapshot(controller) -> tuple[str, Callable[[], list[Path]]] | str:
     reason = ai.applies()
     if reason:
         return f"No heatmap to send: {reason}"
-    index = controller.slice_index
+    index, look = controller.slice_index, ai.overlay
+    image = volume.series.image_label(index)
     heat = results.heat.get(index) if results is not None else None
     if heat is None:
-        return f"The assistant has not analysed image {index + 1} yet: no heatmap to send"
+        return f"The assistant has not analysed {image} yet: no heatmap to send"
+    probability, card = float(results.probabilities[index]), entry.card
+    if not look.visible:
+        return "The heatmap is hidden (H): show it to send what you see"
+    if look.suspicious_only and probability < card.threshold:
+        return (f"The model calls {image} clean (p = {probability:.2f}, below {card.threshold:.2f}), so no heatmap "
+                "is shown there and none is sent")
     heatmap = heat.astype(np.float32) / 255  # the window keeps heatmaps as uint8
-    probability, card, look = float(results.probabilities[index]), entry.card, ai.overlay
     folder, name = _results_folder(volume)
+    series_uid = generate_uid(entropy_srcs=["radview-heatmap-sc", volume.series.series_uid, entry.version_key])
+    file_label = re.sub(r"[^A-Za-z0-9]+", "", image.split("(")[0]).lower() or f"{index + 1}"
 
     def prepare() -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
-        return [write_heatmap_capture(volume, index, heatmap, probability, card, folder / f"{name}-sc-{index + 1}.dcm",
-                                      colormap=look.colormap, opacity=look.opacity, threshold=look.threshold)]
+        return [write_heatmap_capture(volume, index, heatmap, probability, card, folder / f"{name}-sc-{file_label}.dcm",
+                                      colormap=look.colormap, opacity=look.opacity, threshold=look.threshold,
+                                      series_uid=series_uid, instance_number=index + 1)]
 
-    return f"heatmap capture of image {index + 1} (SC, p = {probability:.2f})", prepare
+    return f"heatmap capture of {image} (SC, p = {probability:.2f})", prepare
