@@ -195,21 +195,22 @@ def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path
                     masks_dir: Path | None = None, keep: list | None = None) -> dict:
     """Run the model over every slice of ``volume``, then find its nodules; the series' JSON record."""
     from models.runtime.analysis import ranking
-    from viewer.ai.analysis import context_stack, slice_record
+    from viewer.ai.analysis import context_stack, presentation, slice_record
 
     n = volume.n_slices
     results = []
     report = progress_printer(f"analysing {volume.series.modality} {volume.series.description or volume.series.key}")
     for start in range(0, n, batch):
         indices = list(range(start, min(n, start + batch)))
-        results.extend(analyzer.analyze(indices, context_stack(volume, indices, analyzer.context)))
+        results.extend(analyzer.analyze(indices, context_stack(volume, indices, analyzer.context),
+                                        presentation(volume)))
         report(len(results), n)
     order = ranking({r.index: r.probability for r in results})
     faithfulness: dict[int, float] = {}
     if want_faithfulness:
         top = order[:FAITHFULNESS_TOP]
         scores = analyzer.faithfulness(context_stack(volume, top, analyzer.context),
-                                       [results[i].heatmap for i in top])
+                                       [results[i].heatmap for i in top], presentation(volume))
         faithfulness = {i: f.score for i, f in zip(top, scores)}
     if heatmap_dir is not None:
         _write_heatmaps(volume, results, heatmap_dir)

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from models.runtime.bundle import LoadedModel
-from models.runtime.preprocess import preprocess, preprocess_stacks
+from models.runtime.preprocess import Presentation, preprocess, preprocess_stacks
 
 if TYPE_CHECKING:
     from models.runtime.faithfulness import FaithfulnessResult
@@ -81,19 +81,22 @@ class SliceAnalyzer:
         """Neighbouring slices on each side the model takes as extra channels (2.5D)."""
         return self.config.context
 
-    def prepare(self, hu: np.ndarray) -> np.ndarray:
+    def prepare(self, hu: np.ndarray, presentation: Presentation | None = None) -> np.ndarray:
         """(N, 2*context+1, H, W) modality values -> the model's input batch."""
-        return preprocess(np.asarray(hu, dtype=np.float32), self.config)
+        return preprocess(np.asarray(hu, dtype=np.float32), self.config, presentation)
 
-    def analyze(self, indices: Sequence[int], hu: np.ndarray) -> list[SliceResult]:
-        """Results for ``indices``, whose context stacks are ``hu`` (N, 2*context+1, H, W)."""
-        return self._analyze_batch(indices, self.prepare(hu), _plane(np.shape(hu)))
+    def analyze(self, indices: Sequence[int], hu: np.ndarray,
+                presentation: Presentation | None = None) -> list[SliceResult]:
+        """Results for ``indices``, whose context stacks are ``hu`` (N, 2*context+1, H, W); ``presentation``
+        is the images' VOI window and MONOCHROME1 flag (a radiograph model reads them)."""
+        return self._analyze_batch(indices, self.prepare(hu, presentation), _plane(np.shape(hu)))
 
-    def analyze_stacks(self, indices: Sequence[int], slices: np.ndarray, stacks: np.ndarray) -> list[SliceResult]:
+    def analyze_stacks(self, indices: Sequence[int], slices: np.ndarray, stacks: np.ndarray,
+                       presentation: Presentation | None = None) -> list[SliceResult]:
         """Results for ``indices`` whose context stacks share slices: ``slices`` (M, H, W) in modality
         units, ``stacks`` (N, 2*context+1) rows of it (:func:`models.runtime.preprocess.preprocess_stacks`, each
         distinct slice prepared once; the same results as :meth:`analyze`)."""
-        return self._analyze_batch(indices, preprocess_stacks(slices, stacks, self.config),
+        return self._analyze_batch(indices, preprocess_stacks(slices, stacks, self.config, presentation),
                                    _plane(np.shape(slices)))
 
     def _analyze_batch(self, indices: Sequence[int], batch: np.ndarray,
@@ -109,11 +112,12 @@ class SliceAnalyzer:
                                    location_map=location, peak_rc=heatmap_peak(heat, image_shape)))
         return out
 
-    def faithfulness(self, hu: np.ndarray, heatmaps: np.ndarray) -> list[FaithfulnessResult]:
+    def faithfulness(self, hu: np.ndarray, heatmaps: np.ndarray,
+                     presentation: Presentation | None = None) -> list[FaithfulnessResult]:
         """Deletion faithfulness of ``heatmaps`` for the slices ``hu`` (see :mod:`models.runtime.faithfulness`)."""
         from models.runtime.faithfulness import deletion_faithfulness
 
-        return deletion_faithfulness(self.loaded.model, self.prepare(hu), np.asarray(heatmaps),
+        return deletion_faithfulness(self.loaded.model, self.prepare(hu, presentation), np.asarray(heatmaps),
                                      batch_size=self.batch_size)
 
 

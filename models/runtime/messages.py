@@ -14,6 +14,8 @@ from typing import Any
 
 import numpy as np
 
+from viewer.base.preprocess_config import Presentation
+
 #: ``ChildProcess`` target of the model service.
 SERVICE_TARGET = "models.runtime.service:create"
 
@@ -46,12 +48,15 @@ class StoredSlices:
         Modality value = stored × slope + intercept (one rescale per series).
     stacks : ndarray int (N, 2*context+1)
         Rows of ``stored`` that make each item's channels, nearest neighbour first to last.
+    presentation : Presentation
+        The series' VOI window and MONOCHROME1 flag, which a radiograph model's preprocessing reads.
     """
 
     stored: np.ndarray
     slope: float
     intercept: float
     stacks: np.ndarray
+    presentation: Presentation = Presentation()
 
     def distinct_values(self) -> np.ndarray:
         """(K, H, W) float32 modality values of the distinct slices (the same rounding as
@@ -66,7 +71,7 @@ class StoredSlices:
         stacks = np.asarray(self.stacks, dtype=np.intp)[list(items)]
         distinct, inverse = np.unique(stacks, return_inverse=True)
         return StoredSlices(self.stored[distinct], self.slope, self.intercept,
-                            inverse.reshape(stacks.shape).astype(np.int32))
+                            inverse.reshape(stacks.shape).astype(np.int32), self.presentation)
 
     def modality_values(self) -> np.ndarray:
         """(N, 2*context+1, H, W) float32 modality values (HU for CT).

@@ -3,7 +3,9 @@
 A model only works on input prepared exactly as during its training, so the recipe lives in the model
 card (:class:`PreprocessConfig`, serialised with :meth:`PreprocessConfig.to_dict`) and both the training
 engine and the inference worker call :func:`preprocess` with it. Order (each step documented where it
-happens): HU window(s) → resize → optional CLAHE → normalise.
+happens): HU window(s) → resize → optional CLAHE → normalise. A radiograph (``kind="radiograph"``) takes
+its file's VOI window, a percentile stretch and the MONOCHROME1 inversion (:func:`radiograph_plane`) in
+place of the HU windows; the rest is the same.
 
 Input is in modality units (Hounsfield units for CT: stored value × RescaleSlope + RescaleIntercept,
 DICOM PS3.3 C.11.1, the modality LUT applied *before* any window, as pydicom's ``apply_modality_lut``
@@ -14,9 +16,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from viewer.base.preprocess_config import PreprocessConfig, in_channels
+from viewer.base.preprocess_config import PreprocessConfig, Presentation, in_channels
 
-__all__ = ["PreprocessConfig", "clahe", "in_channels", "preprocess", "preprocess_stacks", "window"]
+__all__ = ["PreprocessConfig", "Presentation", "clahe", "in_channels", "preprocess", "preprocess_stacks",
+           "radiograph_plane", "window"]
+
+#: Pixels the percentile stretch of a radiograph samples: every 4th row and column (a 2k x 2k image's
+#: percentiles from 260,000 pixels move by less than 1e-3 of the range, measured on RG1; 16 times faster).
+_PERCENTILE_STEP = 4
 
 def window(hu: np.ndarray, center: float, width: float) -> np.ndarray | np.float32:
     """Linear HU window to 0..1: ``clip((hu - (center - width/2)) / width, 0, 1)``.
@@ -30,6 +37,31 @@ def window(hu: np.ndarray, center: float, width: float) -> np.ndarray | np.float
     if np.ndim(out) == 0:
         return np.float32(min(max(float(out), 0.0), 1.0))
     return np.clip(out, 0.0, 1.0, out=out)
+
+
+def radiograph_plane(values: np.ndarray, cfg: PreprocessConfig, presentation: Presentation | None) -> np.ndarray:
+    """(M, H, W) radiographs in modality units -> (M, H, W) float32 in 0..1, bone bright.
+
+    1. The file's VOI window (``cfg.use_voi`` and one in ``presentation``): what the modality chose to show.
+    2. A per-image stretch of ``cfg.percentiles`` to 0..1: exposure, detector and processing differ from
+       one radiograph to the next far more than the anatomy does.
+    3. MONOCHROME1 inverted last. Steps 1 and 2 commute with the inversion (a mirrored window of
+       mirrored values is the mirrored result; the low and high percentiles swap), so a MONOCHROME1 file
+       and a MONOCHROME2 file of the same anatomy give the same input (tested).
+    """
+    presentation = presentation or Presentation()
+    x = np.asarray(values, dtype=np.float32)
+    if cfg.use_voi and presentation.window is not None:
+        x = np.asarray(window(x, *presentation.window), dtype=np.float32)
+    out = np.empty(x.shape, np.float32)
+    lo_p, hi_p = cfg.percentiles
+    for i, image in enumerate(x):
+        lo, hi = np.percentile(image[::_PERCENTILE_STEP, ::_PERCENTILE_STEP], (lo_p, hi_p))
+        scale = np.float32(1.0 / (hi - lo)) if hi > lo else np.float32(0.0)
+        np.clip((image - np.float32(lo)) * scale, 0.0, 1.0, out=out[i])
+    if presentation.invert:
+        np.subtract(np.float32(1.0), out, out=out)
+    return out
 
 
 def clahe(img: np.ndarray, clip: float = 0.01, tiles: int = 8, nbins: int = 256) -> np.ndarray:
@@ -116,7 +148,7 @@ def _resize(x: np.ndarray, size: int) -> np.ndarray:
     return out.numpy()
 
 
-def preprocess(hu: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+def preprocess(hu: np.ndarray, cfg: PreprocessConfig, presentation: Presentation | None = None) -> np.ndarray:
     """Turn slices in modality units into model input.
 
     Parameters
@@ -126,6 +158,8 @@ def preprocess(hu: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
         accepted as (H, W), a stack as (N, H, W) (K = 1). With ``cfg.context == 0`` and K = 3 the middle
         slice is used. At a volume's first/last slice the caller repeats the edge slice.
     cfg : PreprocessConfig
+    presentation : Presentation, optional
+        The images' VOI window and MONOCHROME1 flag (radiographs; unused for CT).
 
     Returns
     -------
@@ -153,11 +187,12 @@ def preprocess(hu: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
     else:
         raise ValueError(f"preprocessing with context={cfg.context} needs {need} slice(s) per item, got {k}")
     n, k, h, w = arr.shape  # k is 1 again if the middle of three was taken
-    planes = _planes(arr.reshape(n * k, h, w), cfg)  # (N*K, windows, S, S)
+    planes = _planes(arr.reshape(n * k, h, w), cfg, presentation)  # (N*K, windows, S, S)
     return _assemble(planes, np.arange(n * k).reshape(n, k), cfg)
 
 
-def preprocess_stacks(slices: np.ndarray, stacks: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+def preprocess_stacks(slices: np.ndarray, stacks: np.ndarray, cfg: PreprocessConfig,
+                      presentation: Presentation | None = None) -> np.ndarray:
     """:func:`preprocess` of context stacks that share slices, each distinct slice prepared once.
 
     Neighbouring items of a 2.5-D batch share most of their slices (a batch of 4 consecutive slices with
@@ -174,6 +209,8 @@ def preprocess_stacks(slices: np.ndarray, stacks: np.ndarray, cfg: PreprocessCon
         Rows of ``slices`` that make each item's channels, first to last (as
         :class:`models.runtime.service.StoredSlices` carries them).
     cfg : PreprocessConfig
+    presentation : Presentation, optional
+        As for :func:`preprocess`.
 
     Returns
     -------
@@ -189,13 +226,16 @@ def preprocess_stacks(slices: np.ndarray, stacks: np.ndarray, cfg: PreprocessCon
                          f"item, got {idx.shape[1]}")
     if idx.size and (idx.min() < 0 or idx.max() >= len(arr)):
         raise ValueError(f"stacks refer to slices outside the {len(arr)} given")
-    return _assemble(_planes(arr, cfg), idx, cfg)
+    return _assemble(_planes(arr, cfg, presentation), idx, cfg)
 
 
-def _planes(slices: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
+def _planes(slices: np.ndarray, cfg: PreprocessConfig, presentation: Presentation | None) -> np.ndarray:
     """(M, H, W) modality values -> (M, windows, size, size): windowed, resized, CLAHE; not normalised."""
-    # 1. Windows.
-    x = np.stack([window(slices, c, w) for c, w in cfg.windows], axis=1)
+    # 1. Windows (a radiograph: its own window, stretch and inversion).
+    if cfg.kind == "radiograph":
+        x = radiograph_plane(slices, cfg, presentation)[:, None]
+    else:
+        x = np.stack([window(slices, c, w) for c, w in cfg.windows], axis=1)
     # 2. Resize (before CLAHE, so CLAHE's tiles cover the same anatomy at any source resolution).
     x = _resize(x, cfg.size)
     # 3. CLAHE on the windowed 0..1 values.

@@ -183,7 +183,7 @@ class ModelService:
                              f"got stacks of shape {stacks.shape} for {len(indices)} item(s)")
         values = slices.distinct_values()
         results, oom_notice = self._with_oom_fallback(
-            analyzer, lambda: analyzer.analyze_stacks(list(indices), values, stacks))
+            analyzer, lambda: analyzer.analyze_stacks(list(indices), values, stacks, slices.presentation))
         for r in results:
             key = (scope, ref.key, r.index)
             self._recent[key] = r.heatmap
@@ -212,10 +212,12 @@ class ModelService:
         heat = self._recent.get((scope, ref.key, int(index)))
         notices = [notice]
         if heat is None:
-            results, n = self._with_oom_fallback(analyzer, lambda: analyzer.analyze([int(index)], hu))
+            results, n = self._with_oom_fallback(analyzer, lambda: analyzer.analyze([int(index)], hu,
+                                                                                     slices.presentation))
             heat = results[0].heatmap
             notices.append(n)
-        result, n = self._with_oom_fallback(analyzer, lambda: analyzer.faithfulness(hu, heat[None])[0])
+        result, n = self._with_oom_fallback(
+            analyzer, lambda: analyzer.faithfulness(hu, heat[None], slices.presentation)[0])
         notices.append(n)
         return FaithfulnessAnswer(int(index), float(result.score), bool(result.faithful),
                                   float(result.initial_probability), next((t for t in notices if t), ""))
@@ -298,7 +300,8 @@ class ModelService:
             batch = missing[start:start + self.batch_size]
             part = slices.subset(batch)
             results, n_ = self._with_oom_fallback(
-                analyzer, lambda b=batch, p=part: analyzer.analyze_stacks(b, p.distinct_values(), p.stacks))
+                analyzer, lambda b=batch, p=part: analyzer.analyze_stacks(b, p.distinct_values(), p.stacks,
+                                                                          p.presentation))
             maps = self._keep_maps(series, ref, results)
             notices.append(n_)
         shape = next(iter(maps.values())).shape if maps else (1, 1)

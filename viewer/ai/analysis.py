@@ -23,6 +23,7 @@ from models.runtime.messages import ModelRef as ModelRef
 from models.runtime.messages import StoredSlices
 from viewer.ai.model_registry import ModelEntry
 from viewer.base.model_card import ModelCard
+from viewer.base.preprocess_config import Presentation
 from viewer.core.volume import Volume
 
 if TYPE_CHECKING:
@@ -81,7 +82,14 @@ def stored_slices(volume: Volume, indices: Sequence[int], context: int) -> Store
     whole = len(distinct) == volume.n_slices  # the whole series (the findings): no copy before it is sent
     stored = volume.stored if whole else np.ascontiguousarray(volume.stored[distinct])
     return StoredSlices(stored, float(volume.slope), float(volume.intercept),
-                        stacks.reshape(wanted.shape).astype(np.int32))
+                        stacks.reshape(wanted.shape).astype(np.int32), presentation(volume))
+
+
+def presentation(volume: Volume) -> Presentation:
+    """The series' VOI window (the file's own, when it means something) and MONOCHROME1 flag, which a
+    radiograph model's preprocessing reads (:func:`models.runtime.preprocess.radiograph_plane`)."""
+    w = volume.file_window()
+    return Presentation(volume.invert, (float(w.center), float(w.width)) if w is not None else None)
 
 
 def analysis_order(n: int, first: int) -> list[int]:

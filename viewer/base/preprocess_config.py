@@ -11,9 +11,27 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any, Literal
 
-__all__ = ["Normalise", "PreprocessConfig", "in_channels"]
+__all__ = ["Kind", "Normalise", "PreprocessConfig", "Presentation", "in_channels"]
 
 Normalise = Literal["unit", "standard"]
+Kind = Literal["ct", "radiograph"]
+
+
+@dataclass(frozen=True)
+class Presentation:
+    """How an image's values are meant to be seen, as its file says: what a radiograph's preprocessing
+    needs besides its pixels (a CT's HU windows are the model's own).
+
+    Parameters
+    ----------
+    invert : bool
+        MONOCHROME1: low values are white (PS3.3 C.7.6.3.1.2).
+    window : (center, width) or None
+        The file's VOI window in modality units (None: it has none that means anything).
+    """
+
+    invert: bool = False
+    window: tuple[float, float] | None = None
 
 
 @dataclass(frozen=True)
@@ -22,6 +40,11 @@ class PreprocessConfig:
 
     Parameters
     ----------
+    kind : {"ct", "radiograph"}
+        ``"ct"``: modality values (HU) through ``windows``. ``"radiograph"``: the file's own VOI window
+        (when ``use_voi`` and the file has one), then a per-image percentile stretch (``percentiles``)
+        to 0..1, then MONOCHROME1 inverted (:class:`Presentation`), so a MONOCHROME1 and a MONOCHROME2
+        file of the same anatomy give the same input; ``windows`` and ``context`` are unused (one channel).
     windows : tuple of (center, width)
         HU windows, one output channel each (e.g. lung ``(-600, 1500)`` and mediastinum ``(40, 400)``).
     context : int
@@ -39,8 +62,13 @@ class PreprocessConfig:
         ``"unit"``: windowed values in 0..1; ``"standard"``: ``(v - mean[c]) / std[c]``.
     mean, std : tuple of float
         Per-channel constants for ``"standard"``; length 1 (all channels) or :func:`in_channels`.
+    percentiles : (low, high)
+        Radiographs: the percentiles of the image stretched to 0 and 1.
+    use_voi : bool
+        Radiographs: apply the file's VOI window before the stretch.
     """
 
+    kind: Kind = "ct"
     windows: tuple[tuple[float, float], ...] = ((-600.0, 1500.0),)
     context: int = 0
     clahe: bool = False
@@ -50,8 +78,18 @@ class PreprocessConfig:
     normalise: Normalise = "unit"
     mean: tuple[float, ...] = (0.5,)
     std: tuple[float, ...] = (0.25,)
+    percentiles: tuple[float, float] = (1.0, 99.0)
+    use_voi: bool = True
 
     def __post_init__(self) -> None:
+        if self.kind not in ("ct", "radiograph"):
+            raise ValueError(f"kind must be 'ct' or 'radiograph', got {self.kind!r}")
+        lo, hi = (float(v) for v in self.percentiles)
+        if not 0 <= lo < hi <= 100:
+            raise ValueError(f"percentiles must be 0 <= low < high <= 100, got {self.percentiles}")
+        object.__setattr__(self, "percentiles", (lo, hi))
+        if self.kind == "radiograph" and (len(self.windows) != 1 or self.context != 0):
+            raise ValueError("a radiograph is one image and one channel: one window entry and context 0")
         windows = tuple((float(c), float(w)) for c, w in self.windows)
         object.__setattr__(self, "windows", windows)
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
@@ -82,6 +120,7 @@ class PreprocessConfig:
         d["windows"] = [list(w) for w in self.windows]
         d["mean"] = list(self.mean)
         d["std"] = list(self.std)
+        d["percentiles"] = list(self.percentiles)
         return d
 
     @classmethod
@@ -98,7 +137,7 @@ class PreprocessConfig:
         kw = dict(d)
         if "windows" in kw:
             kw["windows"] = tuple(tuple(w) for w in kw["windows"])
-        for key in ("mean", "std"):
+        for key in ("mean", "std", "percentiles"):
             if key in kw:
                 kw[key] = tuple(kw[key])
         return cls(**kw)

@@ -94,9 +94,9 @@ class Volume:
         :data:`RADIOGRAPH_PERCENTILES` instead (the 1st-99th percentiles would keep the direct-exposure
         background and the collimation in the window).
         """
-        first = self.series.first
-        if first.window_center is not None and first.window_width is not None and not self._no_op_window():
-            return Window(first.window_center, first.window_width, "file")
+        own = self.file_window()
+        if own is not None:
+            return own
         middle = self.n_slices // 2
         if not self.loaded[middle]:
             middle = int(np.flatnonzero(self.loaded)[0]) if self.loaded.any() else middle
@@ -104,6 +104,13 @@ class Volume:
             return percentile_window(self.modality_values(middle), *RADIOGRAPH_PERCENTILES)
         return percentile_window(self.modality_values(middle))
 
+
+    def file_window(self) -> Window | None:
+        """The file's WindowCenter/Width, unless it has none or one that spans the whole stored range."""
+        first = self.series.first
+        if first.window_center is not None and first.window_width is not None and not self._no_op_window():
+            return Window(first.window_center, first.window_width, "file")
+        return None
 
     def _no_op_window(self) -> bool:
         """True for a radiograph whose header window covers at least :data:`FULL_RANGE_SHARE` of its bits."""
