@@ -114,11 +114,12 @@ def test_version() -> None:
     assert ok(frozen("--version")).stdout.strip() == f"radview {VERSION}"
 
 
-def test_ships_the_demo_study_and_model(demo: Path) -> None:
+def test_ships_the_demo_study_and_models(demo: Path) -> None:
     assert sorted(p.name for p in demo.iterdir()) == ["labels", "lung1", "lung2", "manifest.json"]
     models = json.loads(ok(frozen("models", "--json")).stdout)
     shipped = [m for m in models if m["source"] == "shipped"]
-    assert [m["name"] for m in shipped] == ["demo-nodule"] and Path(shipped[0]["path"]).is_relative_to(BUNDLE)
+    assert [m["name"] for m in shipped] == ["demo-cxr-nodule", "demo-nodule"]
+    assert all(Path(m["path"]).is_relative_to(BUNDLE) for m in shipped)
 
 
 def test_info_equals_source(demo: Path) -> None:

@@ -311,7 +311,7 @@ def _write_heatmaps(volume, results, folder: Path) -> None:
 
 def cmd_analyze(args: argparse.Namespace) -> int:
     from viewer.ai.analysis import load_model, model_applies
-    from viewer.ai.model_registry import find_model
+    from viewer.ai.model_registry import find_model, list_models, model_for
     from viewer.base.atomic import atomic_write_text
     from viewer.core.errors import NothingLoadableError
     from viewer.core.volume import load_volume
@@ -322,6 +322,8 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise UsageError(str(e.args[0])) from None
     result = _scan(args.path)
     chosen = [_pick_series(result, args.series)] if args.series else list(result.series)
+    if args.model is None and chosen:  # the model that reads the (first) series' modality
+        entry = model_for(chosen[0].modality, list_models(), entry) or entry
     from models.runtime.analysis import SliceAnalyzer
 
     if args.send and not (args.sr or args.seg or args.sc):
@@ -536,7 +538,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("analyze", help="nodule probability and heatmap per slice, and the nodules found, as JSON")
     p.add_argument("path")
     p.add_argument("--series", help="SeriesInstanceUID (default: every series the model reads)")
-    p.add_argument("--model", help="installed model name or bundle folder (default: demo-nodule)")
+    p.add_argument("--model", help="installed model name or bundle folder (default: the installed model that "
+                                   "reads the series' modality: demo-nodule for CT, demo-cxr-nodule for CR/DX)")
     p.add_argument("--method", choices=["gradcam", "gradcampp", "rollout", "location"],
                    help="heatmap method (default: the model card's)")
     p.add_argument("--json", metavar="OUT", help="write the results here (default: a summary on stdout)")

@@ -23,7 +23,7 @@ The physics, kept simple and stated:
   ``pixel_mm``. The footprint of the inserted nodules is projected alongside: the largest occupancy
   along each ray, and the thickness of nodule each ray crosses.
 
-Everything is numpy and scipy (no torch); a 512 × 512 × 61 CT projects in ~0.1 s.
+Everything is numpy and scipy (no torch); a 512 × 512 × 61 CT projects in ~0.1 s (0.2 s turned).
 """
 
 from __future__ import annotations
@@ -78,18 +78,36 @@ class Projection:
                 -0.5 * sx + (col + 0.5) * self.pixel_mm)
 
 
-def _yaw_shear(volume: np.ndarray, spacing: tuple[float, float, float], yaw_deg: float,
-               fill: float) -> np.ndarray:
-    """The volume with each coronal plane (fixed ``y``) shifted along ``x`` by ``(y - centre) * tan(yaw)``."""
+def _shifted(plane: np.ndarray, shift: float, out: np.ndarray) -> None:
+    """``out`` = ``plane`` (Z, X) moved ``shift`` columns to the right, linearly interpolated, zero filled."""
+    whole = int(np.floor(shift))
+    frac = np.float32(shift - whole)
+    out.fill(0.0)
+    cols = plane.shape[1]
+    for offset, weight in ((whole, 1 - frac), (whole + 1, frac)):
+        if weight == 0 or abs(offset) >= cols:
+            continue
+        if offset >= 0:
+            out[:, offset:] += weight * plane[:, :cols - offset]
+        else:
+            out[:, :offset] += weight * plane[:, -offset:]
+
+
+def _yaw_shear(volume: np.ndarray, spacing: tuple[float, float, float], yaw_deg: float, *,
+               sparse: bool = False) -> np.ndarray:
+    """The volume with each coronal plane (fixed ``y``) shifted along ``x`` by ``(y - centre) * tan(yaw)``
+    (linear interpolation between columns, zero beyond the edges: two slice additions a plane, ~0.1 s for
+    512 x 512 x 61, where scipy's general shift took 0.7 s). ``sparse``: only the planes holding anything
+    are moved (a few nodules' occupancy)."""
     if abs(yaw_deg) < 1e-6:
         return volume
     _, sy, sx = spacing
     ny = volume.shape[1]
     shifts = (np.arange(ny) - (ny - 1) / 2.0) * sy * np.tan(np.radians(yaw_deg)) / sx
-    out = np.empty_like(volume)
-    for y in range(ny):
-        ndimage.shift(volume[:, y, :], (0.0, float(shifts[y])), output=out[:, y, :], order=1, mode="constant",
-                      cval=fill)
+    out = np.zeros_like(volume) if sparse else np.empty_like(volume)
+    planes = np.flatnonzero(volume.any(axis=(0, 2))) if sparse else range(ny)
+    for y in planes:
+        _shifted(volume[:, y, :], float(shifts[y]), out[:, y, :])
     return out
 
 
@@ -127,11 +145,11 @@ def project_pa(volume_hu: np.ndarray, spacing: tuple[float, float, float], *, pi
     if volume_hu.ndim != 3:
         raise ValueError(f"a CT volume is (Z, Y, X), not {volume_hu.shape}")
     sz, sy, sx = (float(v) for v in spacing)
-    mu = _yaw_shear(attenuation(volume_hu), (sz, sy, sx), yaw_deg, 0.0)
+    mu = _yaw_shear(attenuation(volume_hu), (sz, sy, sx), yaw_deg)
     line = mu.sum(axis=1, dtype=np.float64).astype(np.float32) * np.float32(sy)
     footprint = depth = None
     if occupancy is not None:
-        occ = _yaw_shear(np.asarray(occupancy, np.float32), (sz, sy, sx), yaw_deg, 0.0)
+        occ = _yaw_shear(np.asarray(occupancy, np.float32), (sz, sy, sx), yaw_deg, sparse=True)
         footprint = _to_square_pixels(occ.max(axis=1), (sz, sx), pixel_mm)
         depth = _to_square_pixels(occ.sum(axis=1) * np.float32(sy), (sz, sx), pixel_mm)
     return Projection(_to_square_pixels(line, (sz, sx), pixel_mm), float(pixel_mm), footprint, depth,

@@ -42,6 +42,7 @@ def table(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
     r = lambda v: None if v is None else round(float(v), 4)  # noqa: E731 - a one-line rounding rule
     return {
         "auc": r(m.auc),
+        "accuracy": r(m.accuracy),
         "sensitivity": r(m.sensitivity),
         "sensitivity_ci95": wilson_interval(c.tp, c.tp + c.fn),
         "specificity": r(m.specificity),

@@ -103,8 +103,9 @@ def _load(folder):
     return load_volume(series)
 
 
-def series_analysis(volume, folder, n_slices: int = N_SLICES, repeats: int = 3) -> dict:
-    """Seconds for the lane's sweep of ``n_slices`` slices and for plain batched forwards of the same slices.
+def series_analysis(volume, folder, n_slices: int = N_SLICES, repeats: int = 3, model: str | None = None) -> dict:
+    """Seconds for the lane's sweep of ``n_slices`` slices and for plain batched forwards of the same slices,
+    with ``model`` (default: the CT model).
 
     The plain forwards run in a child process of their own (:mod:`tests.benchmarks.plain_forward`), at the
     AI process's niceness, timed inside it; the lane is timed from this process, as the viewer drives it.
@@ -114,7 +115,7 @@ def series_analysis(volume, folder, n_slices: int = N_SLICES, repeats: int = 3) 
     from viewer.base.child_process import ChildProcess
     from viewer.qt.ai.inference import NICE, AnalysisRequest, InferenceLane
 
-    entry = find_model()
+    entry = find_model(model)
     n = volume.n_slices
     key = volume.series.key
     middle = n // 2

@@ -44,11 +44,12 @@ class PlainForward:
     def _inputs(self, indices: list[int], batch: int):
         """Model inputs of ``indices`` in batches of ``batch``: context stacks, then preprocessing."""
         from models.runtime.preprocess import preprocess
-        from viewer.ai.analysis import context_stack
+        from viewer.ai.analysis import context_stack, presentation
 
         cfg = self._loaded.card.preprocess_config()
+        shown = presentation(self._volume)  # a radiograph's window and MONOCHROME1 flag
         for s in range(0, len(indices), batch):
-            yield preprocess(context_stack(self._volume, indices[s : s + batch], cfg.context), cfg)
+            yield preprocess(context_stack(self._volume, indices[s : s + batch], cfg.context), cfg, shown)
 
     def run(self, indices: list[int], batch: int) -> float:
         """Seconds for context stacks + preprocessing + forward of ``indices`` in batches of ``batch``."""

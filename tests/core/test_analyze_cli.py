@@ -146,14 +146,14 @@ def test_models_lists_the_shipped_card() -> None:
 
 
 def test_a_model_that_does_not_apply_is_refused(pydicom_data: Path) -> None:
-    result = radview("analyze", str(pydicom_data / "RG1_UNCR.dcm"))
+    result = radview("analyze", str(pydicom_data / "RG1_UNCR.dcm"), "--model", "demo-nodule")
     assert result.returncode == 3
     assert "reads CT, not CR" in result.stderr
 
 
 def test_unknown_and_corrupt_models(tmp_path: Path, demo_study) -> None:
     unknown = radview("analyze", str(demo_study.lung1), "--model", "no-such-model")
-    assert unknown.returncode == 2 and "installed: demo-nodule" in unknown.stderr
+    assert unknown.returncode == 2 and "installed: demo-cxr-nodule, demo-nodule" in unknown.stderr
     bundle = tmp_path / "broken"
     shutil.copytree(find_model("demo-nodule").path, bundle)
     weights = bundle / "weights.safetensors"

@@ -10,6 +10,7 @@ Torch-free: only model cards are read (:func:`viewer.base.model_card.read_card`)
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -77,3 +78,17 @@ def find_model(name_or_path: str | None = None) -> ModelEntry:
         names = ", ".join(sorted({m.name for m in list_models()})) or "none"
         raise KeyError(f"no model {wanted!r}; installed: {names}")
     return matches[-1]
+
+
+def reads(entry: ModelEntry, modality: str) -> bool:
+    """Whether ``entry``'s card says it reads ``modality`` (a card that names none reads any)."""
+    return not entry.card.modalities or modality in entry.card.modalities
+
+
+def model_for(modality: str, models: Sequence[ModelEntry], preferred: ModelEntry | None = None) -> ModelEntry | None:
+    """The model to read ``modality`` with: ``preferred`` when it reads it, else the first of ``models`` that
+    does (the shipped ones come first in :func:`list_models`), else None. So a chest radiograph opens with the
+    radiograph model and a CT with the CT model, whichever was shown last."""
+    if preferred is not None and reads(preferred, modality):
+        return preferred
+    return next((m for m in models if reads(m, modality)), None)

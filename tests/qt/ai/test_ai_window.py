@@ -206,15 +206,22 @@ def test_a_model_whose_input_does_not_fit_gives_a_clear_message_and_the_previous
     assert w.slice_view.ai_text().startswith("p = ")
 
 
-def test_a_cr_image_with_a_ct_model_says_the_model_does_not_apply(qtbot, ai_window, pydicom_data):
+def test_a_cr_image_opens_with_the_radiograph_model_and_the_ct_model_says_it_does_not_apply(qtbot, ai_window,
+                                                                                           pydicom_data):
     w = ai_window()
     c, ai = w.controller, w.controller.ai
-    _open(qtbot, w, pydicom_data / "RG3_UNCR.dcm")
+    _open(qtbot, w, pydicom_data / "RG1_UNCR.dcm")
     assert c.series.modality == "CR"
+    assert ai.model.name == "demo-cxr-nodule"  # the installed model that reads CR
+    _wait_result(qtbot, ai, 0)
+    assert w.slice_view.ai_text().startswith("p = ")
+    assert ai.results().heat.get(0) is not None
+    # the reader picks the CT model: it says it does not apply, in the panel, not over the burned-in text
+    ai.set_model(find_model("demo-nodule"))
     assert c.wait_idle(30)
+    qtbot.waitUntil(lambda: ai.current().state == NOT_APPLICABLE, timeout=30_000)
     status = ai.current()
-    assert status.state == NOT_APPLICABLE and status.probability is None
-    # said in the panel, not over the radiograph's burned-in text
+    assert status.probability is None
     assert w.ai_panel.verdict_label.text() == "the model does not apply: the model demo-nodule reads CT, not CR"
     assert w.slice_view.ai_text() == ""
     assert w.ai_panel.probability_label.text() == "no number"
@@ -223,7 +230,22 @@ def test_a_cr_image_with_a_ct_model_says_the_model_does_not_apply(qtbot, ai_wind
     message = w.probability_plot._message
     assert message.textItem.textWidth() <= w.probability_plot.width()
     assert not w.slice_view.heat_visible()
-    assert not ai.lane.worker.isRunning()  # nothing was run (and torch was not loaded for it)
+
+
+def test_each_series_opens_with_the_model_that_reads_its_modality(qtbot, ai_window, demo_study, pydicom_data):
+    w = ai_window(sweep=False)
+    ai = w.controller.ai
+    _open(qtbot, w, demo_study.lung1)
+    _wait_result(qtbot, ai, w.controller.slice_index)
+    assert ai.model.name == "demo-nodule"
+    _open(qtbot, w, pydicom_data / "RG1_UNCR.dcm")
+    assert ai.pending_model.name == "demo-cxr-nodule"  # chosen at once, shown from its first answer
+    _wait_result(qtbot, ai, 0)
+    assert ai.model.name == "demo-cxr-nodule" and ai.pending_model is None
+    _open(qtbot, w, demo_study.lung1)
+    assert ai.pending_model.name == "demo-nodule"
+    _wait_result(qtbot, ai, w.controller.slice_index)
+    assert ai.model.name == "demo-nodule"
 
 
 def test_the_faithfulness_badge_follows_a_pause_on_a_slice(qtbot, ai_window, demo_study):

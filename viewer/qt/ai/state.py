@@ -28,7 +28,7 @@ import numpy as np
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from viewer.ai.analysis import model_applies, ranking
-from viewer.ai.model_registry import DEFAULT_MODEL, ModelEntry, find_model, list_models
+from viewer.ai.model_registry import DEFAULT_MODEL, ModelEntry, find_model, list_models, model_for, reads
 from viewer.base.model_card import BundleError
 from viewer.core.overlay import COLORMAPS
 from viewer.qt.ai.contour_edit import ContourEdit
@@ -126,6 +126,7 @@ class AIState(QObject):
         self._entry: ModelEntry | None = None  # active: its results are shown
         self._pending: ModelEntry | None = None  # chosen, being loaded
         self._models: list[ModelEntry] = []
+        self._by_modality: dict[str, ModelEntry] = {}  # the model last shown for each modality
         self._model_error = ""
         self._notice = ""  # e.g. the GPU ran out of memory and the CPU took over
         self._device = ""
@@ -467,8 +468,24 @@ class AIState(QObject):
     def _on_series_loaded(self, key: str) -> None:
         if not self.enabled:
             return
+        self._model_for_series()
         self._schedule()
         self._emit_all()
+
+    def _model_for_series(self) -> None:
+        """Show the series with a model that reads its modality: the one shown if it does, else the one last
+        shown for that modality, else the first installed that does (a chest CR after a CT gets the radiograph
+        model, and the CT after it the CT model again, the reader's own choice included)."""
+        volume, current = self._c.volume, self.model
+        if volume is None or current is None:
+            return
+        modality = volume.series.modality
+        if reads(current, modality):
+            self._by_modality[modality] = current
+            return
+        choice = model_for(modality, self._models, self._by_modality.get(modality))
+        if choice is not None and not same_model(choice, current):
+            self.set_model(choice)
 
     def _on_slice_changed(self, index: int) -> None:
         if not self.enabled:
