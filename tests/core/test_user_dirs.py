@@ -61,4 +61,5 @@ def test_data_and_cache_dirs_fall_back_through_the_environment(tmp_path: Path, t
     monkeypatch.setenv(user_dirs.CACHE_ENV, str(blocker / "cache"))
     assert user_dirs.data_dir() == tmp_root / f"radview-{os.getuid()}" / "data"
     assert user_dirs.cache_dir() == tmp_root / f"radview-{os.getuid()}" / "cache"
-    assert [m.name for m in model_registry.list_models()][:1] == ["demo-nodule"]  # shipped models still listed
+    shipped = [m.name for m in model_registry.list_models() if m.source == "shipped"]
+    assert shipped == ["demo-cxr-nodule", "demo-nodule"]  # the shipped models are still listed
