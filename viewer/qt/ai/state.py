@@ -476,7 +476,8 @@ class AIState(QObject):
         """Show the series with a model that reads its modality: the one shown if it does, else the one last
         shown for that modality, else the first installed that does (a chest CR after a CT gets the radiograph
         model, and the CT after it the CT model again, the reader's own choice included)."""
-        volume, current = self._c.volume, self.model
+        volume = self._c.volume
+        current = self._pending if self._pending is not None else self._entry  # the one the reader will see
         if volume is None or current is None:
             return
         modality = volume.series.modality
