@@ -199,18 +199,18 @@ def _analyze_series(analyzer, volume, want_faithfulness: bool, heatmap_dir: Path
 
     n = volume.n_slices
     results = []
+    shown = presentation(volume)
     report = progress_printer(f"analysing {volume.series.modality} {volume.series.description or volume.series.key}")
     for start in range(0, n, batch):
         indices = list(range(start, min(n, start + batch)))
-        results.extend(analyzer.analyze(indices, context_stack(volume, indices, analyzer.context),
-                                        presentation(volume)))
+        results.extend(analyzer.analyze(indices, context_stack(volume, indices, analyzer.context), shown))
         report(len(results), n)
     order = ranking({r.index: r.probability for r in results})
     faithfulness: dict[int, float] = {}
     if want_faithfulness:
         top = order[:FAITHFULNESS_TOP]
         scores = analyzer.faithfulness(context_stack(volume, top, analyzer.context),
-                                       [results[i].heatmap for i in top], presentation(volume))
+                                       [results[i].heatmap for i in top], shown)
         faithfulness = {i: f.score for i, f in zip(top, scores)}
     if heatmap_dir is not None:
         _write_heatmaps(volume, results, heatmap_dir)
@@ -301,12 +301,13 @@ def _series_findings(volume, results, threshold: float, masks_dir: Path | None, 
 
 
 def _write_heatmaps(volume, results, folder: Path) -> None:
-    from viewer.ai.heatmap_picture import heatmap_picture
+    from viewer.ai.heatmap_picture import heatmap_painter
     from viewer.core.png import write_png
 
     folder.mkdir(parents=True, exist_ok=True)
+    paint = heatmap_painter(volume)
     for r in results:
-        write_png(folder / f"slice_{r.index:04d}.png", heatmap_picture(volume, r.index, r.heatmap))
+        write_png(folder / f"slice_{r.index:04d}.png", paint(r.index, r.heatmap))
 
 
 def cmd_analyze(args: argparse.Namespace) -> int:
@@ -330,7 +331,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
         raise UsageError("--send sends the --sr, --seg and --sc files: ask for at least one")
     loaded = load_model(entry, device=args.device)
     analyzer = SliceAnalyzer(loaded, method=args.method)
-    kept: list = []  # (volume, findings) of each analysed series, for --sr / --seg
+    kept: list = []  # (volume, findings, slice results) of each series with findings, for --sr / --seg / --sc
     doc = {"model": {"name": entry.card.name, "arch": entry.card.arch, "sha256": entry.card.sha256,
                      "threshold": entry.card.threshold, "method": analyzer.method,
                      "demonstration": entry.card.demonstration},

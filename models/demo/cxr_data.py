@@ -119,12 +119,12 @@ class Stamp:
     group: int
 
 
-def base_projections(ctx: LungContext, spacing: tuple[float, float, float]) -> dict[float, np.ndarray]:
+def base_projections(ctx: LungContext) -> dict[float, np.ndarray]:
     """The CT's own PA projection at each of :data:`YAWS`."""
-    return {yaw: project_pa(ctx.volume, spacing, pixel_mm=PIXEL_MM, yaw_deg=yaw).line for yaw in YAWS}
+    return {yaw: project_pa(ctx.volume, ctx.spacing, pixel_mm=PIXEL_MM, yaw_deg=yaw).line for yaw in YAWS}
 
 
-def make_stamps(ctx: LungContext, spacing: tuple[float, float, float], bases: dict[float, np.ndarray], n: int,
+def make_stamps(ctx: LungContext, bases: dict[float, np.ndarray], n: int,
                 rng: np.random.Generator, *, min_diameter_mm: float = 8.0, groups: int = 1,
                 log: Callable[[str], None] = lambda _m: None) -> list[Stamp]:
     """``n`` nodules inserted one at a time in 3-D and projected (see the module docstring); stamp ``i`` is
@@ -136,7 +136,7 @@ def make_stamps(ctx: LungContext, spacing: tuple[float, float, float], bases: di
         sim = insert_nodules(ctx, [_specs(sampler, rng, min_diameter_mm)], rng)
         if not sim.nodules:
             continue
-        p = project_pa(sim.volume, spacing, pixel_mm=PIXEL_MM, occupancy=sim.occupancy, yaw_deg=yaw)
+        p = project_pa(sim.volume, ctx.spacing, pixel_mm=PIXEL_MM, occupancy=sim.occupancy, yaw_deg=yaw)
         assert p.footprint is not None
         rows, cols = np.nonzero(p.footprint > 0.02)
         if not len(rows):

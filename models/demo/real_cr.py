@@ -123,23 +123,24 @@ def _at(maps: np.ndarray, rc: np.ndarray, image_shape: tuple[int, int], reach: i
 
 
 def real_cr_report(model: Any, cfg: PreprocessConfig, threshold: float, *, seed: int, insertions: int = 40,
+                   ctx: LungContext | None = None,
                    log: Callable[[str], None] = lambda _m: None) -> dict:
-    """RG1 as it is and with ``insertions`` 2-D insertions, beside lung1's 3-D insertions (see the module
-    docstring)."""
+    """RG1 as it is and with ``insertions`` 2-D insertions (see the module docstring); the nodules come from
+    ``ctx``, lung1's CT with its lesion erased (:func:`models.demo.cxr_data.patient_context`; made here when
+    not given)."""
     from models.demo.training_data import load_demo_cases
 
     rng = np.random.default_rng(seed)
     stored = rg1()
-    case = load_demo_cases(names=("lung1",))["lung1"]
-    ctx = patient_context(case)
-    bases = base_projections(ctx, case.spacing)
+    ctx = ctx or patient_context(load_demo_cases(names=("lung1",))["lung1"])
+    bases = base_projections(ctx)
     k = contrast_scale(stored, RG1_PRESENTATION, bases[0.0], drr_lung_fields(ctx))
     p0, maps0 = _maps(model, preprocess(stored, cfg, RG1_PRESENTATION))
     peak0 = _peak_rc(maps0, stored.shape)
     fields = lung_fields(radiograph_plane(stored[None], cfg, RG1_PRESENTATION)[0])
     candidates = np.argwhere(fields[::8, ::8]) * 8
     xs, truths = [], []
-    for stamp in make_stamps(ctx, case.spacing, bases, insertions, rng):
+    for stamp in make_stamps(ctx, bases, insertions, rng):
         diameter = stamp.diameter_mm
         zoomed = ndimage.zoom(stamp.line, PIXEL_MM / RG1_PIXEL_MM, order=1)
         r, c = candidates[rng.integers(len(candidates))]

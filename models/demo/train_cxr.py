@@ -283,9 +283,9 @@ def _train(cfg: CxrConfig, log: Callable[[str], None]) -> tuple[Any, dict, dict]
     log("contexts ready (real lesions erased)")
 
     rng = np.random.default_rng(cfg.seed)
-    bases2, bases1 = base_projections(ctx2, lung2.spacing), base_projections(ctx1, lung1.spacing)
-    stamps2 = make_stamps(ctx2, lung2.spacing, bases2, cfg.train_stamps + cfg.val_stamps, rng, log=log)
-    stamps1 = make_stamps(ctx1, lung1.spacing, bases1, cfg.test_stamps, rng, groups=2, log=log)
+    bases2, bases1 = base_projections(ctx2), base_projections(ctx1)
+    stamps2 = make_stamps(ctx2, bases2, cfg.train_stamps + cfg.val_stamps, rng, log=log)
+    stamps1 = make_stamps(ctx1, bases1, cfg.test_stamps, rng, groups=2, log=log)
     train_bank = build_bank(bases2, stamps2[:cfg.train_stamps], pcfg, pairs=cfg.train_pairs, seed=cfg.seed + 1,
                             stride=cfg.map_stride, log=log)
     val_bank = build_bank(bases2, stamps2[cfg.train_stamps:], pcfg, pairs=cfg.val_pairs, seed=cfg.seed + 2,
@@ -331,7 +331,7 @@ def _train(cfg: CxrConfig, log: Callable[[str], None]) -> tuple[Any, dict, dict]
     # lung1's real lesion through the same acquisitions, kept and erased
     ctx1_real = patient_context(lung1, keep_lesion=True)
     # the same acquisitions (one seed) of the CT with its lesion and erased; rows 2j (the twins are the same)
-    kept = build_bank(base_projections(ctx1_real, lung1.spacing), [], pcfg, pairs=cfg.real_pairs,
+    kept = build_bank(base_projections(ctx1_real), [], pcfg, pairs=cfg.real_pairs,
                       seed=cfg.seed + 4, stride=cfg.map_stride).subset(np.arange(0, 2 * cfg.real_pairs, 2))
     erased = build_bank(bases1, [], pcfg, pairs=cfg.real_pairs, seed=cfg.seed + 4,
                         stride=cfg.map_stride).subset(np.arange(0, 2 * cfg.real_pairs, 2))
@@ -348,7 +348,7 @@ def _train(cfg: CxrConfig, log: Callable[[str], None]) -> tuple[Any, dict, dict]
     }
     log(f"real lesion: {real_lesion['above_threshold_kept']:.2f} above threshold kept, "
         f"{real_lesion['above_threshold_erased']:.2f} erased")
-    real_cr = real_cr_report(model, pcfg, threshold, seed=cfg.seed + 4000, log=log)
+    real_cr = real_cr_report(model, pcfg, threshold, seed=cfg.seed + 4000, ctx=ctx1, log=log)
 
     t = results["nodulemap"]["test_lung1"]
     metrics = {

@@ -23,12 +23,12 @@ CFG = PreprocessConfig(kind="radiograph", size=256, clahe=True)
 def lung1(demo_study):
     case = load_demo_cases(names=("lung1",))["lung1"]
     ctx = patient_context(case)
-    return case, ctx, base_projections(ctx, case.spacing)
+    return case, ctx, base_projections(ctx)
 
 
 def test_a_stamp_is_what_the_nodule_inserted_in_3d_adds_to_the_projection(lung1) -> None:
     case, ctx, bases = lung1
-    (stamp,) = make_stamps(ctx, case.spacing, bases, 1, np.random.default_rng(7))
+    (stamp,) = make_stamps(ctx, bases, 1, np.random.default_rng(7))
     # the same nodule, inserted again from the same seed, projected with the CT at the stamp's turn
     rng = np.random.default_rng(7)
     rng.integers(5)  # the stamp's turn was drawn first
@@ -57,8 +57,8 @@ def test_monochrome1_and_monochrome2_storage_of_one_acquisition_prepare_alike(lu
 
 
 def test_a_pair_differs_only_where_its_nodules_are(lung1) -> None:
-    case, ctx, bases = lung1
-    stamps = make_stamps(ctx, case.spacing, bases, 10, np.random.default_rng(5), groups=2)
+    _, ctx, bases = lung1
+    stamps = make_stamps(ctx, bases, 10, np.random.default_rng(5), groups=2)
     bank = build_bank(bases, stamps, CFG, pairs=6, seed=1)
     assert len(bank.y) == 12 and list(bank.y[1::2]) == [0] * 6
     assert set(bank.variant[0::2]) == {0, 1}  # the groups alternate: their nodules are disjoint

@@ -44,10 +44,10 @@ log = logging.getLogger(__name__)
 
 _config.LOG_REQUEST_IDENTIFIERS = False  # pynetdicom would log every identifier: names and IDs
 _config.LOG_RESPONSE_IDENTIFIERS = False
-_config.STORE_SEND_CHUNKED_DATASET = True
+_config.STORE_SEND_CHUNKED_DATASET = True  # a file is sent as it is on disk, not decoded and encoded again
 # pynetdicom's standard handlers describe every PDU and message for its debug log, logged or not (3 % of a
 # 500-study C-FIND, measured); radview's errors say what matters in one line.
-_config.LOG_HANDLER_LEVEL = "none"  # a file is sent as it is on disk, not decoded and encoded again
+_config.LOG_HANDLER_LEVEL = "none"
 # pynetdicom logs each failure as several ERROR lines; radview's error says it in one (with the reason).
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
 

@@ -44,6 +44,10 @@ class OverlaySettings:
     threshold: float = DEFAULT_HEAT_THRESHOLD
     suspicious_only: bool = True
 
+    def draws_on(self, suspicious: bool) -> bool:
+        """Whether the heatmap is drawn on a slice (``suspicious``: at or above the model's threshold)."""
+        return self.visible and (suspicious or not self.suspicious_only)
+
 
 def _decimals(p: float, t: float) -> int:
     """Enough decimals (3 to 6) that ``p`` and ``t`` do not print alike unless they are equal."""

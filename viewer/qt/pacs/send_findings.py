@@ -81,7 +81,7 @@ def capture_snapshot(controller) -> tuple[str, Callable[[], list[Path]]] | str:
     probability, card = float(results.probabilities[index]), entry.card
     if not look.visible:
         return "The heatmap is hidden (H): show it to send what you see"
-    if look.suspicious_only and probability < card.threshold:
+    if not look.draws_on(probability >= card.threshold):
         return (f"The model calls {image} clean (p = {probability:.2f}, below {card.threshold:.2f}), so no heatmap "
                 "is shown there and none is sent")
     heatmap = heat.astype(np.float32) / 255  # the window keeps heatmaps as uint8

@@ -41,7 +41,7 @@ class HeatLayer:
         """Draw the heatmap of slice ``index`` (image ``shape`` in pixels of ``spacing`` mm), or hide it when
         there is no result for it, the overlay is off, or the slice is not shown."""
         show = (status is not None and status.heat is not None and status.index == index
-                and overlay.visible and (status.suspicious or not overlay.suspicious_only)
+                and overlay.draws_on(status.suspicious)
                 and image_shown and shape != (0, 0))
         self.show_heat(status.heat if show and status is not None else None, shape, spacing)
 
