@@ -165,6 +165,10 @@ class FineTuneConfig:
     optimizer : {"adam", "adamw", "sgd"}
         SGD uses momentum 0.9.
     lr, weight_decay : float
+    dropout : float, optional
+        Dropout rate of the trained layers (every dropout module of the model, and timm's ``drop_rate``
+        before the classifier); None keeps the model's own (smallcnn 0.5, nodulemap 0). A grid setting
+        of seed 004. Frozen layers run in eval mode, where dropout does nothing.
     batch_size, epochs : int
     patience : int
         Stop after this many epochs without a lower validation loss (0: never stop early).
@@ -201,6 +205,7 @@ class FineTuneConfig:
     optimizer: OptimizerName = "adam"
     lr: float = 1e-3
     weight_decay: float = 0.0
+    dropout: float | None = None
     batch_size: int = 16
     epochs: int = 10
     patience: int = 3
@@ -234,6 +239,8 @@ class FineTuneConfig:
             raise ValueError(f"learning rate must be > 0, got {self.lr}")
         if self.weight_decay < 0:
             raise ValueError(f"weight decay must be >= 0, got {self.weight_decay}")
+        if self.dropout is not None and not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.batch_size < 1 or self.epochs < 1 or self.patience < 0:
             raise ValueError("batch size and epochs must be >= 1 and patience >= 0")
         if self.threshold_method not in ("youden", "sensitivity"):

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from models.finetune.config import FineTuneConfig, check_model_name
+from models.finetune.grid import GridRow
 from models.finetune.metrics import (
     BinaryMetrics,
     RocCurve,
@@ -49,6 +50,9 @@ class FineTuneResult:
         Epoch 0 (the starting model) to the last one run.
     best_epoch : int
         Whose weights were kept (0: fine-tuning never beat the starting model on validation loss).
+    grid, grid_best
+        A grid search's rows (every configuration, on validation) and the one chosen, which this result
+        refit (:mod:`models.finetune.grid`); empty for a single run.
     """
 
     config: FineTuneConfig
@@ -71,6 +75,8 @@ class FineTuneResult:
     seconds: float
     n_trainable: int = 0
     metrics: dict[str, BinaryMetrics] = field(default_factory=dict)
+    grid: tuple[GridRow, ...] = ()
+    grid_best: GridRow | None = None
 
     def __post_init__(self) -> None:
         if not self.metrics:
@@ -127,7 +133,15 @@ class FineTuneResult:
             "trainable_parameters": self.n_trainable,
             "seconds": round(self.seconds, 2),
             "summary": self.summary(),
+            **self._grid_dict(),
         }
+
+    def _grid_dict(self) -> dict[str, Any]:
+        """``"grid"`` (every configuration) and ``"best"`` (the one refit), or nothing for a single run."""
+        if self.grid_best is None:
+            return {}
+        return {"grid": [r.to_dict() for r in self.grid],
+                "best": {**self.grid_best.to_dict(), "chosen_by": "validation AUC, then validation loss"}}
 
     def card(self, name: str, version: str = "1") -> ModelCard:
         """The model card of this result (``sha256`` and ``created`` are filled in when saved)."""
@@ -157,6 +171,8 @@ class FineTuneResult:
             "optimizer": self.config.optimizer,
             "lr": self.config.lr,
             "batch_size": self.config.batch_size,
+            "dropout": self.config.dropout,
+            "weight_decay": self.config.weight_decay,
             "augmentation": self.config.augment.to_dict(),
             "class_weighting": self.config.class_weighting,
             "batch_norm_statistics": "frozen" if self.config.bn_frozen else "updated",
@@ -164,6 +180,7 @@ class FineTuneResult:
             "seconds": round(self.seconds, 1),
             "data": self.data,
             "counts": n,
+            **({"grid_search": self._grid_dict()} if self.grid_best is not None else {}),
         }
         intended = (f"Fine-tuned by a user from {parent} on {sum(v.get('n', 0) for v in n.values())} labelled images; "
                     if parent else f"Trained from scratch by a user on {sum(v.get('n', 0) for v in n.values())} "

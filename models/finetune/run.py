@@ -162,6 +162,22 @@ def _reset(model: nn.Module, prefixes: Sequence[str]) -> None:
                 last.bias.zero_()
 
 
+def set_dropout(model: nn.Module, rate: float) -> int:
+    """Every dropout module of ``model`` at ``rate``, and timm's ``drop_rate`` (the functional dropout its
+    ``forward_head`` applies before the classifier). Returns how many places were set."""
+    from torch import nn
+
+    n = 0
+    for m in model.modules():
+        if isinstance(m, nn.modules.dropout._DropoutNd):
+            m.p = float(rate)
+            n += 1
+    if isinstance(getattr(model, "drop_rate", None), float):
+        model.drop_rate = float(rate)  # type: ignore[assignment]
+        n += 1
+    return n
+
+
 def _state(model: nn.Module, prefixes: Sequence[str]) -> dict[str, Any]:
     """A copy of the trained part of the state (everything in full mode)."""
     return {k: v.detach().clone() for k, v in model.state_dict().items() if not prefixes or under_prefixes(k, prefixes)}
@@ -301,6 +317,8 @@ class TrainingRun:
         torch.manual_seed(cfgr.seed)
         gen = torch.Generator().manual_seed(cfgr.seed)
         model, arch, arch_kwargs, base_card = _build_model(cfgr, self.preprocessing, device)
+        if cfgr.dropout is not None:
+            set_dropout(model, cfgr.dropout)
         neg_name, pos_name = cfgr.class_names()
         tr, va, te = self.sets["train"], self.sets["val"], self.sets["test"]
         assert tr is not None and va is not None

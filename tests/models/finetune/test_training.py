@@ -1,10 +1,5 @@
-"""The fine-tune engine on real CT slices with the project's own synthetic nodules.
-
-Data: the two demo CTs (pyradiomics lung1 and lung2, cached by ``radview demo``), downsampled to 256 px,
-with solid 10-20 mm nodules inserted by ``models.demo.simulate``. Slices are cut into blocks of 12 that act
-as patients (a block never straddles two splits, so 2.5D neighbours never leak across them). About
-80 slices, ~3 s to make.
-"""
+"""The fine-tune engine on real CT slices with the project's own synthetic nodules
+(:mod:`tests.finetune_sets`: the demo CTs with simulated nodules, blocks of 12 slices as patients)."""
 
 from __future__ import annotations
 
@@ -16,8 +11,6 @@ import pytest
 import torch
 from sklearn import metrics as skm
 
-from models.demo.simulated_slices import simulated_nodule_slices
-from models.demo.training_data import context_stack
 from models.finetune.config import (
     Augmentation,
     FineTuneConfig,
@@ -31,65 +24,18 @@ from models.finetune.run import estimate_epoch_seconds, train
 from models.finetune.trainer import Trainer
 from models.runtime.architectures import create_model
 from models.runtime.bundle import load_bundle
+from tests.finetune_sets import DEMO, SMALL, demo_slices, sets_for
 from viewer.base.model_card import ARCHITECTURES, file_sha256, read_card
-from viewer.base.preprocess_config import PreprocessConfig
-
-ROOT = Path(__file__).resolve().parents[3]
-DEMO = ROOT / "resources" / "models" / "demo-nodule"
-BLOCK = 12
-
-
-def _demo_volumes() -> list[tuple[str, np.ndarray, tuple[float, float, float], np.ndarray]]:
-    import SimpleITK as sitk
-
-    from viewer.core.demo import ensure_demo_study
-    from viewer.core.scan import scan
-    from viewer.core.volume import load_volume
-
-    study = ensure_demo_study()
-    out = []
-    for name, folder, label in (("lung1", study.lung1, study.lung1_label), ("lung2", study.lung2, study.lung2_label)):
-        (series,) = scan(folder).series
-        volume = load_volume(series)
-        hu = volume.stored.astype(np.float32) * volume.slope + volume.intercept
-        z, h, w = hu.shape
-        hu = hu.reshape(z, h // 2, 2, w // 2, 2).mean(axis=(2, 4))  # 256 px, 2x the pixel spacing
-        lesion = sitk.GetArrayFromImage(sitk.ReadImage(str(label)))[:, ::2, ::2] > 0
-        row, col = series.first.pixel_spacing
-        out.append((name, hu, (series.geometry.slice_spacing, 2 * row, 2 * col), lesion))
-    return out
 
 
 @pytest.fixture(scope="module")
 def slices() -> dict:
-    """HU context stacks (z-1, z, z+1), labels and pseudo-patient per slice, already split by patient."""
-    stacks, labels, groups = [], [], []
-    for name, hu, spacing, lesion in _demo_volumes():
-        sim = simulated_nodule_slices(hu, spacing, n_nodules=10, diameter_mm=(10.0, 20.0), seed=1, exclude=lesion)
-        for k in sim.positives + sim.negatives:
-            stacks.append(context_stack(sim.volume, [k], 1)[0])
-            labels.append(int(sim.labels[k]))
-            groups.append(f"{name}-{k // BLOCK}")
-    patients = sorted(set(groups))
-    split = {"train": patients[0::3], "val": patients[1::3], "test": patients[2::3]}
-    out = {}
-    for name, members in split.items():
-        idx = [i for i, g in enumerate(groups) if g in members]
-        out[name] = (np.stack([stacks[i] for i in idx]), np.array([labels[i] for i in idx]), [groups[i] for i in idx])
-        assert 0 < out[name][1].sum() < len(idx), name  # both classes in every split
-    return out
-
-
-def sets_for(slices: dict, cfg: PreprocessConfig) -> dict[str, TrainingSet]:
-    return {k: TrainingSet.from_hu(hu, y, cfg, groups=g) for k, (hu, y, g) in slices.items()}
+    return demo_slices()
 
 
 @pytest.fixture(scope="module")
 def demo_sets(slices) -> dict[str, TrainingSet]:
     return sets_for(slices, read_card(DEMO).preprocess_config())
-
-
-SMALL = PreprocessConfig(size=64)
 
 
 @pytest.fixture(scope="module")
