@@ -114,6 +114,32 @@ def test_from_scratch_on_a_csv_of_png_exports(written, data_dir: Path, tmp_path:
     assert card.training_data["augmentation"]["flips"] and not card.training_data["augmentation"]["rotation"]
 
 
+def test_a_grid_search_reports_every_configuration_and_refits_the_best(written, data_dir: Path, tmp_path: Path,
+                                                                         capsys: pytest.CaptureFixture) -> None:
+    """--grid: four configurations, each scored on validation; the best (by validation AUC, then loss) is the
+    one refit, tested once and saved, and the JSON and the card carry the whole grid."""
+    metrics = tmp_path / "grid.json"
+    assert finetune("--data", str(written["csv"]), "--arch", "smallcnn", "--size", "64", "--mode", "full",
+                    "--grid", "lr=3e-3,1e-4;dropout=0,0.5", "--out", "gridded", "--json", str(metrics)) == 0
+    err = capsys.readouterr().err
+    assert "grid search: 4 configurations (lr=0.003,0.0001;dropout=0,0.5), about" in err
+    assert [f"configuration {i}/4: " in err for i in (1, 2, 3, 4)] == [True] * 4 and "best: configuration" in err
+    doc = json.loads(metrics.read_text())
+    rows = doc["grid"]
+    assert [r["params"] for r in rows] == [{"lr": 3e-3, "dropout": 0.0}, {"lr": 3e-3, "dropout": 0.5},
+                                           {"lr": 1e-4, "dropout": 0.0}, {"lr": 1e-4, "dropout": 0.5}]
+    assert all({"params", "val_auc", "val_loss", "epochs", "seconds"} <= set(r) and r["seconds"] > 0 for r in rows)
+    ranked = sorted(rows, key=lambda r: (r["val_auc"] is None, -(r["val_auc"] or 0), r["val_loss"]))
+    assert doc["best"]["params"] == ranked[0]["params"] and doc["best"]["chosen_by"].startswith("validation AUC")
+    assert doc["metrics"]["test"]["n"] > 0 and doc["metrics"]["val"]["auc"] == pytest.approx(ranked[0]["val_auc"],
+                                                                                              abs=1e-6)
+    assert doc["config"]["lr"] == doc["best"]["params"]["lr"]
+    assert doc["config"]["dropout"] == doc["best"]["params"]["dropout"]
+    card = read_card(data_dir / "models" / "gridded")
+    assert card.training_data["grid_search"]["best"]["params"] == doc["best"]["params"]
+    assert len(card.training_data["grid_search"]["grid"]) == 4
+
+
 def test_too_few_images_per_class_is_refused_before_training(written, data_dir: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture) -> None:
     small = tmp_path / "small"
@@ -144,6 +170,9 @@ def test_nan_loss_stops_with_a_clear_message_and_no_model(written, data_dir: Pat
     (["--arch", "smallcnn"], "--base NAME|FILE"),
     (["--out", "../escape"], "model name '../escape'"),
     (["--json", "/no/such/dir/m.json"], "--json: no folder"),
+    (["--grid", "lr=1e-3;speed=2"], "unknown grid setting speed"),
+    (["--grid", "dropout=0.5,1.5"], "dropout must be in [0, 1)"),
+    (["--grid", "batch=16,x"], "'x' is not an integer"),
 ])
 def test_bad_usage_exits_2(
     written, data_dir: Path, capsys: pytest.CaptureFixture, args: list[str], message: str

@@ -14,6 +14,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from viewer import __version__
 from viewer.core.privacy import install_log_redaction
@@ -396,11 +397,18 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     interactive = sys.stderr.isatty()
 
     def on_batch(p) -> None:  # one redrawn stderr line per batch when stderr is a terminal
-        if interactive:
-            eta = "" if p.eta_seconds is None else f", about {p.eta_seconds:.0f} s left"
-            end = "\n" if p.batch == p.batches and p.phase == "final" else ""
-            print(f"\r{p.phase} epoch {p.epoch}/{p.epochs}: batch {p.batch}/{p.batches}{eta}    ", end=end,
-                  file=sys.stderr, flush=True)
+        if not interactive:
+            return
+        where = ""
+        if isinstance(p, ft.GridProgress):  # a grid search: which configuration, and the whole search's ETA
+            where = "refit: " if p.index == p.total else f"configuration {p.index + 1}/{p.total}: "
+            eta_s, p = p.eta_seconds, p.step
+        else:
+            eta_s = p.eta_seconds
+        eta = "" if eta_s is None else f", about {eta_s:.0f} s left"
+        end = "\n" if p.batch == p.batches and p.phase == "final" else ""
+        print(f"\r{where}{p.phase} epoch {p.epoch}/{p.epochs}: batch {p.batch}/{p.batches}{eta}    ", end=end,
+              file=sys.stderr, flush=True)
 
     if not Path(args.data).exists():
         raise UsageError(f"no such file or folder: {args.data}")
@@ -427,7 +435,12 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             lr=args.lr, batch_size=args.batch, epochs=args.epochs, patience=args.patience, seed=args.seed,
             device=args.device, threshold_method="sensitivity" if args.target_sensitivity else "youden",
             target_sensitivity=args.target_sensitivity or 0.9, class_weighting=not args.no_class_weighting,
+            dropout=args.dropout, weight_decay=args.weight_decay,
         )
+        grid = None
+        if args.grid is not None:
+            grid = ft.Grid.parse(args.grid)
+            grid.configs(config)  # every combination is a valid configuration, before any image is read
     except KeyError as e:
         raise UsageError(str(e.args[0])) from None
     except ValueError as e:
@@ -451,8 +464,19 @@ def cmd_finetune(args: argparse.Namespace) -> int:
             if ts is not None:
                 print(f"{name}: {len(ts)} images ({ts.n_positive} positive) from {len(ts.patients)} patient(s)",
                       file=sys.stderr)
-        run = ft.start(config, data, progress=on_batch)
+        if grid is None:
+            run: Any = ft.start(config, data, progress=on_batch)
+        else:
+            seconds = ft.estimate_grid(config, grid, data)
+            print(f"grid search: {len(grid)} configurations ({grid.text()}), about {seconds / 60:.1f} min at most; "
+                  f"each is chosen on validation, the best refit and tested once", file=sys.stderr)
+            run = ft.start_grid(config, grid, data, progress=on_batch, estimate_seconds=seconds)
         for r in run:
+            if isinstance(r, ft.GridRow):
+                print(f"configuration {r.index + 1}/{len(grid or ())}: {_params_text(r.params)}: val AUC "
+                      f"{fmt(r.val_auc)}, val loss {r.val_loss:.4f}, {r.epochs} epoch(s) (best {r.best_epoch}), "
+                      f"{r.seconds:.1f} s", file=sys.stderr)
+                continue
             train_part = "" if r.train_loss is None else f"train loss {r.train_loss:.4f}, "
             print(f"epoch {r.epoch}/{r.epochs}: {train_part}val loss {r.val_loss:.4f}, val AUC {fmt(r.val.auc)}"
                   f"{' *' if r.best else ''}{' (early stop)' if r.stopping_early else ''}", file=sys.stderr)
@@ -463,6 +487,9 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         return 1
     result = run.result
     assert result is not None
+    if result.grid_best is not None:
+        print(f"best: configuration {result.grid_best.index + 1} ({_params_text(result.grid_best.params)}), "
+              f"chosen by validation AUC then loss; refit and tested once", file=sys.stderr)
     path = ft.save_model(result, args.out or ft.default_model_name(config))
     from viewer.base.model_card import read_card
 
@@ -474,6 +501,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
     print(f"saved model {path.name} ({path}); {result.summary()}")
     print(f"use it: radview analyze PATH --model {path.name}")
     return EXIT_OK
+
+
+def _params_text(params: dict) -> str:
+    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in params.items())
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -586,6 +617,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
     p.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam")
+    p.add_argument("--dropout", type=float, help="dropout rate of the model (default: the model's own)")
+    p.add_argument("--weight-decay", type=float, default=0.0, help="weight decay (default 0)")
+    p.add_argument("--grid", metavar="SPEC", help="grid search, e.g. 'lr=1e-3,3e-4;batch=16,32;dropout=0.3,0.5' "
+                   "(also weight_decay, epochs, patience, mode, optimizer): every combination is trained and "
+                   "scored on validation, the best refit and tested once; the other options are the defaults")
     p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0: off)")
     p.add_argument("--augment", metavar="LIST", help="comma-separated: flips,rotation,noise,intensity,clahe")
     p.add_argument("--no-class-weighting", action="store_true", help="do not weight the rarer class up")

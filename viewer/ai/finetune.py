@@ -23,8 +23,10 @@ already shown in the model's first window: value ``v`` of ``vmax`` (the type's m
 65535 for 16-bit) becomes ``center - width/2 + v / vmax * width``, so that window gives back
 ``v / vmax``; a floating-point TIFF is taken as modality values (HU) as they are.
 
-torch is imported only by :func:`start` and :func:`estimate` (through :mod:`models.finetune.run`) and when
-images are preprocessed.
+A grid search (seed 004) is :func:`start_grid` in place of :func:`start`, with :func:`estimate_grid`.
+
+torch is imported only by :func:`start`, :func:`start_grid` and the estimates (through
+:mod:`models.finetune.run`) and when images are preprocessed.
 """
 
 from __future__ import annotations
@@ -41,6 +43,9 @@ import numpy as np
 # What the fine-tune dialog needs of the engine (torch-free); the window imports models only through here.
 from models.finetune.config import Augmentation as Augmentation
 from models.finetune.config import FineTuneConfig as FineTuneConfig
+from models.finetune.grid import Grid as Grid
+from models.finetune.grid import GridProgress as GridProgress
+from models.finetune.grid import GridRow as GridRow
 from models.finetune.reports import EpochReport as EpochReport
 from models.finetune.reports import TrainingProgress as TrainingProgress
 from viewer.ai.model_registry import find_model, list_models, user_models_dir
@@ -62,6 +67,7 @@ from viewer.core.series import SeriesInfo, group_series
 
 if TYPE_CHECKING:
     from models.finetune.datasets import TrainingSet
+    from models.finetune.grid import GridSearch
     from models.finetune.result import FineTuneResult
     from models.finetune.run import TrainingRun
     from viewer.base.preprocess_config import PreprocessConfig
@@ -72,10 +78,12 @@ __all__ = [
     "dataset_from_labels",
     "default_model_name",
     "estimate",
+    "estimate_grid",
     "import_data",
     "prepare",
     "save_model",
     "start",
+    "start_grid",
 ]
 
 Progress = Callable[[int, int], None]
@@ -384,6 +392,26 @@ def estimate(config: FineTuneConfig, data: PreparedData) -> float:
     from models.finetune.run import estimate_epoch_seconds
 
     return estimate_epoch_seconds(config, len(data.train), len(data.val))
+
+
+def start_grid(config: FineTuneConfig, grid: Grid, data: PreparedData, *, cancel: Callable[[], bool] | None = None,
+               progress: Callable[[GridProgress], None] | None = None,
+               estimate_seconds: float | None = None) -> GridSearch:
+    """:func:`models.finetune.grid.grid_search` on prepared data: every combination of ``grid`` applied to
+    ``config`` on the training split, chosen on validation, the best refit and tested once."""
+    from models.finetune.grid import grid_search
+
+    return grid_search(config, grid, data.train, data.val, data.test, cancel=cancel, progress=progress,
+                       data_info=data.info(), estimate_seconds=estimate_seconds)
+
+
+def estimate_grid(config: FineTuneConfig, grid: Grid, data: PreparedData) -> float:
+    """Seconds the whole grid search takes at most here (:func:`models.finetune.grid.estimate_grid_seconds`)."""
+    from models.finetune.grid import estimate_grid_seconds
+    from models.finetune.run import estimate_epoch_seconds
+
+    return estimate_grid_seconds(grid.configs(config), len(data.train), len(data.val),
+                                 lambda c: estimate_epoch_seconds(c, len(data.train), len(data.val)))
 
 
 def save_model(result: FineTuneResult, name: str) -> Path:
