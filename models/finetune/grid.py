@@ -29,11 +29,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from models.finetune.config import FineTuneConfig
-from models.finetune.reports import EpochReport, TrainingProgress
+from models.finetune.reports import EpochReport, GridProgress, GridRow, TrainingProgress
 
 if TYPE_CHECKING:
     from models.finetune.datasets import TrainingSet
     from models.finetune.result import FineTuneResult
+
+__all__ = ["GRID_KEYS", "MAX_COMBINATIONS", "Grid", "GridProgress", "GridRow", "GridSearch", "apply", "best_row",
+           "estimate_grid_seconds", "grid_search", "rank_key"]
 
 #: Grid keys -> (FineTuneConfig field, value type). ``batch`` and ``wd`` are short names.
 GRID_KEYS: dict[str, tuple[str, type]] = {
@@ -126,38 +129,6 @@ class Grid:
 def apply(base: FineTuneConfig, params: dict[str, Any]) -> FineTuneConfig:
     """``base`` with grid ``params`` (grid keys) set; raises ValueError for a value the config refuses."""
     return dataclasses.replace(base, **{GRID_KEYS[k][0]: v for k, v in params.items()})
-
-
-@dataclass(frozen=True)
-class GridRow:
-    """One configuration's outcome on validation (``val_auc`` None when undefined)."""
-
-    index: int
-    params: dict[str, Any]
-    val_auc: float | None
-    val_loss: float
-    epochs: int
-    best_epoch: int
-    seconds: float
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"params": dict(self.params), "val_auc": None if self.val_auc is None else round(self.val_auc, 6),
-                "val_loss": round(self.val_loss, 6), "epochs": self.epochs, "best_epoch": self.best_epoch,
-                "seconds": round(self.seconds, 2)}
-
-
-@dataclass(frozen=True)
-class GridProgress:
-    """A batch of configuration ``index`` (0-based) of ``total`` (the refit is ``index == total``).
-
-    ``eta_seconds``: the whole search's remaining time (the run's own ETA plus the configurations still
-    to come at the mean time of those done, or the estimate before any is done); None when unknown.
-    """
-
-    index: int
-    total: int
-    step: TrainingProgress
-    eta_seconds: float | None
 
 
 def rank_key(row: GridRow) -> tuple:

@@ -1,4 +1,5 @@
-"""What a fine-tune run reports while it runs: progress per batch and a report per epoch (torch-free)."""
+"""What a fine-tune run reports while it runs: progress per batch and a report per epoch, and a grid
+search's progress and row per configuration (torch-free)."""
 
 from __future__ import annotations
 
@@ -62,3 +63,35 @@ class EpochReport:
             "stopping_early": self.stopping_early,
             "seconds": round(self.seconds, 3),
         }
+
+
+@dataclass(frozen=True)
+class GridRow:
+    """One configuration's outcome on validation (``val_auc`` None when undefined)."""
+
+    index: int
+    params: dict[str, Any]
+    val_auc: float | None
+    val_loss: float
+    epochs: int
+    best_epoch: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"params": dict(self.params), "val_auc": None if self.val_auc is None else round(self.val_auc, 6),
+                "val_loss": round(self.val_loss, 6), "epochs": self.epochs, "best_epoch": self.best_epoch,
+                "seconds": round(self.seconds, 2)}
+
+
+@dataclass(frozen=True)
+class GridProgress:
+    """A batch of configuration ``index`` (0-based) of ``total`` (the refit is ``index == total``).
+
+    ``eta_seconds``: the whole search's remaining time (the run's own ETA plus the configurations still
+    to come at the mean time of those done, or the estimate before any is done); None when unknown.
+    """
+
+    index: int
+    total: int
+    step: TrainingProgress
+    eta_seconds: float | None

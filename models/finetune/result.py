@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any, Literal
 import numpy as np
 
 from models.finetune.config import FineTuneConfig, check_model_name
-from models.finetune.grid import GridRow
 from models.finetune.metrics import (
     BinaryMetrics,
     RocCurve,
@@ -21,7 +20,7 @@ from models.finetune.metrics import (
     roc_curve,
     select_threshold,
 )
-from models.finetune.reports import EpochReport
+from models.finetune.reports import EpochReport, GridRow
 from viewer.base.model_card import BundleError, ModelCard
 from viewer.base.preprocess_config import PreprocessConfig, in_channels
 
