@@ -46,6 +46,7 @@ from models.finetune.config import FineTuneConfig as FineTuneConfig
 from models.finetune.grid import Grid as Grid
 from models.finetune.grid import GridProgress as GridProgress
 from models.finetune.grid import GridRow as GridRow
+from models.finetune.grid import best_row as best_row
 from models.finetune.reports import EpochReport as EpochReport
 from models.finetune.reports import TrainingProgress as TrainingProgress
 from viewer.ai.model_registry import find_model, list_models, user_models_dir

@@ -4,8 +4,9 @@ The dialog never imports torch: it starts ``ChildProcess("viewer.ai.finetune_ser
 (:mod:`viewer.base.child_process`; nice 10, so scrolling wins the CPU) and calls, from a worker thread::
 
     child.call("load_data", DataSource("import", ("labelled/",)))   -> DataSummary
-    child.call("prepare", config, test=0.2, val=0.1)                 -> PreparedSummary (with the estimate)
+    child.call("prepare", config, test=0.2, val=0.1, grid=None)      -> PreparedSummary (with the estimate)
     for item in child.stream("train"): ...                          -> TrainingProgress | EpochReport | ResultView
+                                                   (a grid search: GridProgress | GridRow, then the refit's)
     child.call("compare", stack)                                     -> Comparison (base and new heatmaps)
     child.call("set_threshold", "sensitivity", target=0.9)           -> ThresholdChoice
     child.call("save", "my-model")                                   -> bundle folder (str)
@@ -88,13 +89,16 @@ class DataSummary:
 
 @dataclass(frozen=True)
 class PreparedSummary:
-    """The split (images, positives and patients per split), images left out, and seconds per epoch."""
+    """The split (images, positives and patients per split), images left out, and seconds per epoch;
+    with a grid, its size and the whole search's time at most (:func:`viewer.ai.finetune.estimate_grid`)."""
 
     splits: dict[str, tuple[int, int, int]]  # split -> (images, positives, patients)
     classes: tuple[str, str]
     class_map: dict[str, int]
     skipped: tuple[tuple[str, str], ...]
     seconds_per_epoch: float
+    grid_size: int = 0
+    grid_seconds: float | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +124,8 @@ class ResultView:
     parent: str | None
     base_name: str | None
     n_trainable: int
+    grid: tuple[ft.GridRow, ...] = ()
+    grid_best: ft.GridRow | None = None
 
 
 @dataclass(frozen=True, eq=False)
@@ -159,6 +165,8 @@ class FineTuneService:
     _dataset: Any = field(default=None, repr=False)
     _config: Any = field(default=None, repr=False)
     _data: Any = field(default=None, repr=False)
+    _grid: Any = field(default=None, repr=False)
+    _grid_seconds: float | None = field(default=None, repr=False)
     _result: Any = field(default=None, repr=False)
     _base_loaded: Any = field(default=None, repr=False)
 
@@ -184,25 +192,31 @@ class FineTuneService:
                            len(dataset.duplicates), _skipped(dataset.skipped), len(dataset.skipped),
                            tuple(dataset.warnings), dataset.imbalance_warning, dataset.patients_per_class)
 
-    def prepare(self, config: Any, *, test: float = 0.2, val: float = 0.1,
-                positive: str | None = None) -> PreparedSummary:
-        """Split by patient, preprocess, and time an epoch (:func:`viewer.ai.finetune.prepare`, ``estimate``)."""
+    def prepare(self, config: Any, *, test: float = 0.2, val: float = 0.1, positive: str | None = None,
+                grid: ft.Grid | None = None) -> PreparedSummary:
+        """Split by patient, preprocess, and time an epoch (:func:`viewer.ai.finetune.prepare`, ``estimate``);
+        with ``grid``, :meth:`train` searches it and the summary carries its estimate."""
         if self._dataset is None:
             raise RuntimeError("load the data first")
         data = ft.prepare(self._dataset, config, test=test, val=val, positive=positive, cancel=self._cancelled)
-        self._config, self._data, self._result = config, data, None
+        self._config, self._data, self._result, self._grid, self._grid_seconds = config, data, None, None, None
         splits = {}
         for name, s in (("train", data.train), ("val", data.val), ("test", data.test)):
             if s is not None and len(s):
                 splits[name] = (len(s), s.n_positive, len(s.patients))
         seconds = ft.estimate(config, data)
-        return PreparedSummary(splits, data.classes, data.class_map, _skipped(data.skipped), seconds)
+        if grid is not None:
+            self._grid, self._grid_seconds = grid, ft.estimate_grid(config, grid, data)
+        return PreparedSummary(splits, data.classes, data.class_map, _skipped(data.skipped), seconds,
+                               len(grid) if grid is not None else 0, self._grid_seconds)
 
     # -- training --------------------------------------------------------------------------------------------
 
     def train(self) -> Iterator[Any]:
         """Train on the prepared data: per-batch :class:`models.finetune.reports.TrainingProgress` (throttled),
-        an :class:`models.finetune.reports.EpochReport` per epoch, then the :class:`ResultView`. Raises
+        an :class:`models.finetune.reports.EpochReport` per epoch, then the :class:`ResultView`. With a grid:
+        per-batch :class:`models.finetune.reports.GridProgress`, a ``GridRow`` per configuration as it
+        finishes, then the refit's epoch reports and the view (which carries the rows). Raises
         ``TrainingCancelled`` / ``TrainingDiverged`` / ``TrainingDataError`` (nothing is kept then)."""
         if self._data is None:
             raise RuntimeError("prepare the data first")
@@ -211,14 +225,19 @@ class FineTuneService:
         last = [0.0]
 
         def progress(p: Any) -> None:
+            step = p.step if isinstance(p, ft.GridProgress) else p
             now = time.monotonic()
-            if now - last[0] >= PROGRESS_INTERVAL_S or p.batch == p.batches:
+            if now - last[0] >= PROGRESS_INTERVAL_S or step.batch == step.batches:
                 last[0] = now
                 items.put(p)
 
         def work() -> None:  # the engine calls progress() from the thread that iterates it
             try:
-                run = ft.start(self._config, self._data, cancel=self._cancelled, progress=progress)
+                if self._grid is None:
+                    run: Any = ft.start(self._config, self._data, cancel=self._cancelled, progress=progress)
+                else:
+                    run = ft.start_grid(self._config, self._grid, self._data, cancel=self._cancelled,
+                                        progress=progress, estimate_seconds=self._grid_seconds)
                 for report in run:
                     items.put(report)
                 self._result = run.result
@@ -252,7 +271,8 @@ class FineTuneService:
             before_threshold=base.threshold if base is not None else None, threshold=r.threshold,
             metrics=dict(r.metrics), best_epoch=r.best_epoch, stopped_early=r.stopped_early,
             epochs_run=len(r.epochs) - 1, seconds=float(r.seconds), summary=r.summary(), parent=r.parent,
-            base_name=base.name if base is not None else None, n_trainable=int(r.n_trainable))
+            base_name=base.name if base is not None else None, n_trainable=int(r.n_trainable),
+            grid=tuple(r.grid), grid_best=r.grid_best)
 
     def _need_result(self) -> Any:
         if self._result is None:

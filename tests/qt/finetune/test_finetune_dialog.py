@@ -149,3 +149,63 @@ def test_too_few_images_are_said_beside_the_split_and_start_waits(written, data_
     assert not d.start_button.isEnabled()
     assert window.errors_dock.isHidden()  # the reader's input, not a crash
     d.shutdown()
+
+
+def test_a_grid_search_fills_its_table_as_configurations_finish_and_refits_the_best(written, data_dir: Path,
+                                                                                   window, qtbot) -> None:
+    from PySide6.QtCore import Qt
+
+    from viewer.ai.finetune import GridRow
+    from viewer.ai.finetune_service import ResultView
+
+    d = _dialog(window, qtbot, written["classes"])
+    s = d.setup
+    s.grid_check.setChecked(True)
+    s.grid_edit.setText("lr=1e-2,1e-3;batch=8,16")
+    assert s.grid_label.text().startswith("4 configurations, then the refit")
+    d.estimate_button.click()  # the estimate of the whole search, before Start
+    qtbot.waitUntil(lambda: d.prepared is not None and not d.lane.busy, timeout=120_000)
+    assert d.prepared.grid_size == 4 and d.prepared.grid_seconds > 0
+    assert "Grid search: 4 configurations and the refit, about" in d.status.text()
+    assert "min at most here" in s.grid_label.text()
+    seen: list = []
+    d.lane.sig_item.connect(seen.append)
+    d.start_button.click()
+    assert d.tabs.isTabEnabled(d.tabs.indexOf(d.grid)) and d.grid.table.rowCount() == 0
+    qtbot.waitUntil(lambda: d.state == "results", timeout=240_000)
+    kinds = [type(i) for i in seen]
+    rows = [i for i in seen if isinstance(i, GridRow)]
+    assert len(rows) == 4 and kinds.index(ResultView) > kinds.index(GridRow)  # the table filled in before the end
+    assert any(getattr(i, "total", None) == 4 and i.index == 4 for i in seen)  # the refit's progress
+    table = d.grid.values()
+    assert len(table) == 4 and [r["#"] for r in table] == ["1", "2", "3", "4"]
+    assert [(r["lr"], r["batch"]) for r in table] == [("0.01", "8"), ("0.01", "16"), ("0.001", "8"),
+                                                      ("0.001", "16")]
+    chosen = [r for r in table if r[""].startswith("★ chosen")]
+    assert len(chosen) == 1 and d.result.grid_best is not None and chosen[0]["#"] == str(d.result.grid_best.index + 1)
+    best = max(rows, key=lambda r: (r.val_auc or 0.0, -r.val_loss, -r.index))
+    assert d.result.grid_best.index == best.index  # chosen on validation
+    column = [d.grid.table.horizontalHeaderItem(c).text() for c in range(d.grid.table.columnCount())]
+    d.grid.table.sortItems(column.index("validation loss"), Qt.SortOrder.AscendingOrder)  # sortable
+    losses = [float(r["validation loss"]) for r in d.grid.values()]
+    assert losses == sorted(losses)
+    assert float(d.results.table_values()["test"]["auc"]) >= 0.0 and d.result.metrics["test"].n > 0
+    d.shutdown()
+
+
+def test_cancel_stops_a_grid_search_at_the_next_batch(written, data_dir: Path, window, qtbot) -> None:
+    d = _dialog(window, qtbot, written["classes"], mode="full", epochs=30)
+    d.setup.grid_check.setChecked(True)
+    d.setup.grid_edit.setText("lr=1e-3,1e-4")
+    seen: list = []
+    d.lane.sig_item.connect(seen.append)
+    d.start_button.click()
+    qtbot.waitUntil(lambda: any(getattr(getattr(i, "step", None), "phase", "") == "train" for i in seen),
+                    timeout=180_000)
+    assert d.training.progress.format().startswith("configuration 1/2 · ")
+    d.training.cancel_button.click()
+    qtbot.waitUntil(lambda: d.state == "idle" and not d.lane.busy, timeout=60_000)
+    assert d.training.progress.format() == "cancelled" and d.result is None
+    assert d.grid.table.rowCount() == 0  # the first configuration never finished
+    assert not (data_dir / "models").exists() or not any((data_dir / "models").iterdir())
+    d.shutdown()

@@ -1,7 +1,9 @@
-"""The non-modal fine-tune dialog: Setup -> Training -> Results, with the viewer usable throughout.
+"""The non-modal fine-tune dialog: Setup -> Training (-> Grid search) -> Results, with the viewer usable
+throughout.
 
 Flow: *Estimate* (or *Start*) loads the data and prepares the split in the child process and shows the
-estimated seconds per epoch; *Start* trains, drawing loss and metric curves per epoch (pyqtgraph) and a
+estimated seconds per epoch (and, with a grid, the whole search's time at most); *Start* trains (a grid
+search fills the Grid search page's table as each configuration finishes, then refits the best), drawing loss and metric curves per epoch (pyqtgraph) and a
 progress bar with the ETA; *Cancel* stops at the next batch and keeps nothing. The Results page then shows
 the metrics, ROC, confusion matrix, threshold picker, before/after and both models' heatmaps on the slice
 on screen; *Save as new model* writes a new bundle (atomically, never over another model); *Activate*
@@ -31,11 +33,12 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.ai.analysis import context_stack
-from viewer.ai.finetune import EpochReport, TrainingProgress
+from viewer.ai.finetune import EpochReport, GridProgress, GridRow, TrainingProgress
 from viewer.ai.finetune_service import Comparison, DataSummary, PreparedSummary, ResultView
 from viewer.ai.model_registry import find_model
 from viewer.base.model_card import BundleError
 from viewer.qt.controller import ViewerController
+from viewer.qt.finetune.grid_page import GridPage
 from viewer.qt.finetune.lane import FineTuneLane
 from viewer.qt.finetune.results_page import ResultsPage
 from viewer.qt.finetune.setup_page import SetupPage, SetupValues
@@ -119,12 +122,17 @@ class TrainingPage(QWidget):
         self.progress.setValue(1)
         self.progress.setFormat("done")
 
-    def show_progress(self, p: TrainingProgress) -> None:
+    def show_progress(self, p: TrainingProgress | GridProgress) -> None:
+        """A batch done; a grid search's says which configuration, with the whole search's time left."""
+        where, eta = "", p.eta_seconds
+        if isinstance(p, GridProgress):
+            where = "refit of the best · " if p.index == p.total else f"configuration {p.index + 1}/{p.total} · "
+            p = p.step
         self.progress.setRange(0, max(p.batches, 1))
         self.progress.setValue(p.batch)
         epoch = f" epoch {p.epoch}/{p.epochs}" if p.phase in ("train", "validate") else ""
-        self.progress.setFormat(f"{PHASES.get(p.phase, p.phase)}{epoch} · batch {p.batch}/{p.batches}"
-                                f"{_eta(p.eta_seconds)}")
+        self.progress.setFormat(f"{where}{PHASES.get(p.phase, p.phase)}{epoch} · batch {p.batch}/{p.batches}"
+                                f"{_eta(eta)}")
 
 
 class FineTuneDialog(QDialog):
@@ -140,6 +148,7 @@ class FineTuneDialog(QDialog):
         self.lane = FineTuneLane(self)
         self.setup = SetupPage(controller.paths)
         self.training = TrainingPage()
+        self.grid = GridPage()
         self.results = ResultsPage()
         scroll = QScrollArea(self)
         scroll.setWidget(self.setup)
@@ -147,7 +156,8 @@ class FineTuneDialog(QDialog):
         self.tabs = QTabWidget(self)
         self.tabs.addTab(scroll, "1 Setup")
         self.tabs.addTab(self.training, "2 Training")
-        self.tabs.addTab(self.results, "3 Results")
+        self.tabs.addTab(self.grid, "3 Grid search")
+        self.tabs.addTab(self.results, "4 Results")
         self.status = QLabel("", self)
         self.status.setWordWrap(True)
         self.estimate_button = QPushButton("Estimate", self)
@@ -221,7 +231,8 @@ class FineTuneDialog(QDialog):
         for b in (self.results.save_button, self.results.activate_button, self.results.apply_threshold,
                   self.results.compare_button):
             b.setEnabled(have)
-        self.tabs.setTabEnabled(2, self.result is not None)
+        self.tabs.setTabEnabled(self.tabs.indexOf(self.grid), self.grid.total > 0)
+        self.tabs.setTabEnabled(self.tabs.indexOf(self.results), self.result is not None)
 
     def _on_settings_changed(self) -> None:
         if self.state not in ("training",):
@@ -269,15 +280,16 @@ class FineTuneDialog(QDialog):
 
     def _prepare(self) -> None:
         v = self.values
-        self.lane.prepare(v.config, v.test, v.val, v.positive)
+        self.lane.prepare(v.config, v.test, v.val, v.positive, v.grid)
         self._set_state("preparing", "Splitting by patient, reading and preprocessing the images, timing an "
-                                     "epoch…")
+                                     "epoch…" + (" (each distinct cost of the grid)" if v.grid is not None else ""))
 
     def _train(self) -> None:
         self.result = None
         self.saved_path = None
         self.training.reset()
-        self.tabs.setCurrentIndex(1)
+        self.grid.start(self.values.grid if self.values is not None else None)
+        self.tabs.setCurrentIndex(self.tabs.indexOf(self.training))
         self.lane.train()
         self._set_state("training", "Training in a background process (the viewer stays usable)…")
 
@@ -360,6 +372,10 @@ class FineTuneDialog(QDialog):
         text = (f"Split by patient: {'; '.join(parts)}. About {summary.seconds_per_epoch:.1f} s per epoch here"
                 + (f"; {len(summary.skipped)} image(s) left out ({summary.skipped[0][1]})" if summary.skipped
                    else "") + ".")
+        if summary.grid_seconds is not None:
+            text += (f" Grid search: {summary.grid_size} configurations and the refit, about "
+                     f"{summary.grid_seconds / 60:.1f} min at most.")
+        self.setup.describe_grid(seconds=summary.grid_seconds)
         if self._train_after_prepare:
             self.status.setText(text)
             self._train()
@@ -367,19 +383,26 @@ class FineTuneDialog(QDialog):
             self._set_state("idle", text)
 
     def _on_item(self, item: object) -> None:
-        if isinstance(item, TrainingProgress):
+        if isinstance(item, (TrainingProgress, GridProgress)):
             self.training.show_progress(item)
+        elif isinstance(item, GridRow):
+            self.grid.add_row(item)
+            auc = "n/a" if item.val_auc is None else f"{item.val_auc:.3f}"
+            self.training.log.setText(f"configuration {item.index + 1}/{self.grid.total} done: validation AUC "
+                                      f"{auc}, loss {item.val_loss:.4f} (the Grid search page)")
+            self._update_buttons()
         elif isinstance(item, EpochReport):
             self.training.add_point(item)
         elif isinstance(item, ResultView):
             self.training.finish()
+            self.grid.finish(item.grid_best)
             self.result = item
             self.results.show_result(item, _default_name(self.values))
             note = small_sample_note(self.prepared)
             if note:
                 self.results.summary.setText(f"{self.results.summary.text()} ⚠ {note}")
-            self.tabs.setTabEnabled(2, True)
-            self.tabs.setCurrentIndex(2)
+            self.tabs.setTabEnabled(self.tabs.indexOf(self.results), True)
+            self.tabs.setCurrentIndex(self.tabs.indexOf(self.results))
             self._set_state("results", item.summary)
             self.compare()
 

@@ -56,7 +56,7 @@ class FineTuneLane(QObject):
 
     sig_data = Signal(object)  # DataSummary
     sig_prepared = Signal(object)  # PreparedSummary
-    sig_item = Signal(object)  # TrainingProgress | EpochReport | ResultView, while training
+    sig_item = Signal(object)  # TrainingProgress | EpochReport | ResultView (| GridProgress | GridRow)
     sig_compared = Signal(object)  # Comparison
     sig_threshold = Signal(object)  # ThresholdChoice stored for the save
     sig_saved = Signal(str)  # bundle folder
@@ -106,9 +106,9 @@ class FineTuneLane(QObject):
     def load_data(self, source: Any) -> int:
         return self._submit("data", lambda ctx: self.child.call("load_data", source))
 
-    def prepare(self, config: Any, test: float, val: float, positive: str | None) -> int:
+    def prepare(self, config: Any, test: float, val: float, positive: str | None, grid: Any = None) -> int:
         return self._submit("prepare", lambda ctx: self.child.call("prepare", config, test=test, val=val,
-                                                                   positive=positive))
+                                                                   positive=positive, grid=grid))
 
     def train(self) -> int:
         def run(ctx: JobContext) -> Any:

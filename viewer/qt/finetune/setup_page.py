@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from viewer.ai.finetune import Augmentation, FineTuneConfig
+from viewer.ai.finetune import Augmentation, FineTuneConfig, Grid
 from viewer.ai.finetune_service import DataSource, DataSummary
 from viewer.ai.model_registry import list_models
 from viewer.base.model_card import ARCHITECTURES, BundleError
@@ -41,19 +41,23 @@ SPLIT_PRESETS: tuple[tuple[str, float], ...] = (
 MODES = (("head", "head only (feature extraction)"), ("last", "last block + head"), ("full", "full fine-tune"))
 OPTIMIZERS = (("adam", "Adam"), ("adamw", "AdamW"), ("sgd", "SGD with momentum 0.9"))
 DEVICES = ("auto", "cpu", "cuda", "mps")
+#: The grid the page offers first (seed 004's settings; the issue's example).
+DEFAULT_GRID = "lr=1e-3,3e-4;batch=16,32;dropout=0.3,0.5"
 AUGMENTATIONS = (("flips", "flips"), ("rotation", "rotation ±15°"), ("noise", "Gaussian noise"),
                  ("intensity", "intensity jitter"), ("clahe", "CLAHE"))
 
 
 @dataclass(frozen=True)
 class SetupValues:
-    """What the page says: the engine config, the data source, the split and the positive class."""
+    """What the page says: the engine config, the data source, the split, the positive class, and the grid
+    to search (None: one run of ``config``)."""
 
     config: FineTuneConfig
     source: DataSource
     test: float
     val: float
     positive: str | None
+    grid: Grid | None = None
 
 
 def _windows_text(windows: tuple[tuple[float, float], ...]) -> str:
@@ -213,8 +217,27 @@ class SetupPage(QWidget):
         row.addWidget(QLabel("device", self))
         row.addWidget(self.device_box)
         form.addRow("Seed", row)
+        # -- grid search
+        self.grid_check = QCheckBox("search a grid of settings (each combination is trained and scored on "
+                                    "validation; the best is refit and tested once)", self)
+        self.grid_edit = QLineEdit(DEFAULT_GRID, self)
+        self.grid_edit.setToolTip("key=value,value;... with keys lr, batch, dropout, weight_decay, epochs, "
+                                  "patience, mode, optimizer; the settings above are the defaults")
+        self.grid_label = QLabel("", self)
+        self.grid_label.setWordWrap(True)
+        grid_box = QGroupBox("Grid search", self)
+        form = QFormLayout(grid_box)
+        form.addRow(self.grid_check)
+        form.addRow("Settings", self.grid_edit)
+        form.addRow("", self.grid_label)
+        self.grid_edit.setEnabled(False)
+        self.grid_check.toggled.connect(self.grid_edit.setEnabled)
+        self.grid_check.toggled.connect(self.sig_changed)
+        self.grid_edit.editingFinished.connect(self.sig_changed)
+        self.grid_check.toggled.connect(self.describe_grid)
+        self.grid_edit.textChanged.connect(self.describe_grid)
         layout = QVBoxLayout(self)
-        for box in (base_box, data_box, train_box):
+        for box in (base_box, data_box, train_box, grid_box):
             layout.addWidget(box)
         layout.addStretch(1)
 
@@ -379,6 +402,28 @@ class SetupPage(QWidget):
         """A refusal from the fine-tune process (the data, the split): beside the split, in words."""
         self.split_problem_label.setText(reason)
 
+    # -- grid --------------------------------------------------------------------------------------------------
+
+    def grid(self) -> Grid | None:
+        """The grid to search, or None when the box is off (raises ValueError with the rule broken)."""
+        if not self.grid_check.isChecked():
+            return None
+        return Grid.parse(self.grid_edit.text())
+
+    def describe_grid(self, *_: object, seconds: float | None = None) -> None:
+        """Beside the field: how many configurations (or why the text is not a grid), and the estimate."""
+        if not self.grid_check.isChecked():
+            self.grid_label.setText("")
+            return
+        try:
+            grid = Grid.parse(self.grid_edit.text())
+        except ValueError as e:
+            self.grid_label.setText(f"⚠ {e}")
+            return
+        when = (f"about {seconds / 60:.1f} min at most here (every configuration at all its epochs, and the refit)"
+                if seconds is not None else "Estimate times it")
+        self.grid_label.setText(f"{len(grid)} configurations, then the refit: {when}.")
+
     # -- everything ----------------------------------------------------------------------------------------------
 
     def values(self) -> SetupValues:
@@ -393,5 +438,8 @@ class SetupPage(QWidget):
             class_weighting=self.weighting.isChecked(), seed=self.seed_spin.value(),
             device=self.device_box.currentText())
         test = float(self.split_box.currentData())
+        grid = self.grid()
+        if grid is not None:
+            grid.configs(config)  # every combination is a valid configuration (dropout in [0, 1), ...)
         return SetupValues(config, self.data_source(), test, float(self.val_spin.value()),
-                           self.positive_box.currentText() or None)
+                           self.positive_box.currentText() or None, grid)
