@@ -2,12 +2,13 @@
 throughout.
 
 Flow: *Estimate* (or *Start*) loads the data and prepares the split in the child process and shows the
-estimated seconds per epoch (and, with a grid, the whole search's time at most); *Start* trains (a grid
-search fills the Grid search page's table as each configuration finishes, then refits the best), drawing
-loss and metric curves per epoch (pyqtgraph) and a progress bar with the ETA; *Cancel* stops at the next batch and keeps nothing. The Results page then shows
-the metrics, ROC, confusion matrix, threshold picker, before/after and both models' heatmaps on the slice
-on screen; *Save as new model* writes a new bundle (atomically, never over another model); *Activate*
-saves if needed and switches the viewer's AI to it, which re-analyses the open series.
+estimated seconds per epoch (and, with a grid, the whole search's time at most); *Start* trains (a grid search
+fills the Grid search page's table as each configuration finishes, then refits the best), drawing loss and
+metric curves per epoch (pyqtgraph) and a progress bar with the ETA; *Cancel* stops at the next batch and
+keeps nothing. The Results page then shows the metrics, ROC, confusion matrix, threshold picker, before/after
+and both models' heatmaps on the slice on screen; *Save as new model* writes a new bundle (atomically, never
+over another model); *Activate* saves if needed and switches the viewer's AI to it, which re-analyses the open
+series.
 
 All work runs through :class:`~viewer.qt.finetune.lane.FineTuneLane` (a worker thread driving a child
 process); this module only draws and routes.
