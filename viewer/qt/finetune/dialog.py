@@ -148,6 +148,9 @@ class FineTuneDialog(QDialog):
         self.controller = controller
         self.lane = FineTuneLane(self)
         self.setup = SetupPage(controller.paths)
+        reading = controller.ai.model
+        if reading is not None:  # the base the reader means first: the model the window reads with
+            self.setup.prefer_model(str(reading.path))
         self.training = TrainingPage()
         self.grid = GridPage()
         self.results = ResultsPage()

@@ -275,6 +275,13 @@ class SetupPage(QWidget):
         if k >= 0:
             self.model_box.setCurrentIndex(k)
 
+    def prefer_model(self, path: str) -> bool:
+        """Start from the installed model at ``path`` (the one the window reads with); False if not listed."""
+        k = self.model_box.findData(str(path))
+        if k >= 0:
+            self.model_box.setCurrentIndex(k)
+        return k >= 0
+
     def base_source(self) -> dict:
         """``{"base": path}`` or ``{"arch": name, "preprocessing": ...}`` for FineTuneConfig."""
         if self.base_scratch.isChecked():
