@@ -107,6 +107,9 @@ class Augmentation:
     intensity : contrast × U(1 ± ``scale``) and brightness + U(± ``shift``) per image.
     clahe : with probability 1/2 the CLAHE-equalised version of the image (computed once before training;
         nothing to do when the model's own preprocessing already applies CLAHE).
+    gan : before training, a small DCGAN learns the training split's positives (:mod:`models.finetune.gan`,
+        ``gan_steps`` steps at ``gan_size`` px) and ``gan_ratio`` generated positives per real one join the
+        training split, and only it (seeds 001 and 002). Not a batch change: :attr:`any` ignores it.
     """
 
     flips: bool = False
@@ -118,9 +121,22 @@ class Augmentation:
     noise_std: float = 0.02
     scale: float = 0.1
     shift: float = 0.05
+    gan: bool = False
+    gan_ratio: float = 1.0
+    gan_steps: int = 600
+    gan_size: int = 64
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.gan_ratio <= 10.0:
+            raise ValueError(f"GAN ratio (generated positives per real one) must be in (0, 10], got {self.gan_ratio}")
+        if self.gan_steps < 1:
+            raise ValueError(f"GAN steps must be >= 1, got {self.gan_steps}")
+        if self.gan_size < 16 or self.gan_size & (self.gan_size - 1):
+            raise ValueError(f"GAN size must be a power of two >= 16, got {self.gan_size}")
 
     @property
     def any(self) -> bool:
+        """Whether anything changes the training batches (GAN positives are made once, before)."""
         return self.flips or self.rotation or self.noise or self.intensity or self.clahe
 
     def to_dict(self) -> dict[str, Any]:
@@ -129,7 +145,7 @@ class Augmentation:
     @classmethod
     def from_names(cls, names: Sequence[str]) -> Augmentation:
         """``["flips", "rotation", ...]`` -> Augmentation (for the command line)."""
-        known = ("flips", "rotation", "noise", "intensity", "clahe")
+        known = ("flips", "rotation", "noise", "intensity", "clahe", "gan")
         bad = [n for n in names if n not in known]
         if bad:
             raise ValueError(f"unknown augmentation {', '.join(bad)}; choose from {', '.join(known)}")

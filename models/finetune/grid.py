@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from models.finetune.config import FineTuneConfig
-from models.finetune.reports import EpochReport, GridProgress, GridRow, TrainingProgress
+from models.finetune.reports import EpochReport, GanReport, GridProgress, GridRow, TrainingProgress
 
 if TYPE_CHECKING:
     from models.finetune.datasets import TrainingSet
@@ -166,7 +166,8 @@ def grid_search(
 
 
 class GridSearch:
-    """Iterator: a :class:`GridRow` per configuration as it finishes, then the refit's :class:`EpochReport`\\ s.
+    """Iterator: a :class:`GridRow` per configuration as it finishes, then the refit's reports (its
+    :class:`GanReport` first with GAN augmentation, then its :class:`EpochReport`\\ s).
 
     ``rows`` grows as configurations finish; ``best`` and ``result`` are set once the refit is done.
     """
@@ -187,10 +188,10 @@ class GridSearch:
         self.result: FineTuneResult | None = None
         self._gen = self._run()
 
-    def __iter__(self) -> Iterator[GridRow | EpochReport]:
+    def __iter__(self) -> Iterator[GridRow | EpochReport | GanReport]:
         return self
 
-    def __next__(self) -> GridRow | EpochReport:
+    def __next__(self) -> GridRow | EpochReport | GanReport:
         return next(self._gen)
 
     def run_to_end(self) -> FineTuneResult:
@@ -221,7 +222,7 @@ class GridSearch:
 
         return forward
 
-    def _run(self) -> Iterator[GridRow | EpochReport]:
+    def _run(self) -> Iterator[GridRow | EpochReport | GanReport]:
         from models.finetune.run import train
 
         tr, va, te = self.sets

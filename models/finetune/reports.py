@@ -1,10 +1,12 @@
 """What a fine-tune run reports while it runs: progress per batch and a report per epoch, and a grid
-search's progress and row per configuration (torch-free)."""
+search's progress and row per configuration, and what GAN augmentation made (torch-free)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 from models.finetune.metrics import BinaryMetrics
 
@@ -95,3 +97,32 @@ class GridProgress:
     total: int
     step: TrainingProgress
     eta_seconds: float | None
+
+
+@dataclass(frozen=True, eq=False)
+class GanReport:
+    """What the GAN made, for the reader: ``samples`` (uint8, N_SHOWN × size × size, the middle input
+    channel as the model sees it, 0 = its lowest value) and how it was trained."""
+
+    samples: np.ndarray
+    n_real: int
+    n_generated: int
+    steps: int
+    seconds: float
+    d_loss: float
+    g_loss: float
+
+    def to_dict(self) -> dict:
+        return {"trained_on_positives": self.n_real, "generated_positives": self.n_generated, "steps": self.steps,
+                "seconds": round(self.seconds, 1), "final_d_loss": round(self.d_loss, 4),
+                "final_g_loss": round(self.g_loss, 4), "added_to": "train"}
+
+    def sample_grid(self, columns: int = 4, gap: int = 2) -> np.ndarray:
+        """The samples tiled ``columns`` wide (uint8, gaps black)."""
+        n, s = self.samples.shape[0], self.samples.shape[1]
+        rows = -(-n // columns)
+        out = np.zeros((rows * (s + gap) - gap, columns * (s + gap) - gap), np.uint8)
+        for i in range(n):
+            r, c = divmod(i, columns)
+            out[r * (s + gap): r * (s + gap) + s, c * (s + gap): c * (s + gap) + s] = self.samples[i]
+        return out

@@ -65,7 +65,7 @@ from models.finetune.metrics import (
     binary_metrics,
     select_threshold,
 )
-from models.finetune.reports import EpochReport, TrainingProgress
+from models.finetune.reports import EpochReport, GanReport, TrainingProgress
 from models.finetune.result import FineTuneResult
 from models.finetune.trainer import Trainer
 from viewer.base.model_card import ModelCard
@@ -226,7 +226,8 @@ def train(
 
 
 class TrainingRun:
-    """Iterator of :class:`EpochReport` (see :func:`train`). ``result`` is set after the last report."""
+    """Iterator of :class:`EpochReport` (see :func:`train`), after a :class:`GanReport` first when GAN
+    augmentation is on. ``result`` is set after the last report."""
 
     def __init__(self, config: FineTuneConfig, cfg: PreprocessConfig, train_set: TrainingSet, val_set: TrainingSet,
                  test_set: TrainingSet | None, cancel: Callable[[], bool] | None,
@@ -244,10 +245,10 @@ class TrainingRun:
         self._t_train: float | None = None
         self._t_eval: float | None = None
 
-    def __iter__(self) -> Iterator[EpochReport]:
+    def __iter__(self) -> Iterator[EpochReport | GanReport]:
         return self
 
-    def __next__(self) -> EpochReport:
+    def __next__(self) -> EpochReport | GanReport:
         return next(self._gen)
 
     def run_to_end(self) -> FineTuneResult:
@@ -305,7 +306,7 @@ class TrainingRun:
 
     # --- the run ---
 
-    def _run(self) -> Iterator[EpochReport]:  # one linear story, kept in one place
+    def _run(self) -> Iterator[EpochReport | GanReport]:  # one linear story, kept in one place
         import torch
 
         from models.runtime.device import configure_threads, pick_device
@@ -322,7 +323,15 @@ class TrainingRun:
         neg_name, pos_name = cfgr.class_names()
         tr, va, te = self.sets["train"], self.sets["val"], self.sets["test"]
         assert tr is not None and va is not None
-        pos_weight = (tr.n_negative / tr.n_positive) if cfgr.class_weighting else None
+        # 0. GAN augmentation: generated positives for the training batches only (never val, test, or the
+        # training split's own scores).
+        gan_x: np.ndarray | None = None
+        gan_report: GanReport | None = None
+        if cfgr.augment.gan:
+            gan_report, gan_x = self._gan_positives(tr)
+            yield gan_report
+        n_gan = 0 if gan_x is None else len(gan_x)
+        pos_weight = (tr.n_negative / (tr.n_positive + n_gan)) if cfgr.class_weighting else None
         trainer = Trainer(model, arch, cfgr.mode, cfgr.optimizer, cfgr.lr, cfgr.weight_decay, pos_weight,
                           freeze_bn=cfgr.bn_frozen)
         chl = trainer.channels_last
@@ -333,7 +342,11 @@ class TrainingRun:
 
         xs = {k: tensor(v.x) for k, v in self.sets.items() if v is not None}
         ys = {k: torch.from_numpy(v.y.astype(np.float32)).to(device) for k, v in self.sets.items() if v is not None}
-        n_tr, nb_tr, nb_va = len(tr), self._batches(len(tr)), self._batches(len(va))
+        # what the epochs train on: the training split, and the generated positives after it
+        fit_y = ys["train"] if gan_x is None else torch.cat([ys["train"], torch.ones(n_gan, device=device)])
+        fit_labels = tr.y if gan_x is None else np.concatenate([tr.y, np.ones(n_gan, np.int8)])
+        n_tr = len(tr) + n_gan
+        nb_tr, nb_va = self._batches(n_tr), self._batches(len(va))
         nb_te = self._batches(len(te)) if te is not None else 0
         epochs = cfgr.epochs
         final_evals = nb_tr + nb_va + nb_te
@@ -374,9 +387,14 @@ class TrainingRun:
             if total <= cfgr.feature_cache_mb * 1024 * 1024:
                 inputs = {k: self._features(model, v, k) for k, v in xs.items()}
                 forward = timm_model.forward_head
+        fit_x = inputs["train"]
+        if gan_x is not None:
+            generated = tensor(gan_x) if forward is None else self._features(model, tensor(gan_x), "generated")
+            fit_x = torch.cat([fit_x, generated])
         clahe_x = None
         if cfgr.augment.clahe and not self.preprocessing.clahe:
-            clahe_x = torch.from_numpy(clahe_copy(tr.x, self.preprocessing)).to(device)
+            fit_np = tr.x if gan_x is None else np.concatenate([tr.x, gan_x])
+            clahe_x = torch.from_numpy(clahe_copy(fit_np, self.preprocessing)).to(device)
         augment = Augmenter(cfgr.augment, self.preprocessing, device, gen, clahe_x) if cfgr.augment.any else None
         loss_fn = trainer.loss_fn
 
@@ -409,13 +427,13 @@ class TrainingRun:
             for b, idx in enumerate(chunks):
                 self._check_cancel(f"epoch {epoch}, batch {b + 1} of {nb_tr}")
                 t = time.perf_counter()
-                xb = inputs["train"][idx]
+                xb = fit_x[idx]
                 if augment is not None:
                     xb = augment(xb, idx)
                     if chl:
                         xb = xb.contiguous(memory_format=torch.channels_last)
                 try:
-                    loss, logits = trainer.step(xb, ys["train"][idx], forward)
+                    loss, logits = trainer.step(xb, fit_y[idx], forward)
                 except TrainingDiverged as e:
                     raise TrainingDiverged(
                         f"training diverged: {e} at epoch {epoch}, batch {b + 1} (learning rate {cfgr.lr:g} is "
@@ -434,7 +452,7 @@ class TrainingRun:
                 )
             order = torch.cat(train_idx).cpu().numpy()
             p_train = torch.sigmoid(torch.cat(train_logits)).cpu().numpy()
-            train_m = binary_metrics(tr.y[order], p_train, EPOCH_THRESHOLD)
+            train_m = binary_metrics(fit_labels[order], p_train, EPOCH_THRESHOLD)
             val_loss, val_m = val_pass(epoch)
             if not math.isfinite(val_loss) or val_loss > DIVERGED_LOSS:
                 raise TrainingDiverged(f"training diverged: validation loss {val_loss:.4g} after epoch {epoch} "
@@ -475,6 +493,8 @@ class TrainingRun:
                                   target_sensitivity=cfgr.target_sensitivity, chosen_on=choice_split)
         data = {split: ts.summary() for split, ts in self.sets.items() if ts is not None}
         data.update(self.data_info)
+        if gan_report is not None:
+            data["gan"] = gan_report.to_dict()
         self.result = FineTuneResult(
             config=cfgr,
             model=model,
@@ -496,6 +516,23 @@ class TrainingRun:
             seconds=time.perf_counter() - self._t0,
             n_trainable=trainer.n_trainable,
         )
+
+    def _gan_positives(self, tr: TrainingSet) -> tuple[GanReport, np.ndarray]:
+        """GAN augmentation: a DCGAN trained on the training split's positives, and the generated positives
+        (``gan_ratio`` per real one, at the model's input size) for the training split only."""
+        from models.finetune.gan import train_gan
+
+        aug, cfgr = self.config.augment, self.config
+        steps = aug.gan_steps
+
+        def progress(step: int, total: int) -> None:
+            self._emit("gan", 0, step, total, (0, 0))
+
+        gan = train_gan(tr.x[tr.y == 1], size=aug.gan_size, steps=steps, seed=cfgr.seed,
+                        check_cancel=self._check_cancel, progress=progress)
+        n = max(1, round(aug.gan_ratio * tr.n_positive))
+        extra = gan.generate(n, self.preprocessing.size)
+        return gan.report(n), extra
 
     def _features(self, model: Any, x: torch.Tensor, split: str) -> torch.Tensor:
         """The frozen trunk's output for every image of a split (head-only cache)."""
