@@ -140,6 +140,26 @@ def test_a_grid_search_reports_every_configuration_and_refits_the_best(written, 
     assert len(card.training_data["grid_search"]["grid"]) == 4
 
 
+def test_gan_augmentation_adds_generated_positives_to_the_training_split_only(written, data_dir: Path, tmp_path: Path,
+                                                                             capsys: pytest.CaptureFixture) -> None:
+    metrics, samples = tmp_path / "gan.json", tmp_path / "samples.png"
+    assert finetune("--data", str(written["csv"]), "--arch", "smallcnn", "--size", "64", "--mode", "full",
+                    "--augment", "gan,flips", "--gan-steps", "20", "--gan-ratio", "0.5", "--gan-samples",
+                    str(samples), "--json", str(metrics)) == 0
+    err = capsys.readouterr().err
+    doc = json.loads(metrics.read_text())
+    split = doc["data"]["split"]
+    positives = doc["data"]["train"]["positive"]
+    gan = doc["data"]["gan"]
+    assert gan["trained_on_positives"] == positives and gan["generated_positives"] == round(0.5 * positives)
+    assert gan["steps"] == 20 and gan["added_to"] == "train"
+    assert f"{gan['generated_positives']} generated positive(s) join the training split only" in err
+    for name in ("train", "val", "test"):  # every split scores its own real images
+        assert doc["metrics"][name]["n"] == split[name]["images"] == doc["data"][name]["n"]
+    assert samples.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"GAN samples: {samples}" in err
+    assert doc["config"]["augment"]["gan"] and doc["config"]["augment"]["gan_ratio"] == 0.5
+
+
 def test_too_few_images_per_class_is_refused_before_training(written, data_dir: Path, tmp_path: Path,
                                                               capsys: pytest.CaptureFixture) -> None:
     small = tmp_path / "small"
@@ -173,6 +193,8 @@ def test_nan_loss_stops_with_a_clear_message_and_no_model(written, data_dir: Pat
     (["--grid", "lr=1e-3;speed=2"], "unknown grid setting speed"),
     (["--grid", "dropout=0.5,1.5"], "dropout must be in [0, 1)"),
     (["--grid", "batch=16,x"], "'x' is not an integer"),
+    (["--augment", "gan", "--gan-ratio", "0"], "GAN ratio"),
+    (["--gan-samples", "s.png"], "needs --augment gan"),
 ])
 def test_bad_usage_exits_2(
     written, data_dir: Path, capsys: pytest.CaptureFixture, args: list[str], message: str

@@ -9,6 +9,7 @@ adds the traceback. Nothing here imports Qt or torch until a subcommand needs it
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -406,9 +407,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         else:
             eta_s = p.eta_seconds
         eta = "" if eta_s is None else f", about {eta_s:.0f} s left"
-        end = "\n" if p.batch == p.batches and p.phase == "final" else ""
-        print(f"\r{where}{p.phase} epoch {p.epoch}/{p.epochs}: batch {p.batch}/{p.batches}{eta}    ", end=end,
-              file=sys.stderr, flush=True)
+        end = "\n" if p.batch == p.batches and p.phase in ("final", "gan") else ""
+        step = (f"GAN step {p.batch}/{p.batches}" if p.phase == "gan" else
+                f"{p.phase} epoch {p.epoch}/{p.epochs}: batch {p.batch}/{p.batches}")
+        print(f"\r{where}{step}{eta}    ", end=end, file=sys.stderr, flush=True)
 
     if not Path(args.data).exists():
         raise UsageError(f"no such file or folder: {args.data}")
@@ -424,6 +426,10 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         if args.out is not None:
             check_model_name(args.out)
         augment = Augmentation.from_names([a for a in (args.augment or "").split(",") if a])
+        if augment.gan:
+            augment = dataclasses.replace(augment, gan_ratio=args.gan_ratio, gan_steps=args.gan_steps)
+        elif args.gan_samples:
+            raise UsageError("--gan-samples needs --augment gan")
         if args.arch is not None:
             from viewer.base.preprocess_config import PreprocessConfig
 
@@ -472,6 +478,15 @@ def cmd_finetune(args: argparse.Namespace) -> int:
                   f"each is chosen on validation, the best refit and tested once", file=sys.stderr)
             run = ft.start_grid(config, grid, data, progress=on_batch, estimate_seconds=seconds)
         for r in run:
+            if isinstance(r, ft.GanReport):
+                print(f"GAN: trained on {r.n_real} positive training image(s), {r.steps} steps in {r.seconds:.0f} s; "
+                      f"{r.n_generated} generated positive(s) join the training split only", file=sys.stderr)
+                if args.gan_samples:
+                    from viewer.core.png import write_png
+
+                    write_png(args.gan_samples, r.sample_grid())
+                    print(f"GAN samples: {args.gan_samples}", file=sys.stderr)
+                continue
             if isinstance(r, ft.GridRow):
                 print(f"configuration {r.index + 1}/{len(grid or ())}: {_params_text(r.params)}: val AUC "
                       f"{fmt(r.val_auc)}, val loss {r.val_loss:.4f}, {r.epochs} epoch(s) (best {r.best_epoch}), "
@@ -623,7 +638,12 @@ def build_parser() -> argparse.ArgumentParser:
                    "(also weight_decay, epochs, patience, mode, optimizer): every combination is trained and "
                    "scored on validation, the best refit and tested once; the other options are the defaults")
     p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0: off)")
-    p.add_argument("--augment", metavar="LIST", help="comma-separated: flips,rotation,noise,intensity,clahe")
+    p.add_argument("--augment", metavar="LIST", help="comma-separated: flips,rotation,noise,intensity,clahe,gan "
+                   "(gan: a small GAN learns the training positives and adds generated ones to the training split)")
+    p.add_argument("--gan-ratio", type=float, default=1.0, help="with --augment gan: generated positives per real "
+                   "training positive (default 1)")
+    p.add_argument("--gan-steps", type=int, default=600, help="with --augment gan: GAN training steps (default 600)")
+    p.add_argument("--gan-samples", metavar="PNG", help="with --augment gan: write a 4x4 grid of generated samples")
     p.add_argument("--no-class-weighting", action="store_true", help="do not weight the rarer class up")
     p.add_argument("--target-sensitivity", type=float, metavar="S",
                    help="choose the threshold for this sensitivity on validation (default: Youden's J)")

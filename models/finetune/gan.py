@@ -40,7 +40,7 @@ LATENT, WIDTH = 64, 32
 #: Samples shown to the reader (a 4 × 4 grid).
 N_SHOWN = 16
 
-__all__ = ["GanReport", "TrainedGan", "train_gan"]
+__all__ = ["GanReport", "TrainedGan", "estimate_gan_seconds", "train_gan"]
 
 
 def _generator(channels: int, size: int) -> nn.Module:
@@ -193,3 +193,13 @@ def train_gan(x_pos: np.ndarray, *, size: int = 64, steps: int = 400, batch: int
             progress(step + 1, steps)
     return TrainedGan(netg, low, high, size, seed, len(x_pos), steps, time.perf_counter() - t0, d_loss, g_loss)
 
+
+def estimate_gan_seconds(channels: int, size: int, steps: int, *, batch: int = 32, timed: int = 3) -> float:
+    """Seconds :func:`train_gan` will take here for ``steps`` steps, timing ``timed`` real steps on random
+    images (after one warm-up run) and scaling; threads as the caller has set them."""
+    rng = np.random.default_rng(0)
+    x = rng.random((4, channels, size, size), dtype=np.float32)
+    train_gan(x, size=size, steps=1, batch=batch)
+    t = time.perf_counter()
+    train_gan(x, size=size, steps=timed, batch=batch)
+    return (time.perf_counter() - t) / timed * steps

@@ -247,15 +247,16 @@ class GridSearch:
 
 
 def estimate_grid_seconds(configs: Sequence[FineTuneConfig], n_train: int, n_val: int,
-                          epoch_seconds: Callable[[FineTuneConfig], float]) -> float:
+                          epoch_seconds: Callable[[FineTuneConfig], float], run_seconds: float = 0.0) -> float:
     """Upper bound of a grid's time: every configuration at all its epochs (early stopping may end sooner)
     plus the refit at the slowest. ``epoch_seconds`` times one epoch; it is called once per distinct
-    (batch size, mode, optimizer), the settings that change an epoch's cost."""
+    (batch size, mode, optimizer), the settings that change an epoch's cost. ``run_seconds``: what every
+    run adds besides its epochs (GAN augmentation trains its GAN in each)."""
     cache: dict[tuple, float] = {}
     per_run = []
     for cfg in configs:
         key = (cfg.batch_size, cfg.mode, cfg.optimizer)
         if key not in cache:
             cache[key] = epoch_seconds(cfg)
-        per_run.append(cache[key] * (cfg.epochs + 1))  # epoch 0 and the final scoring cost about an epoch
+        per_run.append(cache[key] * (cfg.epochs + 1) + run_seconds)  # epoch 0 and the final scoring: ~an epoch
     return sum(per_run) + max(per_run)

@@ -558,6 +558,18 @@ class TrainingRun:
 # --- estimate ------------------------------------------------------------------------------------
 
 
+def estimate_gan_seconds(config: FineTuneConfig) -> float:
+    """Seconds GAN augmentation adds to a run here (0 when it is off): its steps, timed."""
+    aug = config.augment
+    if not aug.gan:
+        return 0.0
+    from models.finetune.gan import estimate_gan_seconds as gan_seconds
+    from models.runtime.device import configure_threads
+
+    configure_threads(config.threads)
+    return gan_seconds(in_channels(config.preprocess_config()), aug.gan_size, aug.gan_steps)
+
+
 def estimate_epoch_seconds(config: FineTuneConfig, n_train: int, n_val: int = 0, *, repeats: int = 2) -> float:
     """Seconds one epoch will take here, by timing a few real training steps on random input.
 

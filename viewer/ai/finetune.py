@@ -48,6 +48,7 @@ from models.finetune.grid import GridProgress as GridProgress
 from models.finetune.grid import GridRow as GridRow
 from models.finetune.grid import best_row as best_row
 from models.finetune.reports import EpochReport as EpochReport
+from models.finetune.reports import GanReport as GanReport
 from models.finetune.reports import TrainingProgress as TrainingProgress
 from viewer.ai.model_registry import find_model, list_models, user_models_dir
 from viewer.base.errors import Cancelled
@@ -79,6 +80,7 @@ __all__ = [
     "dataset_from_labels",
     "default_model_name",
     "estimate",
+    "estimate_gan",
     "estimate_grid",
     "import_data",
     "prepare",
@@ -395,6 +397,13 @@ def estimate(config: FineTuneConfig, data: PreparedData) -> float:
     return estimate_epoch_seconds(config, len(data.train), len(data.val))
 
 
+def estimate_gan(config: FineTuneConfig) -> float:
+    """Seconds GAN augmentation adds to each run here (0 when off; :func:`models.finetune.run.estimate_gan_seconds`)."""
+    from models.finetune.run import estimate_gan_seconds
+
+    return estimate_gan_seconds(config)
+
+
 def start_grid(config: FineTuneConfig, grid: Grid, data: PreparedData, *, cancel: Callable[[], bool] | None = None,
                progress: Callable[[GridProgress], None] | None = None,
                estimate_seconds: float | None = None) -> GridSearch:
@@ -412,7 +421,8 @@ def estimate_grid(config: FineTuneConfig, grid: Grid, data: PreparedData) -> flo
     from models.finetune.run import estimate_epoch_seconds
 
     return estimate_grid_seconds(grid.configs(config), len(data.train), len(data.val),
-                                 lambda c: estimate_epoch_seconds(c, len(data.train), len(data.val)))
+                                 lambda c: estimate_epoch_seconds(c, len(data.train), len(data.val)),
+                                 estimate_gan(config))
 
 
 def save_model(result: FineTuneResult, name: str) -> Path:
