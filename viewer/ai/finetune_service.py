@@ -6,6 +6,7 @@ The dialog never imports torch: it starts ``ChildProcess("viewer.ai.finetune_ser
     child.call("load_data", DataSource("import", ("labelled/",)))   -> DataSummary
     child.call("prepare", config, test=0.2, val=0.1, grid=None)      -> PreparedSummary (with the estimate)
     for item in child.stream("train"): ...                          -> TrainingProgress | EpochReport | ResultView
+                                                   (GAN augmentation: a GanReport, its samples, first)
                                                    (a grid search: GridProgress | GridRow, then the refit's)
     child.call("compare", stack)                                     -> Comparison (base and new heatmaps)
     child.call("set_threshold", "sensitivity", target=0.9)           -> ThresholdChoice
@@ -99,6 +100,7 @@ class PreparedSummary:
     seconds_per_epoch: float
     grid_size: int = 0
     grid_seconds: float | None = None
+    gan_seconds: float = 0.0  # what GAN augmentation adds to a run (0: off)
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,10 +207,11 @@ class FineTuneService:
             if s is not None and len(s):
                 splits[name] = (len(s), s.n_positive, len(s.patients))
         seconds = ft.estimate(config, data)
+        gan_seconds = ft.estimate_gan(config)
         if grid is not None:
             self._grid, self._grid_seconds = grid, ft.estimate_grid(config, grid, data)
         return PreparedSummary(splits, data.classes, data.class_map, _skipped(data.skipped), seconds,
-                               len(grid) if grid is not None else 0, self._grid_seconds)
+                               len(grid) if grid is not None else 0, self._grid_seconds, gan_seconds)
 
     # -- training --------------------------------------------------------------------------------------------
 

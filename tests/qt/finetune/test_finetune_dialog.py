@@ -209,3 +209,30 @@ def test_cancel_stops_a_grid_search_at_the_next_batch(written, data_dir: Path, w
     assert d.grid.table.rowCount() == 0  # the first configuration never finished
     assert not (data_dir / "models").exists() or not any((data_dir / "models").iterdir())
     d.shutdown()
+
+
+def test_gan_augmentation_shows_its_samples_and_keeps_validation_and_test_real(written, data_dir: Path, window,
+                                                                              qtbot) -> None:
+    d = _dialog(window, qtbot, written["classes"], epochs=1)
+    s = d.setup
+    s.gan_check.setChecked(True)
+    s.gan_steps_spin.setValue(20)
+    s.gan_ratio_spin.setValue(0.5)
+    d.estimate_button.click()
+    qtbot.waitUntil(lambda: d.prepared is not None and not d.lane.busy, timeout=120_000)
+    assert d.prepared.gan_seconds > 0 and "GAN augmentation adds about" in d.status.text()
+    seen: list = []
+    d.lane.sig_item.connect(seen.append)
+    d.start_button.click()
+    qtbot.waitUntil(lambda: d.state == "results", timeout=240_000)
+    assert any(getattr(i, "phase", "") == "gan" for i in seen)
+    gan = d.training.gan
+    assert gan is not None and d.training.gan_panel.isVisibleTo(d.training)
+    assert d.training.gan_image.image.shape == gan.sample_grid().shape and gan.samples.std() > 0
+    n_train, positives, _ = d.prepared.splits["train"]
+    assert gan.n_real == positives and gan.n_generated == round(0.5 * positives)
+    assert "join the training split only" in d.training.gan_label.text()
+    for split, name in (("val", "val"), ("test", "test")):  # scored on their real images only
+        assert d.result.metrics[name].n == d.prepared.splits[split][0]
+    assert d.result.metrics["train"].n == n_train
+    d.shutdown()

@@ -34,7 +34,7 @@ from PySide6.QtWidgets import (
 )
 
 from viewer.ai.analysis import context_stack
-from viewer.ai.finetune import EpochReport, GridProgress, GridRow, TrainingProgress
+from viewer.ai.finetune import EpochReport, GanReport, GridProgress, GridRow, TrainingProgress
 from viewer.ai.finetune_service import Comparison, DataSummary, PreparedSummary, ResultView
 from viewer.ai.model_registry import find_model
 from viewer.base.model_card import BundleError
@@ -46,8 +46,8 @@ from viewer.qt.finetune.setup_page import SetupPage, SetupValues
 
 log = logging.getLogger(__name__)
 
-PHASES = {"before": "scoring the base model", "features": "caching features", "train": "training",
-          "validate": "validating", "final": "scoring the kept model"}
+PHASES = {"gan": "training the GAN", "before": "scoring the base model", "features": "caching features",
+          "train": "training", "validate": "validating", "final": "scoring the kept model"}
 
 
 def _eta(seconds: float | None) -> str:
@@ -83,12 +83,30 @@ class TrainingPage(QWidget):
         self.cancel_button = QPushButton("Cancel", self)
         self.log = QLabel("", self)
         self.log.setWordWrap(True)
+        #: what GAN augmentation feeds the model: a grid of its samples, shown once the GAN is trained
+        self.gan_view = pg.GraphicsLayoutWidget(self)
+        self.gan_view.setFixedWidth(260)
+        self.gan_box = self.gan_view.addViewBox(lockAspect=True, invertY=True, enableMouse=False)
+        self.gan_image = pg.ImageItem(axisOrder="row-major")
+        self.gan_box.addItem(self.gan_image)
+        self.gan_label = QLabel("", self)
+        self.gan_label.setWordWrap(True)
+        self.gan_label.setFixedWidth(260)
+        gan = QVBoxLayout()
+        gan.addWidget(QLabel("GAN samples (what the model is fed as positives)", self))
+        gan.addWidget(self.gan_view, 1)
+        gan.addWidget(self.gan_label)
+        self.gan_panel = QWidget(self)
+        self.gan_panel.setLayout(gan)
+        self.gan_panel.setVisible(False)
+        self.gan: GanReport | None = None
         row = QHBoxLayout()
         row.addWidget(self.progress, 1)
         row.addWidget(self.cancel_button)
         plots = QHBoxLayout()
         plots.addWidget(self.loss_plot)
         plots.addWidget(self.metric_plot)
+        plots.addWidget(self.gan_panel)
         layout = QVBoxLayout(self)
         layout.addLayout(plots, 1)
         layout.addLayout(row)
@@ -102,6 +120,19 @@ class TrainingPage(QWidget):
         self.progress.setRange(0, 0)
         self.progress.setFormat("starting…")
         self.log.setText("")
+        self.gan = None
+        self.gan_image.clear()
+        self.gan_panel.setVisible(False)
+
+    def show_gan(self, report: GanReport) -> None:
+        """The GAN's samples, as the model will see them (middle input channel), beside the curves."""
+        self.gan = report
+        self.gan_image.setImage(report.sample_grid(), levels=(0, 255))
+        self.gan_box.autoRange(padding=0)
+        self.gan_label.setText(f"Trained on {report.n_real} positive training image(s), {report.steps} steps, "
+                               f"{report.seconds:.0f} s; {report.n_generated} generated positives join the training "
+                               f"split only.")
+        self.gan_panel.setVisible(True)
 
     def add_point(self, point: EpochReport) -> None:
         self.points.append(point)
@@ -132,7 +163,8 @@ class TrainingPage(QWidget):
         self.progress.setRange(0, max(p.batches, 1))
         self.progress.setValue(p.batch)
         epoch = f" epoch {p.epoch}/{p.epochs}" if p.phase in ("train", "validate") else ""
-        self.progress.setFormat(f"{where}{PHASES.get(p.phase, p.phase)}{epoch} · batch {p.batch}/{p.batches}"
+        unit = "step" if p.phase == "gan" else "batch"
+        self.progress.setFormat(f"{where}{PHASES.get(p.phase, p.phase)}{epoch} · {unit} {p.batch}/{p.batches}"
                                 f"{_eta(eta)}")
 
 
@@ -376,6 +408,8 @@ class FineTuneDialog(QDialog):
         text = (f"Split by patient: {'; '.join(parts)}. About {summary.seconds_per_epoch:.1f} s per epoch here"
                 + (f"; {len(summary.skipped)} image(s) left out ({summary.skipped[0][1]})" if summary.skipped
                    else "") + ".")
+        if summary.gan_seconds:
+            text += f" GAN augmentation adds about {summary.gan_seconds:.0f} s to each run."
         if summary.grid_seconds is not None:
             text += (f" Grid search: {summary.grid_size} configurations and the refit, about "
                      f"{summary.grid_seconds / 60:.1f} min at most.")
@@ -395,6 +429,8 @@ class FineTuneDialog(QDialog):
             self.training.log.setText(f"configuration {item.index + 1}/{self.grid.total} done: validation AUC "
                                       f"{auc}, loss {item.val_loss:.4f} (the Grid search page)")
             self._update_buttons()
+        elif isinstance(item, GanReport):
+            self.training.show_gan(item)
         elif isinstance(item, EpochReport):
             self.training.add_point(item)
         elif isinstance(item, ResultView):

@@ -192,6 +192,25 @@ class SetupPage(QWidget):
         form.addRow("Transfer mode", self.mode_box)
         form.addRow("", self.reset_head)
         form.addRow("Augmentation", aug_row)
+        self.gan_check = QCheckBox("GAN positives: a small GAN learns the training positives, and its samples "
+                                   "join the training split (never validation or test)", self)
+        self.gan_ratio_spin = QDoubleSpinBox(self)
+        self.gan_ratio_spin.setRange(0.1, 10.0)
+        self.gan_ratio_spin.setSingleStep(0.5)
+        self.gan_ratio_spin.setValue(1.0)
+        self.gan_steps_spin = QSpinBox(self)
+        self.gan_steps_spin.setRange(10, 20000)
+        self.gan_steps_spin.setSingleStep(100)
+        self.gan_steps_spin.setValue(600)
+        form.addRow("", self.gan_check)
+        row = QHBoxLayout()
+        for text, w in (("generated per real positive", self.gan_ratio_spin), ("GAN steps", self.gan_steps_spin)):
+            row.addWidget(QLabel(text, self))
+            row.addWidget(w)
+        form.addRow("", row)
+        for w in (self.gan_ratio_spin, self.gan_steps_spin):
+            w.setEnabled(False)
+            self.gan_check.toggled.connect(w.setEnabled)
         row = QHBoxLayout()
         row.addWidget(self.split_box)
         row.addWidget(QLabel("validation share", self))
@@ -255,7 +274,9 @@ class SetupPage(QWidget):
         for w in (self.val_spin, self.lr_spin, self.batch_spin, self.epochs_spin, self.patience_spin,
                   self.seed_spin, self.size_spin, self.context_spin):
             w.valueChanged.connect(self.sig_changed)
-        for w in (self.reset_head, self.weighting, *self.augment_checks.values()):
+        for w in (self.gan_ratio_spin, self.gan_steps_spin):
+            w.valueChanged.connect(self.sig_changed)
+        for w in (self.reset_head, self.weighting, self.gan_check, *self.augment_checks.values()):
             w.toggled.connect(self.sig_changed)
         self.windows_edit.editingFinished.connect(self.sig_changed)
         self.data_group.buttonToggled.connect(self.sig_changed)
@@ -435,7 +456,9 @@ class SetupPage(QWidget):
 
     def values(self) -> SetupValues:
         """The settings as frozen values (raises ValueError with a one-line reason)."""
-        augment = Augmentation(**{k: c.isChecked() for k, c in self.augment_checks.items()})
+        augment = Augmentation(**{k: c.isChecked() for k, c in self.augment_checks.items()},
+                               gan=self.gan_check.isChecked(), gan_ratio=self.gan_ratio_spin.value(),
+                               gan_steps=self.gan_steps_spin.value())
         source = self.base_source()
         config = FineTuneConfig(
             **source, mode=self.mode_box.currentData(),
