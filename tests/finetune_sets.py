@@ -43,11 +43,12 @@ def _demo_volumes() -> list[tuple[str, np.ndarray, tuple[float, float, float], n
     return out
 
 
-def demo_slices() -> dict:
-    """HU context stacks (z-1, z, z+1), labels and pseudo-patient per slice, already split by patient."""
+def demo_slices(diameter_mm: tuple[float, float] = (10.0, 20.0)) -> dict:
+    """HU context stacks (z-1, z, z+1), labels and pseudo-patient per slice, already split by patient;
+    ``diameter_mm``: the inserted nodules' range (smaller ones are harder)."""
     stacks, labels, groups = [], [], []
     for name, hu, spacing, lesion in _demo_volumes():
-        sim = simulated_nodule_slices(hu, spacing, n_nodules=10, diameter_mm=(10.0, 20.0), seed=1, exclude=lesion)
+        sim = simulated_nodule_slices(hu, spacing, n_nodules=10, diameter_mm=diameter_mm, seed=1, exclude=lesion)
         for k in sim.positives + sim.negatives:
             stacks.append(context_stack(sim.volume, [k], 1)[0])
             labels.append(int(sim.labels[k]))

@@ -286,13 +286,7 @@ class FineTuneConfig:
     def preprocess_config(self) -> PreprocessConfig:
         """The recipe the data must be preprocessed with: the base card's, or this config's."""
         card = self.base_card()
-        recipe = card.preprocess_config() if card is not None else self.preprocessing or PreprocessConfig()
-        if recipe.kind == "radiograph":
-            # the labelled images would need their MONOCHROME1 flag and window carried into the training set
-            raise TrainingDataError("fine-tuning a radiograph model is not supported yet (its images' MONOCHROME1 "
-                                    "and window would be lost): fine-tune a CT model, or use the radiograph model "
-                                    "as it is")
-        return recipe
+        return card.preprocess_config() if card is not None else self.preprocessing or PreprocessConfig()
 
     def class_names(self) -> tuple[str, str]:
         """(negative, positive) class names."""

@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from models.runtime.preprocess import preprocess
-from viewer.base.preprocess_config import PreprocessConfig, in_channels
+from viewer.base.preprocess_config import PreprocessConfig, Presentation, in_channels
 
 __all__ = ["TrainingSet"]
 
@@ -84,6 +84,7 @@ class TrainingSet:
         chunk: int = 32,
         progress: Callable[[int, int], None] | None = None,
         cancel: Callable[[], bool] | None = None,
+        presentations: Sequence[Presentation | None] = (),
     ) -> TrainingSet:
         """Preprocess modality values (HU for CT) once.
 
@@ -100,23 +101,29 @@ class TrainingSet:
             ``progress(done, total)`` after each chunk.
         cancel : callable, optional
             Polled between chunks; when it returns True, :class:`InterruptedError` is raised.
+        presentations : per image, optional
+            A radiograph's MONOCHROME1 flag and VOI window as its file says
+            (:class:`viewer.base.preprocess_config.Presentation`), exactly as the analysis passes them, so
+            the model trains on the input it will be given.
         """
         items = list(hu) if not isinstance(hu, np.ndarray) else hu
         n = len(items)
+        shown = list(presentations) or [None] * n
+        if len(shown) != n:
+            raise ValueError(f"{len(shown)} presentations for {n} images")
         out = np.empty((n, in_channels(preprocessing), preprocessing.size, preprocessing.size), np.float32)
         i = 0
         while i < n:
             if cancel is not None and cancel():
                 raise InterruptedError("preparing the images was cancelled")
-            if isinstance(items, np.ndarray):
-                j = min(n, i + chunk)
-                out[i:j] = preprocess(items[i:j], preprocessing)
-            else:  # varying sizes: one at a time, or as many as share a shape
-                shape = np.shape(items[i])
-                j = i + 1
-                while j < n and j - i < chunk and np.shape(items[j]) == shape:
-                    j += 1
-                out[i:j] = preprocess(np.stack([np.asarray(a, np.float32) for a in items[i:j]]), preprocessing)
+            # as many at a time as share a shape and a presentation
+            shape = np.shape(items[i])
+            j = i + 1
+            while j < n and j - i < chunk and np.shape(items[j]) == shape and shown[j] == shown[i]:
+                j += 1
+            batch = items[i:j] if isinstance(items, np.ndarray) else np.stack([np.asarray(a, np.float32)
+                                                                                  for a in items[i:j]])
+            out[i:j] = preprocess(batch, preprocessing, shown[i])
             i = j
             if progress is not None:
                 progress(i, n)

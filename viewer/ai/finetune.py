@@ -72,7 +72,7 @@ if TYPE_CHECKING:
     from models.finetune.grid import GridSearch
     from models.finetune.result import FineTuneResult
     from models.finetune.run import TrainingRun
-    from viewer.base.preprocess_config import PreprocessConfig
+    from viewer.base.preprocess_config import PreprocessConfig, Presentation
 
 __all__ = [
     "PreparedData",
@@ -226,8 +226,9 @@ def _class_map(dataset: LabeledDataset, names: tuple[str, str], positive: str | 
 
 
 def _display_to_modality(arr: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
-    """Plain-image values to modality values (see the module notes)."""
-    if not np.issubdtype(arr.dtype, np.integer):
+    """Plain-image values to modality values (see the module notes); a radiograph model's as they are
+    (its preprocessing stretches each image by its own percentiles)."""
+    if cfg.kind == "radiograph" or not np.issubdtype(arr.dtype, np.integer):
         return arr.astype(np.float32)
     vmax = float(np.iinfo(arr.dtype).max)
     center, width = cfg.windows[0]
@@ -236,10 +237,15 @@ def _display_to_modality(arr: np.ndarray, cfg: PreprocessConfig) -> np.ndarray:
 
 def _load_dicom(items: Sequence[LabeledItem], dataset: LabeledDataset, context: int,
                 skipped: list[Skipped], cancel: Callable[[], bool] | None,
-                done: Callable[[int], None]) -> dict[tuple[Path, int], np.ndarray]:
+                done: Callable[[int], None],
+                presentations: dict[tuple[Path, int], Presentation] | None = None,
+                ) -> dict[tuple[Path, int], np.ndarray]:
     """(path, frame) -> (2·context+1, rows, cols) modality values, series by series; ``done(n)`` after
-    each series with the number of its items handled."""
+    each series with the number of its items handled. ``presentations`` gets each image's series
+    presentation (MONOCHROME1, the file's window: :func:`viewer.ai.analysis.presentation`, as the
+    analysis gives a radiograph model)."""
     from viewer.ai.analysis import context_stack
+    from viewer.ai.analysis import presentation as presentation_of
     from viewer.core.volume import load_volume
 
     out: dict[tuple[Path, int], np.ndarray] = {}
@@ -288,8 +294,11 @@ def _load_dicom(items: Sequence[LabeledItem], dataset: LabeledDataset, context: 
                     skipped.append(Skipped(it.path, volume.failed[index[(it.path, it.frame)]]))
             if good:
                 stacks = context_stack(volume, [index[(it.path, it.frame)] for it in good], context)
+                shown = presentation_of(volume)
                 for it, stack in zip(good, stacks):
                     out[(it.path, it.frame)] = stack
+                    if presentations is not None:
+                        presentations[(it.path, it.frame)] = shown
         done(len(its))
     return out
 
@@ -352,7 +361,9 @@ def prepare(
         if progress is not None:
             progress(count[0], len(chosen))
 
-    stacks = _load_dicom([it for it in chosen if it.kind == "dicom"], dataset, cfg.context, skipped, cancel, done)
+    shown: dict[tuple[Path, int], Presentation] = {}
+    stacks = _load_dicom([it for it in chosen if it.kind == "dicom"], dataset, cfg.context, skipped, cancel, done,
+                         shown)
     k = 2 * cfg.context + 1
     for it in chosen:
         if it.kind != "image":
@@ -372,7 +383,9 @@ def prepare(
         return TrainingSet.from_hu([stacks[(it.path, it.frame)] for it in present],
                                    [class_map[it.label] for it in present], cfg,
                                    groups=[it.patient for it in present], names=[it.name for it in present],
-                                   cancel=cancel)
+                                   cancel=cancel,
+                                   presentations=[shown.get((it.path, it.frame)) for it in present]
+                                   if cfg.kind == "radiograph" else ())
 
     try:
         train_set, val_set = make(split.train), make(split.val)

@@ -39,11 +39,3 @@ def test_the_bundle_loads_verified_and_answers_for_a_radiograph() -> None:
     (result,) = SliceAnalyzer(loaded).analyze([0], image, Presentation(invert=True))
     assert 0.0 <= result.probability <= 1.0 and result.heatmap.shape[-2:] == (256, 256)
 
-
-def test_fine_tuning_the_radiograph_model_is_refused_with_a_reason() -> None:
-    import pytest
-
-    from models.finetune.config import FineTuneConfig, TrainingDataError
-
-    with pytest.raises(TrainingDataError, match="radiograph model is not supported yet"):
-        FineTuneConfig(base=str(BUNDLE)).preprocess_config()
