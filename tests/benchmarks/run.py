@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 MODULES = ["bench_load", "bench_gui", "bench_mpr", "bench_models", "bench_inference", "bench_findings",
-           "bench_training", "bench_grid", "bench_pacs", "bench_radiograph"]
+           "bench_training", "bench_grid", "bench_gan", "bench_pacs", "bench_radiograph"]
 
 
 def _verdict(name: str, value: float, target: float, at_least: set[str]) -> str:
