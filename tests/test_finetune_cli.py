@@ -194,7 +194,8 @@ def test_nan_loss_stops_with_a_clear_message_and_no_model(written, data_dir: Pat
     (["--grid", "dropout=0.5,1.5"], "dropout must be in [0, 1)"),
     (["--grid", "batch=16,x"], "'x' is not an integer"),
     (["--augment", "gan", "--gan-ratio", "0"], "GAN ratio"),
-    (["--gan-samples", "s.png"], "needs --augment gan"),
+    (["--gan-samples", "s.png"], "need --augment gan"),
+    (["--gan-ratio", "2"], "need --augment gan"),
 ])
 def test_bad_usage_exits_2(
     written, data_dir: Path, capsys: pytest.CaptureFixture, args: list[str], message: str

@@ -426,10 +426,11 @@ def cmd_finetune(args: argparse.Namespace) -> int:
         if args.out is not None:
             check_model_name(args.out)
         augment = Augmentation.from_names([a for a in (args.augment or "").split(",") if a])
+        gan_options = {"gan_ratio": args.gan_ratio, "gan_steps": args.gan_steps}
         if augment.gan:
-            augment = dataclasses.replace(augment, gan_ratio=args.gan_ratio, gan_steps=args.gan_steps)
-        elif args.gan_samples:
-            raise UsageError("--gan-samples needs --augment gan")
+            augment = dataclasses.replace(augment, **{k: v for k, v in gan_options.items() if v is not None})
+        elif args.gan_samples or any(v is not None for v in gan_options.values()):
+            raise UsageError("--gan-ratio, --gan-steps and --gan-samples need --augment gan")
         if args.arch is not None:
             from viewer.base.preprocess_config import PreprocessConfig
 
@@ -640,9 +641,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=3, help="early stopping patience in epochs (0: off)")
     p.add_argument("--augment", metavar="LIST", help="comma-separated: flips,rotation,noise,intensity,clahe,gan "
                    "(gan: a small GAN learns the training positives and adds generated ones to the training split)")
-    p.add_argument("--gan-ratio", type=float, default=1.0, help="with --augment gan: generated positives per real "
-                   "training positive (default 1)")
-    p.add_argument("--gan-steps", type=int, default=600, help="with --augment gan: GAN training steps (default 600)")
+    p.add_argument("--gan-ratio", type=float, help="with --augment gan: generated positives per real training "
+                   "positive (default 1)")
+    p.add_argument("--gan-steps", type=int, help="with --augment gan: GAN training steps (default 600)")
     p.add_argument("--gan-samples", metavar="PNG", help="with --augment gan: write a 4x4 grid of generated samples")
     p.add_argument("--no-class-weighting", action="store_true", help="do not weight the rarer class up")
     p.add_argument("--target-sensitivity", type=float, metavar="S",

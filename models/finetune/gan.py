@@ -197,9 +197,12 @@ def train_gan(x_pos: np.ndarray, *, size: int = 64, steps: int = 400, batch: int
 def estimate_gan_seconds(channels: int, size: int, steps: int, *, batch: int = 32, timed: int = 3) -> float:
     """Seconds :func:`train_gan` will take here for ``steps`` steps, timing ``timed`` real steps on random
     images (after one warm-up run) and scaling; threads as the caller has set them."""
+    import torch
+
     rng = np.random.default_rng(0)
     x = rng.random((4, channels, size, size), dtype=np.float32)
-    train_gan(x, size=size, steps=1, batch=batch)
-    t = time.perf_counter()
-    train_gan(x, size=size, steps=timed, batch=batch)
-    return (time.perf_counter() - t) / timed * steps
+    with torch.random.fork_rng(devices=[]):  # train_gan seeds torch: leave the caller's generator as it was
+        train_gan(x, size=size, steps=1, batch=batch)
+        t = time.perf_counter()
+        train_gan(x, size=size, steps=timed, batch=batch)
+        return (time.perf_counter() - t) / timed * steps

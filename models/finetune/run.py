@@ -452,7 +452,8 @@ class TrainingRun:
                 )
             order = torch.cat(train_idx).cpu().numpy()
             p_train = torch.sigmoid(torch.cat(train_logits)).cpu().numpy()
-            train_m = binary_metrics(fit_labels[order], p_train, EPOCH_THRESHOLD)
+            real = order < len(tr)  # the epoch's training figures are the real images' (the loss is all of it)
+            train_m = binary_metrics(fit_labels[order[real]], p_train[real], EPOCH_THRESHOLD)
             val_loss, val_m = val_pass(epoch)
             if not math.isfinite(val_loss) or val_loss > DIVERGED_LOSS:
                 raise TrainingDiverged(f"training diverged: validation loss {val_loss:.4g} after epoch {epoch} "

@@ -60,7 +60,7 @@ def test_generated_positives_train_but_never_reach_validation_test_or_the_traini
     assert [p.batch for p in steps] == list(range(1, STEPS + 1)) and steps[0].batches == STEPS
     result = run.result
     n_fit = len(tr) + gan.n_generated
-    assert all(r.train.n == n_fit for r in items[1:] if r.train is not None)  # the batches hold them
+    assert n_fit > len(tr) and all(r.train.n == len(tr) for r in items[1:] if r.train is not None)
     assert all(r.val.n == len(va) for r in items[1:])
     for split, ts in (("train", tr), ("val", va), ("test", te)):  # the kept model's scores: the real images
         labels, p = result.scores[split]

@@ -155,7 +155,7 @@ def test_a_grid_search_fills_its_table_as_configurations_finish_and_refits_the_b
                                                                                    window, qtbot) -> None:
     from PySide6.QtCore import Qt
 
-    from viewer.ai.finetune import GridRow
+    from viewer.ai.finetune import EpochReport, GridRow, best_row
     from viewer.ai.finetune_service import ResultView
 
     d = _dialog(window, qtbot, written["classes"])
@@ -173,9 +173,11 @@ def test_a_grid_search_fills_its_table_as_configurations_finish_and_refits_the_b
     d.start_button.click()
     assert d.tabs.isTabEnabled(d.tabs.indexOf(d.grid)) and d.grid.table.rowCount() == 0
     qtbot.waitUntil(lambda: d.state == "results", timeout=240_000)
-    kinds = [type(i) for i in seen]
     rows = [i for i in seen if isinstance(i, GridRow)]
-    assert len(rows) == 4 and kinds.index(ResultView) > kinds.index(GridRow)  # the table filled in before the end
+    last_row = max(k for k, i in enumerate(seen) if isinstance(i, GridRow))
+    first_epoch = min(k for k, i in enumerate(seen) if isinstance(i, EpochReport))
+    assert len(rows) == 4 and last_row < first_epoch  # every row arrived as its run ended, before the refit
+    assert isinstance(seen[-1], ResultView)
     assert any(getattr(i, "total", None) == 4 and i.index == 4 for i in seen)  # the refit's progress
     table = d.grid.values()
     assert len(table) == 4 and [r["#"] for r in table] == ["1", "2", "3", "4"]
@@ -183,8 +185,7 @@ def test_a_grid_search_fills_its_table_as_configurations_finish_and_refits_the_b
                                                       ("0.001", "16")]
     chosen = [r for r in table if r[""].startswith("★ chosen")]
     assert len(chosen) == 1 and d.result.grid_best is not None and chosen[0]["#"] == str(d.result.grid_best.index + 1)
-    best = max(rows, key=lambda r: (r.val_auc or 0.0, -r.val_loss, -r.index))
-    assert d.result.grid_best.index == best.index  # chosen on validation
+    assert d.result.grid_best == best_row(rows)  # chosen on validation
     column = [d.grid.table.horizontalHeaderItem(c).text() for c in range(d.grid.table.columnCount())]
     d.grid.table.sortItems(column.index("validation loss"), Qt.SortOrder.AscendingOrder)  # sortable
     losses = [float(r["validation loss"]) for r in d.grid.values()]
@@ -195,6 +196,7 @@ def test_a_grid_search_fills_its_table_as_configurations_finish_and_refits_the_b
 
 def test_cancel_stops_a_grid_search_at_the_next_batch(written, data_dir: Path, window, qtbot) -> None:
     d = _dialog(window, qtbot, written["classes"], mode="full", epochs=30)
+    d.setup.patience_spin.setValue(0)  # no early stop: the first configuration cannot end before the cancel
     d.setup.grid_check.setChecked(True)
     d.setup.grid_edit.setText("lr=1e-3,1e-4")
     seen: list = []

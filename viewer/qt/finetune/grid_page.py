@@ -103,6 +103,8 @@ class GridPage(QWidget):
                            f"validation, refit and tested once (the Results page).")
 
     def _mark(self, best: GridRow, text: str) -> None:
+        sorting = self.table.isSortingEnabled()
+        self.table.setSortingEnabled(False)  # a sorted column would move rows while they are marked
         last = self.table.columnCount() - 1
         for r in range(self.table.rowCount()):
             chosen = self.table.item(r, 0).data(Qt.ItemDataRole.UserRole) == best.index
@@ -112,6 +114,7 @@ class GridPage(QWidget):
                 font.setBold(chosen)
                 item.setFont(font)
             self.table.item(r, last).setText(text if chosen else "")
+        self.table.setSortingEnabled(sorting)
         self.table.resizeColumnsToContents()
 
     def values(self) -> list[dict[str, Any]]:
