@@ -344,12 +344,11 @@ class TrainingRun:
         ys = {k: torch.from_numpy(v.y.astype(np.float32)).to(device) for k, v in self.sets.items() if v is not None}
         # what the epochs train on: the training split, and the generated positives after it
         fit_y = ys["train"] if gan_x is None else torch.cat([ys["train"], torch.ones(n_gan, device=device)])
-        fit_labels = tr.y if gan_x is None else np.concatenate([tr.y, np.ones(n_gan, np.int8)])
         n_tr = len(tr) + n_gan
         nb_tr, nb_va = self._batches(n_tr), self._batches(len(va))
         nb_te = self._batches(len(te)) if te is not None else 0
         epochs = cfgr.epochs
-        final_evals = nb_tr + nb_va + nb_te
+        final_evals = self._batches(len(tr)) + nb_va + nb_te  # the final scoring reads the real images only
 
         def eval_left(epoch: int) -> Callable[[int], tuple[int, int]]:
             # remaining (train batches, eval batches) after a scoring batch in epoch `epoch`
@@ -453,7 +452,7 @@ class TrainingRun:
             order = torch.cat(train_idx).cpu().numpy()
             p_train = torch.sigmoid(torch.cat(train_logits)).cpu().numpy()
             real = order < len(tr)  # the epoch's training figures are the real images' (the loss is all of it)
-            train_m = binary_metrics(fit_labels[order[real]], p_train[real], EPOCH_THRESHOLD)
+            train_m = binary_metrics(tr.y[order[real]], p_train[real], EPOCH_THRESHOLD)
             val_loss, val_m = val_pass(epoch)
             if not math.isfinite(val_loss) or val_loss > DIVERGED_LOSS:
                 raise TrainingDiverged(f"training diverged: validation loss {val_loss:.4g} after epoch {epoch} "

@@ -428,14 +428,16 @@ def start_grid(config: FineTuneConfig, grid: Grid, data: PreparedData, *, cancel
                        data_info=data.info(), estimate_seconds=estimate_seconds)
 
 
-def estimate_grid(config: FineTuneConfig, grid: Grid, data: PreparedData) -> float:
-    """Seconds the whole grid search takes at most here (:func:`models.finetune.grid.estimate_grid_seconds`)."""
+def estimate_grid(config: FineTuneConfig, grid: Grid, data: PreparedData, *,
+                  gan_seconds: float | None = None) -> float:
+    """Seconds the whole grid search takes at most here (:func:`models.finetune.grid.estimate_grid_seconds`);
+    ``gan_seconds``: :func:`estimate_gan`'s figure when the caller has it (else it is timed here)."""
     from models.finetune.grid import estimate_grid_seconds
     from models.finetune.run import estimate_epoch_seconds
 
     return estimate_grid_seconds(grid.configs(config), len(data.train), len(data.val),
                                  lambda c: estimate_epoch_seconds(c, len(data.train), len(data.val)),
-                                 estimate_gan(config))
+                                 estimate_gan(config) if gan_seconds is None else gan_seconds)
 
 
 def save_model(result: FineTuneResult, name: str) -> Path:

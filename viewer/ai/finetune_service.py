@@ -209,7 +209,7 @@ class FineTuneService:
         seconds = ft.estimate(config, data)
         gan_seconds = ft.estimate_gan(config)
         if grid is not None:
-            self._grid, self._grid_seconds = grid, ft.estimate_grid(config, grid, data)
+            self._grid, self._grid_seconds = grid, ft.estimate_grid(config, grid, data, gan_seconds=gan_seconds)
         return PreparedSummary(splits, data.classes, data.class_map, _skipped(data.skipped), seconds,
                                len(grid) if grid is not None else 0, self._grid_seconds, gan_seconds)
 
